@@ -1,0 +1,60 @@
+//! Configuration errors: each one carries the file, line and column it points at, so
+//! `weir --test` and a failed start print `FILE:LINE:COLUMN: message` lines an editor can jump to.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in a configuration file, located at the key or value it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and, where it helps, what would be right.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// Every problem found in one configuration file, in file order. Loading reports all of
+/// them at once rather than stopping at the first, so one edit round fixes the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// A single error for a file that could not be read at all.
+    pub fn unreadable(file: &Path, err: &std::io::Error) -> Self {
+        Self(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the configuration file: {err}"),
+        }])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}

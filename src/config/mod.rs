@@ -1,0 +1,229 @@
+//! Configuration: the YAML file → a validated [`Config`] of real types.
+//!
+//! Loading runs in three steps: `source` parses the text, expands `${VAR}` and keeps a map of
+//! positions; `schema` holds the raw serde structs, decoded one element at a time so that a
+//! bad listener does not hide a bad upstream; `validate` turns raw strings into addresses,
+//! durations, header names, CIDRs and regexes. Every problem found on the way is reported
+//! together as `FILE:LINE:COLUMN: message`. Nothing here knows about Pingora.
+
+mod error;
+mod schema;
+mod source;
+mod validate;
+
+pub use error::{ConfigError, ConfigErrors};
+
+use http::{HeaderName, HeaderValue};
+use ipnet::IpNet;
+use regex::Regex;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Highest accepted target weight; keeps the smooth round-robin schedule small.
+pub const MAX_WEIGHT: u32 = 1000;
+/// Weight of a target that does not give one.
+pub const DEFAULT_WEIGHT: u32 = 1;
+/// Upstream TCP connect timeout when `timeouts.connect` is not set.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upstream read timeout when `timeouts.read` is not set (nginx's `proxy_read_timeout`).
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upstream write timeout when `timeouts.write` is not set.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle pooled upstream connection is kept when `timeouts.idle` is not set.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long in-flight requests may finish on shutdown when not configured.
+pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request id header name when `headers.request_id` is not set.
+pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+/// Serving-instance response header name when `headers.instance_header` is not set.
+pub const DEFAULT_INSTANCE_HEADER: &str = "x-upstream-instance";
+
+/// A validated configuration. Built only by [`load`] or [`parse`]; every field is a real type.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    /// Process settings.
+    pub server: Server,
+    /// Listening sockets, in file order.
+    pub listeners: Vec<Listener>,
+    /// HTTP routes, in file order.
+    pub routes: Vec<Route>,
+    /// Upstreams, sorted by name.
+    pub upstreams: Vec<Upstream>,
+    /// Global header injection.
+    pub headers: GlobalHeaders,
+}
+
+/// `server:` settings that map onto the process.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Worker threads of the proxy service; defaults to the number of CPUs.
+    pub threads: usize,
+    /// Pid file path, if set.
+    pub pid_file: Option<String>,
+    /// Upgrade socket path, if set.
+    pub upgrade_sock: Option<String>,
+    /// Time allowed to in-flight requests on shutdown.
+    pub graceful_shutdown_timeout: Duration,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Plain HTTP.
+    Http,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// Unique name.
+    pub name: String,
+    /// Bound address.
+    pub address: SocketAddr,
+    /// Protocol spoken.
+    pub protocol: Protocol,
+}
+
+/// A host a route accepts. A route with no host patterns accepts any host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostPattern {
+    /// `api.example.com` (lowercase, no port).
+    Exact(String),
+    /// `*.example.com`, stored as the suffix `.example.com`.
+    Wildcard(String),
+}
+
+/// A path a route accepts.
+#[derive(Debug, Clone)]
+pub enum PathPattern {
+    /// `/api/users`: the path starts with it.
+    Prefix(String),
+    /// `exact:/health`: the path is exactly it.
+    Exact(String),
+    /// `regex:^/v[0-9]+/`: the path matches it.
+    Regex(Regex),
+}
+
+/// One route.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Unique name.
+    pub name: String,
+    /// Accepted hosts; empty means any.
+    pub hosts: Vec<HostPattern>,
+    /// Accepted paths; never empty (`/` when omitted).
+    pub paths: Vec<PathPattern>,
+    /// Name of an existing upstream.
+    pub upstream: String,
+    /// Remove the matched part of the path before forwarding.
+    pub strip_prefix: bool,
+    /// Route-level header rules, applied after the upstream's.
+    pub headers: HeaderRules,
+}
+
+/// Header changes for one direction, applied in the order remove → set → add.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderEdits {
+    /// Headers replaced or created.
+    pub set: Vec<(HeaderName, HeaderValue)>,
+    /// Values appended.
+    pub add: Vec<(HeaderName, HeaderValue)>,
+    /// Headers removed.
+    pub remove: Vec<HeaderName>,
+}
+
+/// Header changes for requests and responses.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderRules {
+    /// On the request sent upstream.
+    pub request: HeaderEdits,
+    /// On the response sent to the client.
+    pub response: HeaderEdits,
+}
+
+/// How targets are chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round robin (`round_robin` and `weighted_round_robin`).
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Fewest in-flight requests relative to weight; ties go round robin.
+    LeastConn,
+    /// Two random targets, the one with fewer in-flight requests wins.
+    P2c,
+    /// Consistent hashing on the client address.
+    IpHash,
+    /// Consistent hashing on a request header.
+    Header(HeaderName),
+    /// Consistent hashing on a cookie.
+    Cookie(String),
+}
+
+/// One instance of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// `host:port` as written; resolved when the runtime is built.
+    pub address: String,
+    /// Shown in the instance header; the address unless named.
+    pub name: String,
+    /// Relative share; 0 takes no new traffic.
+    pub weight: u32,
+}
+
+/// Per-upstream timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// Each read from the upstream.
+    pub read: Duration,
+    /// Each write to the upstream.
+    pub write: Duration,
+    /// Idle time of a pooled connection.
+    pub idle: Duration,
+}
+
+/// One upstream: a named pool of targets.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Unique name, referenced by routes.
+    pub name: String,
+    /// Selection algorithm.
+    pub balance: Balance,
+    /// At least one target.
+    pub targets: Vec<Target>,
+    /// Upstream-level header rules, applied before the route's.
+    pub headers: HeaderRules,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// Global header injection.
+#[derive(Debug, Clone)]
+pub struct GlobalHeaders {
+    /// The request id header.
+    pub request_id: HeaderName,
+    /// The serving-instance response header, or `None` when turned off.
+    pub instance_header: Option<HeaderName>,
+    /// Peers whose `X-Forwarded-*` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors::unreadable(path, &e))?;
+    parse(path, &text)
+}
+
+/// Validates configuration text; `path` is used in error locations.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+    let (value, mut report) = source::parse(path, text)?;
+    let raw = validate::decode(value, &mut report);
+    let config = validate::validate(path, raw, &mut report);
+    report.finish()?;
+    Ok(config)
+}

@@ -1,0 +1,235 @@
+//! The configuration file as written: plain serde structs that mirror the YAML keys.
+//! Values that need checking (addresses, durations, header names, CIDRs, regexes) stay
+//! strings here; `validate` turns them into real types and reports every problem.
+//! Every struct denies unknown keys, so a typo is an error, not a silently ignored line.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Process settings.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Addresses weir accepts connections on; `None` when the section is missing.
+    pub listeners: Option<Vec<RawListener>>,
+    /// HTTP routes: host + path → upstream.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Named pools of targets; `None` for one that failed to decode, so routes to it are
+    /// not reported as routes to a missing upstream.
+    #[serde(default)]
+    pub upstreams: BTreeMap<String, Option<RawUpstream>>,
+    /// Headers weir adds to every proxied request and response.
+    #[serde(default)]
+    pub headers: RawGlobalHeaders,
+}
+
+/// `server:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Worker threads per listening service.
+    pub threads: Option<usize>,
+    /// Where the pid is written when daemonized.
+    pub pid_file: Option<String>,
+    /// The socket a new process takes the listeners over from.
+    pub upgrade_sock: Option<String>,
+    /// How long in-flight requests may finish on shutdown.
+    pub graceful_shutdown_timeout: Option<String>,
+}
+
+/// Protocol spoken on a listener.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawProtocol {
+    /// Plain HTTP/1.1 (and h2c prior knowledge).
+    #[default]
+    Http,
+}
+
+/// One entry of `listeners:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    /// Unique name, used in logs.
+    pub name: String,
+    /// `ip:port` to bind.
+    pub address: String,
+    /// What the listener speaks; `http` by default.
+    #[serde(default)]
+    pub protocol: RawProtocol,
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Unique name, used in logs and (later) metrics labels.
+    pub name: String,
+    /// Host patterns; omitted or empty means any host.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Path patterns (`/prefix`, `exact:/p`, `regex:^/p`); omitted means every path.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// The upstream that serves matching requests.
+    pub upstream: String,
+    /// Remove the matched part of the path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Header rules for requests and responses on this route.
+    #[serde(default)]
+    pub headers: RawHeaderRules,
+}
+
+/// `set` / `add` / `remove` for one direction.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderEdits {
+    /// Replace (or create) a header.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Append a value, keeping existing ones.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    /// Remove a header entirely.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// `headers:` of a route or upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeaderRules {
+    /// Applied to the request sent upstream.
+    #[serde(default)]
+    pub request: RawHeaderEdits,
+    /// Applied to the response sent to the client.
+    #[serde(default)]
+    pub response: RawHeaderEdits,
+}
+
+/// One entry of `upstreams:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    /// How a target is picked for each request.
+    #[serde(default)]
+    pub balance: RawBalance,
+    /// The instances.
+    pub targets: Vec<RawTarget>,
+    /// Header rules for every request to this upstream.
+    #[serde(default)]
+    pub headers: RawHeaderRules,
+    /// Connection timeouts.
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+/// `balance:`: a name (`least_conn`), or `{ hash: { header: X-User } }` /
+/// `{ hash: { cookie: sid } }`.
+#[derive(Debug)]
+pub enum RawBalance {
+    /// A named algorithm that needs no parameters.
+    Named(BalanceName),
+    /// Consistent hashing on a request header or cookie.
+    Hash(RawHashOn),
+}
+
+impl Default for RawBalance {
+    fn default() -> Self {
+        Self::Named(BalanceName::RoundRobin)
+    }
+}
+
+/// The algorithms written as a bare name.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceName {
+    /// Smooth weighted round robin; plain rotation when weights are equal.
+    RoundRobin,
+    /// Same algorithm as `round_robin`, named for those who expect weights to need it.
+    WeightedRoundRobin,
+    /// Weighted random.
+    Random,
+    /// Fewest in-flight requests relative to weight.
+    LeastConn,
+    /// Power of two random choices on in-flight requests.
+    P2c,
+    /// Consistent hashing on the client address.
+    IpHash,
+}
+
+/// `{ hash: … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHashSpec {
+    hash: RawHashOn,
+}
+
+/// What `balance: { hash: … }` hashes on: exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHashOn {
+    /// A request header, e.g. `X-User`.
+    pub header: Option<String>,
+    /// A cookie, e.g. `sid`.
+    pub cookie: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawBalance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_yaml::Value::deserialize(d)?;
+        if value.is_mapping() {
+            let spec: RawHashSpec = serde_yaml::from_value(value).map_err(D::Error::custom)?;
+            Ok(Self::Hash(spec.hash))
+        } else {
+            serde_yaml::from_value(value)
+                .map(Self::Named)
+                .map_err(D::Error::custom)
+        }
+    }
+}
+
+/// One entry of `targets:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// `host:port`.
+    pub address: String,
+    /// Relative share of traffic; 0 means no new traffic.
+    pub weight: Option<u32>,
+    /// Name shown in the instance header and logs; defaults to the address.
+    pub name: Option<String>,
+}
+
+/// `timeouts:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    /// TCP connect.
+    pub connect: Option<String>,
+    /// Waiting for each read from the upstream.
+    pub read: Option<String>,
+    /// Waiting for each write to the upstream.
+    pub write: Option<String>,
+    /// How long an unused pooled connection is kept.
+    pub idle: Option<String>,
+}
+
+/// Top-level `headers:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobalHeaders {
+    /// Name of the request id header.
+    pub request_id: Option<String>,
+    /// Name of the response header naming the serving instance; empty turns it off.
+    pub instance_header: Option<String>,
+    /// CIDRs whose forwarded headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}

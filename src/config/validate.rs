@@ -1,0 +1,582 @@
+//! Raw YAML tree → [`RawConfig`] → validated [`Config`], reporting every problem with its
+//! location instead of stopping at the first.
+
+use super::schema::*;
+use super::source::{join_index, join_key, Report};
+use super::*;
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Top-level keys, for "did you mean" on a misspelt section.
+const TOP_LEVEL_KEYS: &[&str] = &["server", "listeners", "routes", "upstreams", "headers"];
+
+/// How close (Jaro-Winkler) a misspelling must be to a known name to be suggested.
+const SUGGESTION_THRESHOLD: f64 = 0.8;
+
+/// Decodes each section, list item and upstream on its own, so one bad element reports its
+/// own error without hiding the others.
+pub fn decode(value: Value, report: &mut Report) -> RawConfig {
+    let mut raw = RawConfig::default();
+    let map = match value {
+        Value::Mapping(map) => map,
+        Value::Null => return raw,
+        _ => {
+            report.value("", "the file must be a mapping of sections (listeners:, routes:, upstreams: …)");
+            return raw;
+        }
+    };
+    for (key, value) in map {
+        let Some(key) = key.as_str() else {
+            report.value("", "section names must be strings");
+            continue;
+        };
+        match key {
+            "server" => raw.server = one(value, key, report).unwrap_or_default(),
+            "listeners" => raw.listeners = Some(list(value, key, report)),
+            "routes" => raw.routes = list(value, key, report),
+            "upstreams" => raw.upstreams = named(value, key, report),
+            "headers" => raw.headers = one(value, key, report).unwrap_or_default(),
+            other => {
+                let message = unknown(other, "key", TOP_LEVEL_KEYS);
+                report.key(other, message);
+            }
+        }
+    }
+    raw
+}
+
+fn one<T: DeserializeOwned>(value: Value, path: &str, report: &mut Report) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(err) => {
+            let mut full = path.to_string();
+            for segment in err.path() {
+                full = match segment {
+                    serde_path_to_error::Segment::Seq { index } => join_index(&full, *index),
+                    serde_path_to_error::Segment::Map { key } => join_key(&full, key),
+                    serde_path_to_error::Segment::Enum { variant } => join_key(&full, variant),
+                    serde_path_to_error::Segment::Unknown => full,
+                };
+            }
+            describe_serde_error(&err.into_inner().to_string(), &full, report);
+            None
+        }
+    }
+}
+
+fn list<T: DeserializeOwned>(value: Value, path: &str, report: &mut Report) -> Vec<T> {
+    match value {
+        Value::Sequence(items) => items
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, item)| one(item, &join_index(path, i), report))
+            .collect(),
+        Value::Null => Vec::new(),
+        _ => {
+            report.value(path, "must be a list (each item starting with `- `)");
+            Vec::new()
+        }
+    }
+}
+
+fn named<T: DeserializeOwned>(
+    value: Value,
+    path: &str,
+    report: &mut Report,
+) -> BTreeMap<String, Option<T>> {
+    match value {
+        Value::Mapping(map) => map
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let Some(name) = k.as_str() else {
+                    report.value(path, "names must be strings");
+                    return None;
+                };
+                Some((name.to_string(), one(v, &join_key(path, name), report)))
+            })
+            .collect(),
+        Value::Null => BTreeMap::new(),
+        _ => {
+            report.value(path, "must be a mapping of names to definitions");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Rewrites serde's messages into weir's words, adding a suggestion for misspelt keys and
+/// values, and points unknown keys at the key rather than at the mapping holding it.
+fn describe_serde_error(message: &str, path: &str, report: &mut Report) {
+    for (prefix, what) in [("unknown field `", "key"), ("unknown variant `", "value")] {
+        let Some(rest) = message.strip_prefix(prefix) else {
+            continue;
+        };
+        let name = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest
+            .split_once("expected")
+            .map(|(_, list)| list.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        let text = unknown(name, what, &expected);
+        if what == "key" {
+            let key_path = if path.ends_with(name) {
+                path.to_string()
+            } else {
+                join_key(path, name)
+            };
+            report.key(&key_path, text);
+        } else {
+            report.value(path, text);
+        }
+        return;
+    }
+    let text = message
+        .replace("missing field", "missing key")
+        .replace("invalid type: ", "wrong type: ");
+    report.value(path, text);
+}
+
+/// "unknown key `x`; did you mean `y`? expected one of: a, b".
+fn unknown(name: &str, what: &str, expected: &[&str]) -> String {
+    let best = expected
+        .iter()
+        .map(|e| (strsim::jaro_winkler(name, e), *e))
+        .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let list = expected.join(", ");
+    match best {
+        Some((_, e)) => format!("unknown {what} `{name}`; did you mean `{e}`? (expected one of: {list})"),
+        None if expected.is_empty() => format!("unknown {what} `{name}`"),
+        None => format!("unknown {what} `{name}`; expected one of: {list}"),
+    }
+}
+
+/// Turns the raw structs into the model, reporting every problem.
+pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
+    let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
+    Config {
+        path: path.to_path_buf(),
+        server: server(&raw.server, report),
+        listeners: listeners(raw.listeners.as_deref(), report),
+        routes: routes(&raw.routes, &upstream_names, report),
+        upstreams: raw
+            .upstreams
+            .iter()
+            .filter_map(|(name, u)| Some(upstream(name, u.as_ref()?, report)))
+            .collect(),
+        headers: global_headers(&raw.headers, report),
+    }
+}
+
+fn server(raw: &RawServer, report: &mut Report) -> Server {
+    let threads = match raw.threads {
+        Some(0) => {
+            report.value("server.threads", "must be at least 1");
+            1
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    Server {
+        threads,
+        pid_file: raw.pid_file.clone(),
+        upgrade_sock: raw.upgrade_sock.clone(),
+        graceful_shutdown_timeout: duration(
+            raw.graceful_shutdown_timeout.as_deref(),
+            "server.graceful_shutdown_timeout",
+            DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
+            report,
+        ),
+    }
+}
+
+fn listeners(raw: Option<&[RawListener]>, report: &mut Report) -> Vec<Listener> {
+    let Some(raw) = raw.filter(|l| !l.is_empty()) else {
+        report.value(
+            "listeners",
+            "at least one listener is required, e.g. `listeners: [{ name: web, address: 0.0.0.0:8080 }]`",
+        );
+        return Vec::new();
+    };
+    let mut names = HashSet::new();
+    let mut addresses: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, l) in raw.iter().enumerate() {
+        let path = join_index("listeners", i);
+        check_name(&l.name, &join_key(&path, "name"), "listener", &mut names, report);
+        let address = match l.address.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                report.value(
+                    &join_key(&path, "address"),
+                    format!("`{}` is not an ip:port address, e.g. 0.0.0.0:80 or [::]:443", l.address),
+                );
+                continue;
+            }
+        };
+        if let Some(other) = addresses.insert(address, &l.name) {
+            report.value(
+                &join_key(&path, "address"),
+                format!("address {address} is already used by listener `{other}`"),
+            );
+        }
+        out.push(Listener {
+            name: l.name.clone(),
+            address,
+            protocol: match l.protocol {
+                RawProtocol::Http => Protocol::Http,
+            },
+        });
+    }
+    out
+}
+
+/// Names must be non-empty and unique within their list.
+fn check_name(
+    name: &str,
+    path: &str,
+    what: &str,
+    seen: &mut HashSet<String>,
+    report: &mut Report,
+) {
+    if name.trim().is_empty() {
+        report.value(path, format!("a {what} needs a non-empty name"));
+    } else if !seen.insert(name.to_string()) {
+        report.value(path, format!("another {what} is already named `{name}`"));
+    }
+}
+
+fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Route> {
+    let mut names = HashSet::new();
+    let mut claimed: HashMap<(Option<HostPattern>, String), &str> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let path = join_index("routes", i);
+        check_name(&r.name, &join_key(&path, "name"), "route", &mut names, report);
+        if !upstreams.contains(&r.upstream.as_str()) {
+            let message = match upstreams
+                .iter()
+                .map(|u| (strsim::jaro_winkler(&r.upstream, u), u))
+                .filter(|(s, _)| *s >= SUGGESTION_THRESHOLD)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+            {
+                Some((_, u)) => format!("no upstream is named `{}`; did you mean `{u}`?", r.upstream),
+                None if upstreams.is_empty() => {
+                    format!("no upstream is named `{}`: the upstreams: section is empty", r.upstream)
+                }
+                None => format!(
+                    "no upstream is named `{}`; defined upstreams: {}",
+                    r.upstream,
+                    upstreams.join(", ")
+                ),
+            };
+            report.value(&join_key(&path, "upstream"), message);
+        }
+        let hosts: Vec<HostPattern> = r
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, h)| host_pattern(h, &join_index(&join_key(&path, "hosts"), j), report))
+            .collect();
+        let mut paths = Vec::new();
+        let raw_paths: Vec<&str> = if r.paths.is_empty() {
+            vec!["/"]
+        } else {
+            r.paths.iter().map(String::as_str).collect()
+        };
+        for (j, p) in raw_paths.iter().enumerate() {
+            let p_path = join_index(&join_key(&path, "paths"), j);
+            let Some(pattern) = path_pattern(p, &p_path, report) else {
+                continue;
+            };
+            let host_keys: Vec<Option<HostPattern>> = if hosts.is_empty() {
+                vec![None]
+            } else {
+                hosts.iter().cloned().map(Some).collect()
+            };
+            for host in host_keys {
+                if let Some(other) = claimed.insert((host.clone(), p.to_string()), &r.name) {
+                    if other != r.name {
+                        let host = host.map_or("any host".to_string(), |h| describe_host(&h));
+                        report.value(
+                            &p_path,
+                            format!("`{p}` on {host} is already routed by route `{other}`"),
+                        );
+                    }
+                }
+            }
+            paths.push(pattern);
+        }
+        out.push(Route {
+            name: r.name.clone(),
+            hosts,
+            paths,
+            upstream: r.upstream.clone(),
+            strip_prefix: r.strip_prefix,
+            headers: header_rules(&r.headers, &join_key(&path, "headers"), report),
+        });
+    }
+    out
+}
+
+fn describe_host(h: &HostPattern) -> String {
+    match h {
+        HostPattern::Exact(h) => format!("host `{h}`"),
+        HostPattern::Wildcard(suffix) => format!("host `*{suffix}`"),
+    }
+}
+
+fn host_pattern(raw: &str, path: &str, report: &mut Report) -> Option<HostPattern> {
+    let host = raw.trim().to_ascii_lowercase();
+    let (wildcard, name) = match host.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, host.as_str()),
+    };
+    let valid_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.is_empty() || !name.split('.').all(valid_label) {
+        report.value(
+            path,
+            format!("`{raw}` is not a host name; write `api.example.com` or `*.example.com` (omit hosts: to match any host)"),
+        );
+        return None;
+    }
+    Some(if wildcard {
+        HostPattern::Wildcard(format!(".{name}"))
+    } else {
+        HostPattern::Exact(name.to_string())
+    })
+}
+
+fn path_pattern(raw: &str, path: &str, report: &mut Report) -> Option<PathPattern> {
+    if let Some(re) = raw.strip_prefix("regex:") {
+        return match Regex::new(re) {
+            Ok(r) => Some(PathPattern::Regex(r)),
+            Err(e) => {
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or_default();
+                let detail = last.trim_start_matches("error: ");
+                report.value(path, format!("`{re}` is not a valid regex: {detail}"));
+                None
+            }
+        };
+    }
+    let (exact, p) = match raw.strip_prefix("exact:") {
+        Some(p) => (true, p),
+        None => (false, raw),
+    };
+    if !p.starts_with('/') {
+        report.value(
+            path,
+            format!("`{raw}` must start with `/` (a prefix), or be `exact:/path` or `regex:^/pattern`"),
+        );
+        return None;
+    }
+    Some(if exact {
+        PathPattern::Exact(p.to_string())
+    } else {
+        PathPattern::Prefix(p.to_string())
+    })
+}
+
+fn header_rules(raw: &RawHeaderRules, path: &str, report: &mut Report) -> HeaderRules {
+    HeaderRules {
+        request: header_edits(&raw.request, &join_key(path, "request"), report),
+        response: header_edits(&raw.response, &join_key(path, "response"), report),
+    }
+}
+
+fn header_edits(raw: &RawHeaderEdits, path: &str, report: &mut Report) -> HeaderEdits {
+    let pairs = |map: &BTreeMap<String, String>, key: &str, report: &mut Report| {
+        let base = join_key(path, key);
+        map.iter()
+            .filter_map(|(name, value)| {
+                let at = join_key(&base, name);
+                let name = header_name(name, &at, report)?;
+                match HeaderValue::from_str(value) {
+                    Ok(v) => Some((name, v)),
+                    Err(_) => {
+                        report.value(&at, format!("`{value}` is not a valid header value (visible ASCII, no line breaks)"));
+                        None
+                    }
+                }
+            })
+            .collect()
+    };
+    HeaderEdits {
+        set: pairs(&raw.set, "set", report),
+        add: pairs(&raw.add, "add", report),
+        remove: raw
+            .remove
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| header_name(n, &join_index(&join_key(path, "remove"), i), report))
+            .collect(),
+    }
+}
+
+fn header_name(raw: &str, path: &str, report: &mut Report) -> Option<HeaderName> {
+    match HeaderName::from_bytes(raw.as_bytes()) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            report.value(path, format!("`{raw}` is not a valid header name (letters, digits and -)"));
+            None
+        }
+    }
+}
+
+fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
+    let path = join_key("upstreams", name);
+    let targets_path = join_key(&path, "targets");
+    if raw.targets.is_empty() {
+        report.value(&targets_path, "an upstream needs at least one target, e.g. `- { address: 127.0.0.1:9001 }`");
+    }
+    let mut seen = HashMap::new();
+    let mut targets = Vec::new();
+    for (i, t) in raw.targets.iter().enumerate() {
+        let t_path = join_index(&targets_path, i);
+        let address_path = join_key(&t_path, "address");
+        if !is_host_port(&t.address) {
+            report.value(
+                &address_path,
+                format!("`{}` is not host:port, e.g. 127.0.0.1:9001 or api.internal:8080", t.address),
+            );
+            continue;
+        }
+        if let Some(first) = seen.insert(t.address.clone(), i) {
+            report.value(&address_path, format!("`{}` is already target {first} of this upstream", t.address));
+        }
+        let weight = t.weight.unwrap_or(DEFAULT_WEIGHT);
+        if weight > MAX_WEIGHT {
+            report.value(
+                &join_key(&t_path, "weight"),
+                format!("weight {weight} is too large: use 0 (no new traffic) to {MAX_WEIGHT}"),
+            );
+        }
+        targets.push(Target {
+            address: t.address.clone(),
+            name: t.name.clone().unwrap_or_else(|| t.address.clone()),
+            weight: weight.min(MAX_WEIGHT),
+        });
+    }
+    let timeouts_path = join_key(&path, "timeouts");
+    let t = &raw.timeouts;
+    let timeouts = Timeouts {
+        connect: duration(t.connect.as_deref(), &join_key(&timeouts_path, "connect"), DEFAULT_CONNECT_TIMEOUT, report),
+        read: duration(t.read.as_deref(), &join_key(&timeouts_path, "read"), DEFAULT_READ_TIMEOUT, report),
+        write: duration(t.write.as_deref(), &join_key(&timeouts_path, "write"), DEFAULT_WRITE_TIMEOUT, report),
+        idle: duration(t.idle.as_deref(), &join_key(&timeouts_path, "idle"), DEFAULT_IDLE_TIMEOUT, report),
+    };
+    let balance = match &raw.balance {
+        RawBalance::Named(BalanceName::RoundRobin | BalanceName::WeightedRoundRobin) => {
+            Balance::RoundRobin
+        }
+        RawBalance::Named(BalanceName::Random) => Balance::Random,
+        RawBalance::Named(BalanceName::LeastConn) => Balance::LeastConn,
+        RawBalance::Named(BalanceName::P2c) => Balance::P2c,
+        RawBalance::Named(BalanceName::IpHash) => Balance::IpHash,
+        RawBalance::Hash(RawHashOn {
+            header: Some(h),
+            cookie: None,
+        }) => {
+            let at = join_key(&path, "balance.hash.header");
+            header_name(h, &at, report).map_or(Balance::RoundRobin, Balance::Header)
+        }
+        RawBalance::Hash(RawHashOn {
+            header: None,
+            cookie: Some(c),
+        }) => {
+            let valid = !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+            if !valid {
+                report.value(&join_key(&path, "balance.hash.cookie"), format!("`{c}` is not a valid cookie name"));
+            }
+            Balance::Cookie(c.clone())
+        }
+        RawBalance::Hash(_) => {
+            report.value(
+                &join_key(&path, "balance.hash"),
+                "give exactly one of `header: NAME` or `cookie: NAME`",
+            );
+            Balance::RoundRobin
+        }
+    };
+    Upstream {
+        name: name.to_string(),
+        balance,
+        targets,
+        headers: header_rules(&raw.headers, &join_key(&path, "headers"), report),
+        timeouts,
+    }
+}
+
+/// `ip:port`, `[v6]:port` or `hostname:port`, checked without resolving.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    port_ok && host_ok
+}
+
+fn duration(raw: Option<&str>, path: &str, default: Duration, report: &mut Report) -> Duration {
+    let Some(raw) = raw else { return default };
+    match humantime::parse_duration(raw) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            report.value(path, "must be longer than zero");
+            default
+        }
+        Err(_) => {
+            report.value(path, format!("`{raw}` is not a duration; write a number and a unit, e.g. 500ms, 10s, 2m"));
+            default
+        }
+    }
+}
+
+fn global_headers(raw: &RawGlobalHeaders, report: &mut Report) -> GlobalHeaders {
+    let request_id = raw
+        .request_id
+        .as_deref()
+        .and_then(|n| header_name(n, "headers.request_id", report))
+        .unwrap_or(HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+    let instance_header = match raw.instance_header.as_deref() {
+        Some("") => None,
+        Some(n) => header_name(n, "headers.instance_header", report),
+        None => Some(HeaderName::from_static(DEFAULT_INSTANCE_HEADER)),
+    };
+    let trusted_proxies = raw
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let parsed = c
+                .parse::<IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => Some(net.trunc()),
+                Err(_) => {
+                    report.value(
+                        &join_index("headers.trusted_proxies", i),
+                        format!("`{c}` is not a CIDR or IP address, e.g. 10.0.0.0/8, 192.168.1.7 or fd00::/8"),
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
+    GlobalHeaders {
+        request_id,
+        instance_header,
+        trusted_proxies,
+    }
+}

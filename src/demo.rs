@@ -1,0 +1,110 @@
+//! Demo instances: tiny HTTP services that say who they are. `weir demo` runs three of them
+//! behind a proxy; `weir instance` runs one, which the tests use as a real backend.
+//!
+//! `GET /health` answers `{"status":"healthy","instance":…}`; every other request is echoed
+//! back as JSON (method, path, headers, body size, instance).
+
+use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::services::listening::Service;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// One demo instance.
+pub struct DemoInstance {
+    id: String,
+    delay: Duration,
+    started: Instant,
+}
+
+impl DemoInstance {
+    /// An instance named `id` that waits `delay` before answering anything but `/health`
+    /// (to play a slow instance).
+    pub fn new(id: &str, delay: Duration) -> Self {
+        Self {
+            id: id.to_string(),
+            delay,
+            started: Instant::now(),
+        }
+    }
+
+    /// A listening service for this instance on `address`, one thread.
+    pub fn service(self, address: &str) -> Service<Self> {
+        let mut service = Service::new(format!("demo instance {}", self.id), self);
+        service.add_tcp(address);
+        service.threads = Some(1);
+        service
+    }
+}
+
+#[async_trait]
+impl ServeHttp for DemoInstance {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        let body = if req.uri.path() == "/health" {
+            serde_json::json!({
+                "status": "healthy",
+                "instance": self.id,
+                "uptime_secs": self.started.elapsed().as_secs(),
+            })
+        } else {
+            let method = req.method.to_string();
+            let path = req
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_string();
+            let headers: BTreeMap<String, String> = req
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect();
+            let mut body_bytes = 0;
+            while let Ok(Some(chunk)) = session.read_request_body().await {
+                body_bytes += chunk.len();
+            }
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            serde_json::json!({
+                "instance": self.id,
+                "method": method,
+                "path": path,
+                "headers": headers,
+                "body_bytes": body_bytes,
+            })
+        };
+        let body = body.to_string().into_bytes();
+        http::Response::builder()
+            .status(200)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .header("x-instance-id", self.id.as_str())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// The configuration `weir demo` runs: three instances on 9001-9003 behind 127.0.0.1:8080.
+pub const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
+
+/// Instances `weir demo` starts: (INSTANCE_ID, address).
+pub const DEMO_INSTANCES: [(&str, &str); 3] = [
+    ("instance-1", "127.0.0.1:9001"),
+    ("instance-2", "127.0.0.1:9002"),
+    ("instance-3", "127.0.0.1:9003"),
+];
+
+/// What `weir demo` prints once it is up.
+pub const DEMO_BANNER: &str = "\
+weir demo: three instances (127.0.0.1:9001-9003) behind http://127.0.0.1:8080
+
+Try:
+  curl -i http://127.0.0.1:8080/                  # round robin: run it a few times
+  curl -s http://127.0.0.1:8080/api/users/42      # echoed by an instance, with the headers weir added
+  curl -i -H 'X-Request-ID: my-id-1' http://127.0.0.1:8080/hello
+  curl -s http://127.0.0.1:8080/health            # an instance's health answer
+
+Ctrl-C stops everything.
+";

@@ -1,0 +1,14 @@
+//! weir: an edge proxy and load balancer on Pingora, configured from one YAML file.
+//!
+//! The flow of every change: [`config`] (YAML → validated types) → [`runtime`] (compiled,
+//! immutable, swapped whole) → [`proxy`] (the thin `ProxyHttp`) calling into [`routing`],
+//! [`upstream`] and [`headers`]. [`server`] assembles the Pingora services.
+
+pub mod config;
+pub mod demo;
+pub mod headers;
+pub mod proxy;
+pub mod routing;
+pub mod runtime;
+pub mod server;
+pub mod upstream;

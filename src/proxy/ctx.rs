@@ -1,0 +1,43 @@
+//! Per-request state, grouped by concern.
+
+use crate::headers::Client;
+use crate::routing::RouteMatch;
+use crate::runtime::Runtime;
+use crate::upstream::{InflightGuard, Target};
+use http::HeaderValue;
+use std::sync::Arc;
+
+/// What one request carries from phase to phase.
+pub struct RequestCtx {
+    /// The runtime snapshot this request started with, kept to the end even across a reload.
+    pub runtime: Arc<Runtime>,
+    /// The request id (client's or generated); empty until `request_filter` runs.
+    pub request_id: HeaderValue,
+    /// Who sent it; set in `request_filter`.
+    pub client: Option<Client>,
+    /// The matched route; set in `request_filter`.
+    pub route: Option<RouteMatch>,
+    /// The chosen target and its in-flight count; replaced if a retry picks another.
+    pub upstream: Option<Chosen>,
+}
+
+/// A target chosen for this request.
+pub struct Chosen {
+    /// The target.
+    pub target: Arc<Target>,
+    /// Counts this request against the target until dropped.
+    pub _inflight: InflightGuard,
+}
+
+impl RequestCtx {
+    /// A context on the current runtime.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self {
+            runtime,
+            request_id: HeaderValue::from_static(""),
+            client: None,
+            route: None,
+            upstream: None,
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `ProxyHttp` implementation: the only code that sees a Pingora session. Each phase
+//! hands off to routing, upstream selection or header rules and keeps no logic of its own.
+
+mod ctx;
+mod respond;
+
+pub use ctx::RequestCtx;
+
+use crate::headers::EditHeaders;
+use crate::runtime::SharedRuntime;
+use crate::upstream::InflightGuard;
+use async_trait::async_trait;
+use ctx::Chosen;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The HTTP proxy of one set of listeners.
+pub struct Proxy {
+    runtime: SharedRuntime,
+    /// `X-Forwarded-Proto` for requests arriving here.
+    proto: &'static str,
+}
+
+impl Proxy {
+    /// A proxy serving from `runtime`, whose listeners speak plain HTTP.
+    pub fn http(runtime: SharedRuntime) -> Self {
+        Self {
+            runtime,
+            proto: "http",
+        }
+    }
+}
+
+/// The client address when the connection has none (a Unix socket).
+const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.runtime.load_full())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let rt = &ctx.runtime;
+        let req = session.req_header();
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(UNKNOWN_PEER, |a| a.ip());
+        ctx.request_id = rt.headers.request_id(req);
+        ctx.client = Some(rt.headers.client(peer, req));
+        let host = req
+            .uri
+            .host()
+            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        ctx.route = rt.table.find(host, req.uri.path());
+        if ctx.route.is_some() {
+            return Ok(false);
+        }
+        let name = rt.headers.request_id_header().clone();
+        respond::json_error(session, 404, &name, &ctx.request_id).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let rt = &ctx.runtime;
+        let route = ctx
+            .route
+            .and_then(|m| rt.routes.get(m.route))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
+        let pool = &rt.pools[route.pool];
+        let client_ip = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
+        let octets: &[u8] = &match client_ip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let target = pool.select(session.req_header(), octets).ok_or_else(|| {
+            Error::explain(
+                ErrorType::HTTPStatus(503),
+                format!("upstream `{}` has no available target", pool.name),
+            )
+        })?;
+        let peer = Box::new(target.peer.clone());
+        ctx.upstream = Some(Chosen {
+            _inflight: InflightGuard::new(&target),
+            target,
+        });
+        Ok(peer)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = &ctx.runtime;
+        let (Some(client), Some(m)) = (ctx.client, ctx.route) else {
+            return Ok(());
+        };
+        let route = &rt.routes[m.route];
+        rt.headers
+            .forward(upstream_request, &client, &ctx.request_id, self.proto)?;
+        upstream_request.apply(&rt.pools[route.pool].headers.request)?;
+        upstream_request.apply(&route.headers.request)?;
+        if route.strip_prefix && m.matched_len > 0 {
+            strip_prefix(upstream_request, m.matched_len)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = &ctx.runtime;
+        let instance = ctx.upstream.as_ref().map(|c| &c.target.name);
+        rt.headers
+            .respond(upstream_response, &ctx.request_id, instance)?;
+        if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
+            upstream_response.apply(&rt.pools[route.pool].headers.response)?;
+            upstream_response.apply(&route.headers.response)?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let status = respond::status_for(e);
+        if status > 0 {
+            let name = ctx.runtime.headers.request_id_header().clone();
+            if let Err(write) = respond::json_error(session, status, &name, &ctx.request_id).await
+            {
+                log::debug!("could not send the {status} response: {write}");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+/// Removes the first `len` bytes of the path, keeping the query; the result starts with `/`.
+fn strip_prefix(req: &mut RequestHeader, len: usize) -> Result<()> {
+    let path = req.uri.path();
+    let rest = path.get(len..).unwrap_or_default();
+    let query = req.uri.query();
+    let mut new = String::with_capacity(rest.len() + 2 + query.map_or(0, str::len));
+    if !rest.starts_with('/') {
+        new.push('/');
+    }
+    new.push_str(rest);
+    if let Some(q) = query {
+        new.push('?');
+        new.push_str(q);
+    }
+    let uri = http::Uri::try_from(new)
+        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))?;
+    req.set_uri(uri);
+    Ok(())
+}

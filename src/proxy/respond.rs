@@ -1,0 +1,67 @@
+//! Responses weir writes itself: 404 for no route and the error statuses, each a small JSON
+//! body with the request id and nothing about the inside of the deployment.
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+/// Seconds a client is told to wait after a 503.
+pub const RETRY_AFTER_SECS: &str = "1";
+
+/// The status a failed request is answered with: 504 when the upstream timed out, 502 when it
+/// failed otherwise, a policy's own status where one was set, 0 when the client is gone.
+pub fn status_for(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+fn message(status: u16) -> &'static str {
+    match status {
+        400 => "bad request",
+        404 => "no route matches this request",
+        502 => "the upstream failed to answer",
+        503 => "no upstream instance is available",
+        504 => "the upstream timed out",
+        _ => "internal error",
+    }
+}
+
+/// Writes `{"status":…,"error":…,"request_id":…}` with the request id header.
+pub async fn json_error(
+    session: &mut Session,
+    status: u16,
+    request_id_header: &http::HeaderName,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "status": status,
+        "error": message(status),
+        "request_id": request_id.to_str().unwrap_or_default(),
+    })
+    .to_string();
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+    resp.insert_header(request_id_header, request_id)?;
+    if status == 503 {
+        resp.insert_header(http::header::RETRY_AFTER, RETRY_AFTER_SECS)?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session
+        .write_response_body(Some(body.into()), true)
+        .await
+}

@@ -1,0 +1,96 @@
+//! The runtime: a configuration compiled for serving, immutable once built. A reload builds
+//! a new one (carrying live target state over by address) and swaps it in whole; each request
+//! keeps the snapshot it started with.
+
+use crate::config::{Config, HeaderRules};
+use crate::headers::HeaderPolicy;
+use crate::routing::RouteTable;
+use crate::upstream::{Pool, PoolError, StateCarry};
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// Why a validated configuration could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A pool could not be built.
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// A route names an upstream that does not exist (validation rejects this first).
+    #[error("route `{route}` names upstream `{upstream}`, which does not exist")]
+    MissingUpstream {
+        /// The route.
+        route: String,
+        /// The upstream it names.
+        upstream: String,
+    },
+}
+
+/// The runtime shared by every service; `load_full` it once per request.
+pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+
+/// A route, resolved to its pool.
+#[derive(Debug)]
+pub struct CompiledRoute {
+    /// Its name in the configuration.
+    pub name: String,
+    /// Index into [`Runtime::pools`].
+    pub pool: usize,
+    /// Remove the matched part of the path before forwarding.
+    pub strip_prefix: bool,
+    /// Route-level header rules (applied after the pool's).
+    pub headers: HeaderRules,
+}
+
+/// Everything a request needs, compiled from one configuration.
+pub struct Runtime {
+    /// Routes in file order; [`crate::routing::RouteMatch::route`] indexes it.
+    pub routes: Vec<CompiledRoute>,
+    /// Host + path matcher.
+    pub table: RouteTable,
+    /// Upstream pools, sorted by name.
+    pub pools: Vec<Pool>,
+    /// Global header settings.
+    pub headers: HeaderPolicy,
+}
+
+impl Runtime {
+    /// Compiles a validated configuration. Targets whose address also exists in `previous`
+    /// keep its live state (in-flight counts).
+    pub fn compile(config: &Config, previous: Option<&Runtime>) -> Result<Self, CompileError> {
+        let carry: StateCarry = previous
+            .into_iter()
+            .flat_map(|rt| rt.pools.iter())
+            .flat_map(|p| p.targets.iter())
+            .map(|t| (t.addr, t.state.clone()))
+            .collect();
+        let pools = config
+            .upstreams
+            .iter()
+            .map(|u| Pool::build(u, &carry))
+            .collect::<Result<Vec<_>, _>>()?;
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                let pool = pools.iter().position(|p| p.name == r.upstream).ok_or_else(|| {
+                    CompileError::MissingUpstream {
+                        route: r.name.clone(),
+                        upstream: r.upstream.clone(),
+                    }
+                })?;
+                Ok(CompiledRoute {
+                    name: r.name.clone(),
+                    pool,
+                    strip_prefix: r.strip_prefix,
+                    headers: r.headers.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, CompileError>>()?;
+        Ok(Self {
+            routes,
+            table: RouteTable::new(&config.routes),
+            pools,
+            headers: HeaderPolicy::from(&config.headers),
+        })
+    }
+}

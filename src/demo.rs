@@ -2,7 +2,7 @@
 //! behind a proxy; `weir instance` runs one, which the tests use as a real backend.
 //!
 //! `GET /health` answers `{"status":"healthy","instance":…}`; every other request is echoed
-//! back as JSON (method, path, headers, body size, instance).
+//! back as JSON (method, path, headers with repeated ones joined by `, `, body size, instance).
 
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
@@ -55,11 +55,17 @@ impl ServeHttp for DemoInstance {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_string();
-            let headers: BTreeMap<String, String> = req
-                .headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-                .collect();
+            let mut headers: BTreeMap<String, String> = BTreeMap::new();
+            for (name, value) in &req.headers {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                headers
+                    .entry(name.to_string())
+                    .and_modify(|joined| {
+                        joined.push_str(", ");
+                        joined.push_str(&value);
+                    })
+                    .or_insert_with(|| value.into_owned());
+            }
             let mut body_bytes = 0;
             while let Ok(Some(chunk)) = session.read_request_body().await {
                 body_bytes += chunk.len();

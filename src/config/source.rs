@@ -88,7 +88,8 @@ impl Report {
 
     fn locate(&self, path: &str, prefer_key: bool) -> Pos {
         let mut current = path;
-        loop {
+        // A missing top-level section is reported at the top of the file.
+        while !current.is_empty() {
             if let Some(span) = self.spans.get(current) {
                 let found = if prefer_key {
                     span.key.or(span.value)
@@ -99,11 +100,9 @@ impl Report {
                     return pos;
                 }
             }
-            match parent(current) {
-                Some(p) => current = p,
-                None => return Pos { line: 1, column: 1 },
-            }
+            current = parent(current).unwrap_or_default();
         }
+        Pos { line: 1, column: 1 }
     }
 }
 

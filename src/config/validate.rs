@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// Top-level keys, for "did you mean" on a misspelt section.
 const TOP_LEVEL_KEYS: &[&str] = &["server", "listeners", "routes", "upstreams", "headers"];
 
+const NO_LISTENERS: &str =
+    "at least one listener is required, e.g. `listeners: [{ name: web, address: 0.0.0.0:8080 }]`";
+
 /// How close (Jaro-Winkler) a misspelling must be to a known name to be suggested.
 const SUGGESTION_THRESHOLD: f64 = 0.8;
 
@@ -33,7 +36,12 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
         };
         match key {
             "server" => raw.server = one(value, key, report).unwrap_or_default(),
-            "listeners" => raw.listeners = Some(list(value, key, report)),
+            "listeners" => {
+                if value.as_sequence().is_some_and(Vec::is_empty) {
+                    report.value(key, NO_LISTENERS);
+                }
+                raw.listeners = Some(list(value, key, report));
+            }
             "routes" => raw.routes = list(value, key, report),
             "upstreams" => raw.upstreams = named(value, key, report),
             "headers" => raw.headers = one(value, key, report).unwrap_or_default(),
@@ -190,11 +198,8 @@ fn server(raw: &RawServer, report: &mut Report) -> Server {
 }
 
 fn listeners(raw: Option<&[RawListener]>, report: &mut Report) -> Vec<Listener> {
-    let Some(raw) = raw.filter(|l| !l.is_empty()) else {
-        report.value(
-            "listeners",
-            "at least one listener is required, e.g. `listeners: [{ name: web, address: 0.0.0.0:8080 }]`",
-        );
+    let Some(raw) = raw else {
+        report.value("listeners", NO_LISTENERS);
         return Vec::new();
     };
     let mut names = HashSet::new();

@@ -1,0 +1,185 @@
+//! Test harness: the real `weir` binary and real demo instances on ephemeral ports.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a process gets to start listening.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The binary under test.
+pub fn weir_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_weir")
+}
+
+/// A port that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn poll_until<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_listening(port: u16) {
+    poll_until(START_DEADLINE, || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .unwrap_or_else(|| panic!("nothing listens on port {port}"));
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running demo instance.
+pub struct Instance {
+    pub id: String,
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Instance {
+    pub fn start(id: &str) -> Self {
+        Self::start_slow(id, Duration::ZERO)
+    }
+
+    /// An instance that waits `delay` before answering.
+    pub fn start_slow(id: &str, delay: Duration) -> Self {
+        let port = free_port();
+        let child = Command::new(weir_bin())
+            .args(["instance", "--id", id, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--delay")
+            .arg(format!("{}ms", delay.as_millis()))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        wait_listening(port);
+        Self {
+            id: id.to_string(),
+            port,
+            _proc: proc,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// A running weir with its configuration file.
+pub struct Weir {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl Weir {
+    /// Starts weir on a fresh port. `yaml` may use `{port}` for the listener port.
+    pub fn start(yaml: &str) -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, yaml.replace("{port}", &port.to_string())).unwrap();
+        let child = Command::new(weir_bin())
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let proc = Proc(child);
+        wait_listening(port);
+        Self {
+            port,
+            dir,
+            _proc: proc,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// A configuration with one listener on `{port}`, one catch-all route and one upstream.
+pub fn single_upstream(balance: &str, targets: &[(&Instance, u32)], extra: &str) -> String {
+    let mut yaml = format!(
+        "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    balance: {balance}\n    targets:\n"
+    );
+    for (i, w) in targets {
+        yaml.push_str(&format!(
+            "      - {{ address: \"{}\", name: {}, weight: {w} }}\n",
+            i.address(),
+            i.id
+        ));
+    }
+    yaml.push_str(extra);
+    yaml
+}
+
+/// A keep-alive HTTP client.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// The instance that served a response, from the instance header.
+pub fn served_by(resp: &reqwest::blocking::Response) -> String {
+    resp.headers()
+        .get("x-upstream-instance")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Runs `weir --config FILE --test`.
+pub fn weir_test(path: &Path) -> Output {
+    Command::new(weir_bin())
+        .arg("--config")
+        .arg(path)
+        .arg("--test")
+        .output()
+        .unwrap()
+}
+
+/// Writes `yaml` to `weir.yaml` in a new temporary folder.
+pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(yaml.as_bytes()).unwrap();
+    (dir, path)
+}

@@ -1,0 +1,82 @@
+//! `weir --config FILE --test`: every shipped file is valid, and each file under
+//! conf/invalid/ fails with exactly the `# expect:` lines it carries.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML files in {}", dir.display());
+    files
+}
+
+#[test]
+fn every_shipped_configuration_is_valid() {
+    for file in yaml_files("conf").into_iter().chain(yaml_files("conf/examples")) {
+        let out = weir_test(&file);
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("configuration is valid"), "{stdout}");
+    }
+}
+
+#[test]
+fn each_invalid_file_prints_exactly_its_expected_errors() {
+    for file in yaml_files("conf/invalid") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expected: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .map(|l| format!("{}:{l}", file.display()))
+            .collect();
+        assert!(!expected.is_empty(), "{} has no `# expect:` lines", file.display());
+        let out = weir_test(&file);
+        assert_eq!(out.status.code(), Some(1), "{}", file.display());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let printed: Vec<&str> = stderr.lines().collect();
+        assert_eq!(printed, expected, "{}", file.display());
+    }
+}
+
+#[test]
+fn environment_variables_fill_values() {
+    let (_dir, path) = write_config(
+        "server:\n  threads: ${WEIR_IT_THREADS}\n\
+         listeners:\n  - { name: web, address: \"127.0.0.1:${WEIR_IT_PORT:-8080}\" }\n\
+         routes: [{ name: all, upstream: app }]\n\
+         upstreams:\n  app:\n    targets: [{ address: 127.0.0.1:9001 }]\n",
+    );
+    let out = std::process::Command::new(weir_bin())
+        .args(["--test", "--config"])
+        .arg(&path)
+        .env("WEIR_IT_THREADS", "3")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = weir_test(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable `WEIR_IT_THREADS` is not set"));
+}
+
+#[test]
+fn a_missing_file_is_one_clear_error() {
+    let out = weir_test(Path::new("/nonexistent/weir.yaml"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "/nonexistent/weir.yaml:1:1: cannot read the configuration file: No such file or directory (os error 2)"
+    );
+}

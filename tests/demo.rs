@@ -1,0 +1,60 @@
+//! `weir demo`: three instances behind 127.0.0.1:8080, stopped by Ctrl-C (SIGINT).
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn demo_serves_three_instances_and_stops_on_ctrl_c() {
+    let child = Command::new(weir_bin())
+        .arg("demo")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut demo = Proc(child);
+    wait_listening(8080);
+    let c = client();
+    let mut seen = HashSet::new();
+    for _ in 0..3 {
+        let resp = c.get("http://127.0.0.1:8080/api/users/42").send().unwrap();
+        assert_eq!(resp.status(), 200);
+        let echo: serde_json::Value = resp.json().unwrap();
+        assert_eq!(echo["path"], "/api/users/42");
+        assert!(echo["headers"]["x-request-id"].is_string());
+        seen.insert(echo["instance"].as_str().unwrap().to_string());
+    }
+    let expected: HashSet<String> = ["instance-1", "instance-2", "instance-3"]
+        .map(String::from)
+        .into();
+    assert_eq!(seen, expected);
+    let health: serde_json::Value = c
+        .get("http://127.0.0.1:8080/health")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["status"], "healthy");
+
+    let status = Command::new("kill")
+        .args(["-INT", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = poll_until(Duration::from_secs(10), || demo.0.try_wait().unwrap());
+    assert!(exited.is_some(), "weir demo did not stop on SIGINT");
+    let mut banner = String::new();
+    std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
+    assert!(banner.contains("curl"), "prints the commands to try: {banner}");
+    for port in [8080, 9001, 9002, 9003] {
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open after Ctrl-C"
+        );
+    }
+}

@@ -116,25 +116,26 @@ impl HeaderPolicy {
         proto: &'static str,
     ) -> Result<()> {
         req.insert_header(&self.request_id, request_id)?;
-        let peer = client.peer.to_string();
+        let peer = ip_value(client.peer);
         let xff = match req.headers.get(&X_FORWARDED_FOR) {
             Some(prior) if client.trusted => {
-                let prior = String::from_utf8_lossy(prior.as_bytes());
-                format!("{prior}, {peer}")
+                let mut joined = Vec::with_capacity(prior.len() + 2 + peer.len());
+                joined.extend_from_slice(prior.as_bytes());
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(peer.as_bytes());
+                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
             }
-            _ => peer,
+            _ => peer.clone(),
         };
         req.insert_header(X_FORWARDED_FOR, xff)?;
         if !(client.trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
-            req.insert_header(X_FORWARDED_PROTO, proto)?;
+            req.insert_header(X_FORWARDED_PROTO, HeaderValue::from_static(proto))?;
         }
         if !(client.trusted && req.headers.contains_key(&X_FORWARDED_HOST)) {
-            let host = req
-                .uri
-                .authority()
-                .map(|a| a.as_str().to_string())
-                .and_then(|a| HeaderValue::from_str(&a).ok())
-                .or_else(|| req.headers.get(http::header::HOST).cloned());
+            let host = match req.uri.authority() {
+                Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+                None => req.headers.get(http::header::HOST).cloned(),
+            };
             match host {
                 Some(h) => req.insert_header(X_FORWARDED_HOST, h)?,
                 None => {
@@ -142,7 +143,12 @@ impl HeaderPolicy {
                 }
             }
         }
-        req.insert_header(X_REAL_IP, client.ip.to_string())?;
+        let real_ip = if client.ip == client.peer {
+            peer
+        } else {
+            ip_value(client.ip)
+        };
+        req.insert_header(X_REAL_IP, real_ip)?;
         Ok(())
     }
 
@@ -159,6 +165,16 @@ impl HeaderPolicy {
         }
         Ok(())
     }
+}
+
+/// An address as a header value, formatted on the stack: one allocation, not two.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = usize::try_from(cursor.position()).unwrap_or_default();
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// Configured `set` / `add` / `remove` edits, for request and response headers alike.

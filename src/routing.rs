@@ -199,7 +199,10 @@ mod tests {
             t.find(host, path).map(|m| routes[m.route].name.as_str())
         };
         assert_eq!(name(Some("api.example.com"), "/api/x"), Some("exact-host"));
-        assert_eq!(name(Some("API.Example.com:8080"), "/api/x"), Some("exact-host"));
+        assert_eq!(
+            name(Some("API.Example.com:8080"), "/api/x"),
+            Some("exact-host")
+        );
         assert_eq!(name(Some("web.example.com"), "/api/x"), Some("wild"));
         assert_eq!(name(Some("a.eu.example.com"), "/api/x"), Some("wild-deep"));
         assert_eq!(name(Some("example.com"), "/api/x"), Some("any-api"));
@@ -215,6 +218,9 @@ mod tests {
         let routes = [route("users", &[], &["/api/users"])];
         let t = RouteTable::new(&routes);
         assert_eq!(t.find(None, "/api/orders"), None);
-        assert_eq!(t.find(None, "/api/users/7").map(|m| m.matched_len), Some(10));
+        assert_eq!(
+            t.find(None, "/api/users/7").map(|m| m.matched_len),
+            Some(10)
+        );
     }
 }

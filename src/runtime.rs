@@ -72,12 +72,13 @@ impl Runtime {
             .routes
             .iter()
             .map(|r| {
-                let pool = pools.iter().position(|p| p.name == r.upstream).ok_or_else(|| {
-                    CompileError::MissingUpstream {
+                let pool = pools
+                    .iter()
+                    .position(|p| p.name == r.upstream)
+                    .ok_or_else(|| CompileError::MissingUpstream {
                         route: r.name.clone(),
                         upstream: r.upstream.clone(),
-                    }
-                })?;
+                    })?;
                 Ok(CompiledRoute {
                     name: r.name.clone(),
                     pool,

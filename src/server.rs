@@ -15,15 +15,17 @@ pub fn build(config: &Config) -> Result<(Server, SharedRuntime), CompileError> {
     let defaults = ServerConf::default();
     let conf = ServerConf {
         threads: config.server.threads,
-        pid_file: config.server.pid_file.clone().unwrap_or(defaults.pid_file.clone()),
+        pid_file: config
+            .server
+            .pid_file
+            .clone()
+            .unwrap_or(defaults.pid_file.clone()),
         upgrade_sock: config
             .server
             .upgrade_sock
             .clone()
             .unwrap_or(defaults.upgrade_sock.clone()),
-        graceful_shutdown_timeout_seconds: Some(
-            config.server.graceful_shutdown_timeout.as_secs(),
-        ),
+        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
         ..defaults
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

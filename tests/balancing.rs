@@ -1,5 +1,7 @@
 //! Load balancing through the real binary, counted by the instance header of each response.
 
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
 mod common;
 
 use common::*;
@@ -29,7 +31,9 @@ fn sequential(weir: &Weir, n: usize) -> Vec<String> {
 }
 
 fn instances(n: usize) -> Vec<Instance> {
-    (1..=n).map(|i| Instance::start(&format!("instance-{i}"))).collect()
+    (1..=n)
+        .map(|i| Instance::start(&format!("instance-{i}")))
+        .collect()
 }
 
 #[test]
@@ -75,14 +79,24 @@ fn weighted_3_2_1_interleaves_smoothly() {
             .map(<[String]>::len)
             .max()
             .unwrap_or_default();
-        assert!(longest <= weight, "{id} served {longest} in a row (weight {weight})");
+        assert!(
+            longest <= weight,
+            "{id} served {longest} in a row (weight {weight})"
+        );
     }
 }
 
 #[test]
 fn weight_zero_takes_no_traffic_with_every_algorithm() {
     let inst = instances(3);
-    for balance in ["round_robin", "random", "least_conn", "p2c", "ip_hash", "{ hash: { header: X-User } }"] {
+    for balance in [
+        "round_robin",
+        "random",
+        "least_conn",
+        "p2c",
+        "ip_hash",
+        "{ hash: { header: X-User } }",
+    ] {
         let weir = Weir::start(&single_upstream(
             balance,
             &[(&inst[0], 1), (&inst[1], 0), (&inst[2], 1)],
@@ -99,7 +113,10 @@ fn weight_zero_takes_no_traffic_with_every_algorithm() {
             assert_eq!(resp.status(), 200, "{balance}");
             seen.insert(served_by(&resp));
         }
-        assert!(!seen.contains("instance-2"), "{balance} sent traffic to weight 0");
+        assert!(
+            !seen.contains("instance-2"),
+            "{balance} sent traffic to weight 0"
+        );
         if balance != "ip_hash" {
             assert_eq!(seen.len(), 2, "{balance} used {seen:?}");
         }
@@ -136,7 +153,10 @@ fn concurrent(weir: &Weir, total: usize) -> Vec<String> {
             })
         })
         .collect();
-    handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
 }
 
 /// One instance answers in 200 ms, two at once; under 20 concurrent clients the slow one
@@ -154,7 +174,10 @@ fn least_conn_and_p2c_spare_a_slow_instance() {
         ));
         let served = concurrent(&weir, 1000);
         let slow_share = shares(&served).get("slow").copied().unwrap_or_default();
-        assert!(slow_share < 10.0, "{balance}: slow instance served {slow_share:.1}%");
+        assert!(
+            slow_share < 10.0,
+            "{balance}: slow instance served {slow_share:.1}%"
+        );
         assert!(served.iter().any(|s| s == "fast-1") && served.iter().any(|s| s == "fast-2"));
     }
 }
@@ -199,17 +222,28 @@ fn ip_hash_map(weir: &Weir) -> HashMap<String, String> {
 fn ip_hash_keeps_clients_and_remaps_few_when_an_instance_goes() {
     let inst = instances(4);
     let four: Vec<(&Instance, u32)> = inst.iter().map(|i| (i, 1)).collect();
-    let before = ip_hash_map(&Weir::start(&single_upstream("ip_hash", &four, TRUST_LOOPBACK)));
+    let before = ip_hash_map(&Weir::start(&single_upstream(
+        "ip_hash",
+        &four,
+        TRUST_LOOPBACK,
+    )));
     let used: std::collections::HashSet<_> = before.values().collect();
     assert_eq!(used.len(), 4, "every instance should get some clients");
-    let after = ip_hash_map(&Weir::start(&single_upstream("ip_hash", &four[..3], TRUST_LOOPBACK)));
+    let after = ip_hash_map(&Weir::start(&single_upstream(
+        "ip_hash",
+        &four[..3],
+        TRUST_LOOPBACK,
+    )));
     let moved = before.iter().filter(|(ip, id)| after[*ip] != **id).count();
     assert!(moved <= 350, "{moved} of 1000 clients moved");
     let kept_wrongly = before
         .iter()
         .filter(|(ip, id)| *id != "instance-4" && after[*ip] != **id)
         .count();
-    assert!(kept_wrongly <= 100, "{kept_wrongly} clients of surviving instances moved");
+    assert!(
+        kept_wrongly <= 100,
+        "{kept_wrongly} clients of surviving instances moved"
+    );
 }
 
 #[test]
@@ -231,7 +265,10 @@ fn hash_on_header_and_cookie_is_sticky() {
                     served_by(&c.get(weir.url("/")).header(header, value).send().unwrap())
                 })
                 .collect();
-            assert!(ids.iter().all(|id| id == &ids[0]), "{balance}: {key} went to {ids:?}");
+            assert!(
+                ids.iter().all(|id| id == &ids[0]),
+                "{balance}: {key} went to {ids:?}"
+            );
             used.insert(ids[0].clone());
         }
         assert_eq!(used.len(), 3, "{balance}: 60 keys used only {used:?}");

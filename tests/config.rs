@@ -1,6 +1,8 @@
 //! `weir --config FILE --test`: every shipped file is valid, and each file under
 //! conf/invalid/ fails with exactly the `# expect:` lines it carries.
 
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
 mod common;
 
 use common::*;
@@ -20,7 +22,10 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_shipped_configuration_is_valid() {
-    for file in yaml_files("conf").into_iter().chain(yaml_files("conf/examples")) {
+    for file in yaml_files("conf")
+        .into_iter()
+        .chain(yaml_files("conf/examples"))
+    {
         let out = weir_test(&file);
         assert!(
             out.status.success(),
@@ -42,7 +47,11 @@ fn each_invalid_file_prints_exactly_its_expected_errors() {
             .filter_map(|l| l.strip_prefix("# expect: "))
             .map(|l| format!("{}:{l}", file.display()))
             .collect();
-        assert!(!expected.is_empty(), "{} has no `# expect:` lines", file.display());
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# expect:` lines",
+            file.display()
+        );
         let out = weir_test(&file);
         assert_eq!(out.status.code(), Some(1), "{}", file.display());
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -65,10 +74,15 @@ fn environment_variables_fill_values() {
         .env("WEIR_IT_THREADS", "3")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = weir_test(&path);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("environment variable `WEIR_IT_THREADS` is not set"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("environment variable `WEIR_IT_THREADS` is not set"));
 }
 
 #[test]

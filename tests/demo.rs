@@ -1,5 +1,7 @@
 //! `weir demo`: three instances behind 127.0.0.1:8080, stopped by Ctrl-C (SIGINT).
 
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
 mod common;
 
 use common::*;
@@ -50,7 +52,10 @@ fn demo_serves_three_instances_and_stops_on_ctrl_c() {
     assert!(exited.is_some(), "weir demo did not stop on SIGINT");
     let mut banner = String::new();
     std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
-    assert!(banner.contains("curl"), "prints the commands to try: {banner}");
+    assert!(
+        banner.contains("curl"),
+        "prints the commands to try: {banner}"
+    );
     for port in [8080, 9001, 9002, 9003] {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),

@@ -1,5 +1,7 @@
 //! Header injection as the upstream and the client see it.
 
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
 mod common;
 
 use common::*;
@@ -21,12 +23,20 @@ fn request_id_is_generated_propagated_or_replaced() {
     assert_eq!(id.len(), 36, "a UUID: {id}");
     assert_eq!(echo(resp)["headers"]["x-request-id"], id.as_str());
 
-    let resp = c.get(weir.url("/")).header("X-Request-ID", "abc-123.x").send().unwrap();
+    let resp = c
+        .get(weir.url("/"))
+        .header("X-Request-ID", "abc-123.x")
+        .send()
+        .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123.x");
     assert_eq!(echo(resp)["headers"]["x-request-id"], "abc-123.x");
 
     for bad in ["has spaces in it", "quote\"d", &"x".repeat(129)] {
-        let resp = c.get(weir.url("/")).header("X-Request-ID", bad).send().unwrap();
+        let resp = c
+            .get(weir.url("/"))
+            .header("X-Request-ID", bad)
+            .send()
+            .unwrap();
         let id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
         assert_ne!(id, bad);
         assert_eq!(id.len(), 36);
@@ -138,10 +148,19 @@ upstreams:
         .unwrap();
     assert_eq!(resp.headers()["x-frame-options"], "DENY");
     assert_eq!(resp.headers()["cache-control"], "no-store");
-    assert!(resp.headers().get("x-instance-id").is_none(), "removed from the response");
+    assert!(
+        resp.headers().get("x-instance-id").is_none(),
+        "removed from the response"
+    );
     let h = &echo(resp)["headers"];
-    assert_eq!(h["x-env"], "prod", "the route's rule applies after the upstream's");
+    assert_eq!(
+        h["x-env"], "prod",
+        "the route's rule applies after the upstream's"
+    );
     assert_eq!(h["x-pool"], "app");
     assert!(h.get("x-debug").is_none());
-    assert_eq!(h["x-tag"], "from-client, from-upstream", "add keeps the client's value");
+    assert_eq!(
+        h["x-tag"], "from-client, from-upstream",
+        "add keeps the client's value"
+    );
 }

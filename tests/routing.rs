@@ -1,6 +1,8 @@
 //! Routing precedence, strip_prefix and the 404 answer, through the real binary. Each route
 //! has its own upstream with one instance, so the instance header names the route taken.
 
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
 mod common;
 
 use common::*;
@@ -12,7 +14,8 @@ struct Setup {
 
 /// `(route name, hosts, paths, strip_prefix)`; each route gets an instance named after it.
 fn start(routes: &[(&str, &str, &str, bool)]) -> Setup {
-    let mut yaml = String::from("listeners:\n  - { name: web, address: \"127.0.0.1:{port}\" }\nroutes:\n");
+    let mut yaml =
+        String::from("listeners:\n  - { name: web, address: \"127.0.0.1:{port}\" }\nroutes:\n");
     let mut upstreams = String::from("upstreams:\n");
     let mut instances = Vec::new();
     for (name, hosts, paths, strip) in routes {
@@ -79,14 +82,21 @@ fn users_and_orders_go_to_their_services() {
     let orders = c.get(s.weir.url("/api/orders?since=2")).send().unwrap();
     assert_eq!(served_by(&orders), "order_service");
     let echo: serde_json::Value = orders.json().unwrap();
-    assert_eq!(echo["path"], "/api/orders?since=2", "path forwarded unchanged");
+    assert_eq!(
+        echo["path"], "/api/orders?since=2",
+        "path forwarded unchanged"
+    );
 }
 
 #[test]
 fn strip_prefix_removes_the_matched_part() {
     let s = start(&[("svc", "[]", "[\"/svc\"]", true)]);
     let c = client();
-    for (sent, seen) in [("/svc/x/y?q=1", "/x/y?q=1"), ("/svc", "/"), ("/svc?q=2", "/?q=2")] {
+    for (sent, seen) in [
+        ("/svc/x/y?q=1", "/x/y?q=1"),
+        ("/svc", "/"),
+        ("/svc?q=2", "/?q=2"),
+    ] {
         let echo: serde_json::Value = c.get(s.weir.url(sent)).send().unwrap().json().unwrap();
         assert_eq!(echo["path"], seen, "sent {sent}");
     }
@@ -106,7 +116,10 @@ fn no_route_is_a_404_json_with_the_request_id() {
         assert_eq!(body["status"], 404);
         assert_eq!(body["request_id"], id.as_str());
         for internal in ["users", "127.0.0.1", "upstream"] {
-            assert!(!text.contains(internal), "404 body names `{internal}`: {text}");
+            assert!(
+                !text.contains(internal),
+                "404 body names `{internal}`: {text}"
+            );
         }
     }
 }

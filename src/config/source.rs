@@ -86,12 +86,14 @@ impl Report {
         });
     }
 
+    /// The position of `path`; for a path that is not in the file (a missing key), the key
+    /// of its nearest ancestor that is, which is the line a reader looks at.
     fn locate(&self, path: &str, prefer_key: bool) -> Pos {
         let mut current = path;
         // A missing top-level section is reported at the top of the file.
         while !current.is_empty() {
             if let Some(span) = self.spans.get(current) {
-                let found = if prefer_key {
+                let found = if prefer_key || current != path {
                     span.key.or(span.value)
                 } else {
                     span.value.or(span.key)
@@ -151,16 +153,16 @@ pub fn parse(file: &Path, text: &str) -> Result<(Value, Report), ConfigErrors> {
         spans: collector.spans,
         errors: Vec::new(),
     };
-    interpolate(&mut value, "", &mut report, &|name| std::env::var(name).ok());
+    interpolate(&mut value, "", &mut report, &|name| {
+        std::env::var(name).ok()
+    });
     Ok((value, report))
 }
 
 /// serde_yaml appends " at line X column Y" to its messages; the location is printed in
 /// front instead.
 fn strip_location(message: &str) -> &str {
-    message
-        .find(" at line ")
-        .map_or(message, |i| &message[..i])
+    message.find(" at line ").map_or(message, |i| &message[..i])
 }
 
 /// Expands `${VAR}` and `${VAR:-default}` in every string of the tree. `$${` stands for a
@@ -218,10 +220,8 @@ fn expand(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            let valid = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err(format!(
                     "`${{{expr}}}` is not a variable reference: names use letters, digits and _"
@@ -248,14 +248,8 @@ fn expand(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
 
 /// One open container while walking the parser's events.
 enum Frame {
-    Map {
-        path: String,
-        key: Option<String>,
-    },
-    Seq {
-        path: String,
-        index: usize,
-    },
+    Map { path: String, key: Option<String> },
+    Seq { path: String, index: usize },
 }
 
 /// Builds the path → position map from the YAML event stream.
@@ -271,10 +265,7 @@ impl SpanCollector {
         match self.stack.last() {
             None => Some(String::new()),
             Some(Frame::Map { key: None, .. }) => None,
-            Some(Frame::Map {
-                path,
-                key: Some(k),
-            }) => Some(join_key(path, k)),
+            Some(Frame::Map { path, key: Some(k) }) => Some(join_key(path, k)),
             Some(Frame::Seq { path, index }) => Some(join_index(path, *index)),
         }
     }
@@ -392,9 +383,21 @@ mod tests {
         let (_, report) = parse(Path::new("f.yaml"), text).unwrap();
         assert_eq!(report.locate("a.b", true), Pos { line: 2, column: 3 });
         assert_eq!(report.locate("a.b", false), Pos { line: 2, column: 6 });
-        assert_eq!(report.locate("a.list[1].y", false), Pos { line: 5, column: 12 });
-        assert_eq!(report.locate("a.list[0]", false), Pos { line: 4, column: 7 });
-        assert_eq!(report.locate("a.missing", false), Pos { line: 2, column: 3 });
+        assert_eq!(
+            report.locate("a.list[1].y", false),
+            Pos {
+                line: 5,
+                column: 12
+            }
+        );
+        assert_eq!(
+            report.locate("a.list[0]", false),
+            Pos { line: 4, column: 7 }
+        );
+        assert_eq!(
+            report.locate("a.missing", false),
+            Pos { line: 1, column: 1 }
+        );
     }
 
     #[test]

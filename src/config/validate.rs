@@ -25,7 +25,10 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
         Value::Mapping(map) => map,
         Value::Null => return raw,
         _ => {
-            report.value("", "the file must be a mapping of sections (listeners:, routes:, upstreams: …)");
+            report.value(
+                "",
+                "the file must be a mapping of sections (listeners:, routes:, upstreams: …)",
+            );
             return raw;
         }
     };
@@ -152,7 +155,9 @@ fn unknown(name: &str, what: &str, expected: &[&str]) -> String {
         .max_by(|a, b| a.0.total_cmp(&b.0));
     let list = expected.join(", ");
     match best {
-        Some((_, e)) => format!("unknown {what} `{name}`; did you mean `{e}`? (expected one of: {list})"),
+        Some((_, e)) => {
+            format!("unknown {what} `{name}`; did you mean `{e}`? (expected one of: {list})")
+        }
         None if expected.is_empty() => format!("unknown {what} `{name}`"),
         None => format!("unknown {what} `{name}`; expected one of: {list}"),
     }
@@ -207,13 +212,22 @@ fn listeners(raw: Option<&[RawListener]>, report: &mut Report) -> Vec<Listener> 
     let mut out = Vec::new();
     for (i, l) in raw.iter().enumerate() {
         let path = join_index("listeners", i);
-        check_name(&l.name, &join_key(&path, "name"), "listener", &mut names, report);
+        check_name(
+            &l.name,
+            &join_key(&path, "name"),
+            "listener",
+            &mut names,
+            report,
+        );
         let address = match l.address.parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
                 report.value(
                     &join_key(&path, "address"),
-                    format!("`{}` is not an ip:port address, e.g. 0.0.0.0:80 or [::]:443", l.address),
+                    format!(
+                        "`{}` is not an ip:port address, e.g. 0.0.0.0:80 or [::]:443",
+                        l.address
+                    ),
                 );
                 continue;
             }
@@ -236,13 +250,7 @@ fn listeners(raw: Option<&[RawListener]>, report: &mut Report) -> Vec<Listener> 
 }
 
 /// Names must be non-empty and unique within their list.
-fn check_name(
-    name: &str,
-    path: &str,
-    what: &str,
-    seen: &mut HashSet<String>,
-    report: &mut Report,
-) {
+fn check_name(name: &str, path: &str, what: &str, seen: &mut HashSet<String>, report: &mut Report) {
     if name.trim().is_empty() {
         report.value(path, format!("a {what} needs a non-empty name"));
     } else if !seen.insert(name.to_string()) {
@@ -256,7 +264,13 @@ fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Rout
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
         let path = join_index("routes", i);
-        check_name(&r.name, &join_key(&path, "name"), "route", &mut names, report);
+        check_name(
+            &r.name,
+            &join_key(&path, "name"),
+            "route",
+            &mut names,
+            report,
+        );
         if !upstreams.contains(&r.upstream.as_str()) {
             let message = match upstreams
                 .iter()
@@ -264,9 +278,14 @@ fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Rout
                 .filter(|(s, _)| *s >= SUGGESTION_THRESHOLD)
                 .max_by(|a, b| a.0.total_cmp(&b.0))
             {
-                Some((_, u)) => format!("no upstream is named `{}`; did you mean `{u}`?", r.upstream),
+                Some((_, u)) => {
+                    format!("no upstream is named `{}`; did you mean `{u}`?", r.upstream)
+                }
                 None if upstreams.is_empty() => {
-                    format!("no upstream is named `{}`: the upstreams: section is empty", r.upstream)
+                    format!(
+                        "no upstream is named `{}`: the upstreams: section is empty",
+                        r.upstream
+                    )
                 }
                 None => format!(
                     "no upstream is named `{}`; defined upstreams: {}",
@@ -339,7 +358,8 @@ fn host_pattern(raw: &str, path: &str, report: &mut Report) -> Option<HostPatter
     let valid_label = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if name.is_empty() || !name.split('.').all(valid_label) {
         report.value(
@@ -375,7 +395,9 @@ fn path_pattern(raw: &str, path: &str, report: &mut Report) -> Option<PathPatter
     if !p.starts_with('/') {
         report.value(
             path,
-            format!("`{raw}` must start with `/` (a prefix), or be `exact:/path` or `regex:^/pattern`"),
+            format!(
+                "`{raw}` must start with `/` (a prefix), or be `exact:/path` or `regex:^/pattern`"
+            ),
         );
         return None;
     }
@@ -426,7 +448,10 @@ fn header_name(raw: &str, path: &str, report: &mut Report) -> Option<HeaderName>
     match HeaderName::from_bytes(raw.as_bytes()) {
         Ok(n) => Some(n),
         Err(_) => {
-            report.value(path, format!("`{raw}` is not a valid header name (letters, digits and -)"));
+            report.value(
+                path,
+                format!("`{raw}` is not a valid header name (letters, digits and -)"),
+            );
             None
         }
     }
@@ -436,7 +461,10 @@ fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
     let path = join_key("upstreams", name);
     let targets_path = join_key(&path, "targets");
     if raw.targets.is_empty() {
-        report.value(&targets_path, "an upstream needs at least one target, e.g. `- { address: 127.0.0.1:9001 }`");
+        report.value(
+            &targets_path,
+            "an upstream needs at least one target, e.g. `- { address: 127.0.0.1:9001 }`",
+        );
     }
     let mut seen = HashMap::new();
     let mut targets = Vec::new();
@@ -446,12 +474,18 @@ fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
         if !is_host_port(&t.address) {
             report.value(
                 &address_path,
-                format!("`{}` is not host:port, e.g. 127.0.0.1:9001 or api.internal:8080", t.address),
+                format!(
+                    "`{}` is not host:port, e.g. 127.0.0.1:9001 or api.internal:8080",
+                    t.address
+                ),
             );
             continue;
         }
         if let Some(first) = seen.insert(t.address.clone(), i) {
-            report.value(&address_path, format!("`{}` is already target {first} of this upstream", t.address));
+            report.value(
+                &address_path,
+                format!("`{}` is already target {first} of this upstream", t.address),
+            );
         }
         let weight = t.weight.unwrap_or(DEFAULT_WEIGHT);
         if weight > MAX_WEIGHT {
@@ -469,10 +503,30 @@ fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
     let timeouts_path = join_key(&path, "timeouts");
     let t = &raw.timeouts;
     let timeouts = Timeouts {
-        connect: duration(t.connect.as_deref(), &join_key(&timeouts_path, "connect"), DEFAULT_CONNECT_TIMEOUT, report),
-        read: duration(t.read.as_deref(), &join_key(&timeouts_path, "read"), DEFAULT_READ_TIMEOUT, report),
-        write: duration(t.write.as_deref(), &join_key(&timeouts_path, "write"), DEFAULT_WRITE_TIMEOUT, report),
-        idle: duration(t.idle.as_deref(), &join_key(&timeouts_path, "idle"), DEFAULT_IDLE_TIMEOUT, report),
+        connect: duration(
+            t.connect.as_deref(),
+            &join_key(&timeouts_path, "connect"),
+            DEFAULT_CONNECT_TIMEOUT,
+            report,
+        ),
+        read: duration(
+            t.read.as_deref(),
+            &join_key(&timeouts_path, "read"),
+            DEFAULT_READ_TIMEOUT,
+            report,
+        ),
+        write: duration(
+            t.write.as_deref(),
+            &join_key(&timeouts_path, "write"),
+            DEFAULT_WRITE_TIMEOUT,
+            report,
+        ),
+        idle: duration(
+            t.idle.as_deref(),
+            &join_key(&timeouts_path, "idle"),
+            DEFAULT_IDLE_TIMEOUT,
+            report,
+        ),
     };
     let balance = match &raw.balance {
         RawBalance::Named(BalanceName::RoundRobin | BalanceName::WeightedRoundRobin) => {
@@ -494,9 +548,13 @@ fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
             cookie: Some(c),
         }) => {
             let valid = !c.is_empty()
-                && c.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
+                && c.bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
             if !valid {
-                report.value(&join_key(&path, "balance.hash.cookie"), format!("`{c}` is not a valid cookie name"));
+                report.value(
+                    &join_key(&path, "balance.hash.cookie"),
+                    format!("`{c}` is not a valid cookie name"),
+                );
             }
             Balance::Cookie(c.clone())
         }
@@ -528,7 +586,9 @@ fn is_host_port(s: &str) -> bool {
     let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
     let host_ok = !host.is_empty()
         && host.split('.').all(|l| {
-            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     port_ok && host_ok
 }
@@ -542,7 +602,12 @@ fn duration(raw: Option<&str>, path: &str, default: Duration, report: &mut Repor
             default
         }
         Err(_) => {
-            report.value(path, format!("`{raw}` is not a duration; write a number and a unit, e.g. 500ms, 10s, 2m"));
+            report.value(
+                path,
+                format!(
+                    "`{raw}` is not a duration; write a number and a unit, e.g. 500ms, 10s, 2m"
+                ),
+            );
             default
         }
     }

@@ -144,8 +144,7 @@ impl ProxyHttp for Proxy {
         let status = respond::status_for(e);
         if status > 0 {
             let name = ctx.runtime.headers.request_id_header().clone();
-            if let Err(write) = respond::json_error(session, status, &name, &ctx.request_id).await
-            {
+            if let Err(write) = respond::json_error(session, status, &name, &ctx.request_id).await {
                 log::debug!("could not send the {status} response: {write}");
             }
         }

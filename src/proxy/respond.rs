@@ -61,7 +61,5 @@ pub async fn json_error(
         resp.insert_header(http::header::RETRY_AFTER, RETRY_AFTER_SECS)?;
     }
     session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(body.into()), true)
-        .await
+    session.write_response_body(Some(body.into()), true).await
 }

@@ -12,13 +12,13 @@ mod target;
 
 pub use target::{InflightGuard, Target, TargetState};
 
-use crate::config::{self, Balance};
 use crate::config::HeaderRules;
+use crate::config::{self, Balance};
 use least_conn::{LeastConn, P2c};
+use pingora::http::RequestHeader;
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random};
 use pingora::lb::Backend;
 use pingora::upstreams::peer::HttpPeer;
-use pingora::http::RequestHeader;
 use smooth_weighted::SmoothWeighted;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -141,10 +141,7 @@ impl Pool {
         let key: &[u8] = match &self.hash_on {
             HashOn::Nothing => b"",
             HashOn::ClientIp => client_ip,
-            HashOn::Header(name) => req
-                .headers
-                .get(name)
-                .map_or(client_ip, |v| v.as_bytes()),
+            HashOn::Header(name) => req.headers.get(name).map_or(client_ip, |v| v.as_bytes()),
             HashOn::Cookie(name) => cookie(req, name).unwrap_or(client_ip),
         };
         match self.selector.as_ref()? {

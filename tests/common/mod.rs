@@ -1,5 +1,6 @@
 //! Test harness: the real `weir` binary and real demo instances on ephemeral ports.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};

@@ -502,31 +502,19 @@ fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
     }
     let timeouts_path = join_key(&path, "timeouts");
     let t = &raw.timeouts;
+    let mut timeout = |raw: &Option<String>, key: &str, default: Duration| {
+        duration(
+            raw.as_deref(),
+            &join_key(&timeouts_path, key),
+            default,
+            report,
+        )
+    };
     let timeouts = Timeouts {
-        connect: duration(
-            t.connect.as_deref(),
-            &join_key(&timeouts_path, "connect"),
-            DEFAULT_CONNECT_TIMEOUT,
-            report,
-        ),
-        read: duration(
-            t.read.as_deref(),
-            &join_key(&timeouts_path, "read"),
-            DEFAULT_READ_TIMEOUT,
-            report,
-        ),
-        write: duration(
-            t.write.as_deref(),
-            &join_key(&timeouts_path, "write"),
-            DEFAULT_WRITE_TIMEOUT,
-            report,
-        ),
-        idle: duration(
-            t.idle.as_deref(),
-            &join_key(&timeouts_path, "idle"),
-            DEFAULT_IDLE_TIMEOUT,
-            report,
-        ),
+        connect: timeout(&t.connect, "connect", DEFAULT_CONNECT_TIMEOUT),
+        read: timeout(&t.read, "read", DEFAULT_READ_TIMEOUT),
+        write: timeout(&t.write, "write", DEFAULT_WRITE_TIMEOUT),
+        idle: timeout(&t.idle, "idle", DEFAULT_IDLE_TIMEOUT),
     };
     let balance = match &raw.balance {
         RawBalance::Named(BalanceName::RoundRobin | BalanceName::WeightedRoundRobin) => {

@@ -65,14 +65,15 @@ impl HeaderPolicy {
         let trusted = self.is_trusted(peer);
         let mut ip = peer;
         if trusted {
+            // Right to left without collecting: header lines last-first, entries last-first.
             let entries = req
                 .headers
                 .get_all(&X_FORWARDED_FOR)
                 .iter()
+                .rev()
                 .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .collect::<Vec<_>>();
-            for entry in entries.iter().rev() {
+                .flat_map(|v| v.rsplit(','));
+            for entry in entries {
                 match entry.trim().parse::<IpAddr>() {
                     Ok(addr) => {
                         ip = addr;

@@ -15,17 +15,38 @@ use std::time::{Duration, Instant};
 pub struct DemoInstance {
     id: String,
     delay: Duration,
+    status: http::StatusCode,
+    health_status: http::StatusCode,
     started: Instant,
 }
 
 impl DemoInstance {
-    /// An instance named `id` that waits `delay` before answering anything but `/health`
-    /// (to play a slow instance).
-    pub fn new(id: &str, delay: Duration) -> Self {
+    /// A healthy instance named `id`.
+    pub fn new(id: &str) -> Self {
         Self {
             id: id.to_string(),
-            delay,
+            delay: Duration::ZERO,
+            status: http::StatusCode::OK,
+            health_status: http::StatusCode::OK,
             started: Instant::now(),
+        }
+    }
+
+    /// Waits `delay` before answering anything but `/health`, to play a slow instance.
+    pub fn delay(self, delay: Duration) -> Self {
+        Self { delay, ..self }
+    }
+
+    /// Answers everything but `/health` with `status`, to play a failing instance.
+    pub fn status(self, status: http::StatusCode) -> Self {
+        Self { status, ..self }
+    }
+
+    /// Answers `/health` with `status`, to play an instance that reports itself sick.
+    pub fn health_status(self, health_status: http::StatusCode) -> Self {
+        Self {
+            health_status,
+            ..self
         }
     }
 
@@ -42,9 +63,15 @@ impl DemoInstance {
 impl ServeHttp for DemoInstance {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let req = session.req_header();
-        let body = if req.uri.path() == "/health" {
+        let health = req.uri.path() == "/health";
+        let status = if health {
+            self.health_status
+        } else {
+            self.status
+        };
+        let body = if health {
             serde_json::json!({
-                "status": "healthy",
+                "status": if status.is_success() { "healthy" } else { "unhealthy" },
                 "instance": self.id,
                 "uptime_secs": self.started.elapsed().as_secs(),
             })
@@ -83,7 +110,7 @@ impl ServeHttp for DemoInstance {
         };
         let body = body.to_string().into_bytes();
         http::Response::builder()
-            .status(200)
+            .status(status)
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(http::header::CONTENT_LENGTH, body.len())
             .header("x-instance-id", self.id.as_str())

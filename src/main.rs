@@ -38,7 +38,17 @@ enum Command {
         /// Wait this long before answering (e.g. 200ms), to play a slow instance.
         #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
         delay: Duration,
+        /// Answer every path but /health with this status, to play a failing instance.
+        #[arg(long, value_parser = status_code, default_value = "200")]
+        status: http::StatusCode,
+        /// Answer /health with this status, to play an instance that reports itself sick.
+        #[arg(long, value_parser = status_code, default_value = "200")]
+        health_status: http::StatusCode,
     },
+}
+
+fn status_code(s: &str) -> Result<http::StatusCode, http::status::InvalidStatusCode> {
+    http::StatusCode::from_bytes(s.as_bytes())
 }
 
 fn main() -> ExitCode {
@@ -46,12 +56,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Demo) => run_demo(),
-        Some(Command::Instance { id, listen, delay }) => {
+        Some(Command::Instance {
+            id,
+            listen,
+            delay,
+            status,
+            health_status,
+        }) => {
             let mut server = pingora::server::Server::new(None).unwrap_or_else(|e| {
                 eprintln!("weir: cannot start: {e}");
                 std::process::exit(1)
             });
-            server.add_service(demo::DemoInstance::new(&id, delay).service(&listen));
+            let instance = demo::DemoInstance::new(&id)
+                .delay(delay)
+                .status(status)
+                .health_status(health_status);
+            server.add_service(instance.service(&listen));
             server.run_forever()
         }
         None => match cli.config {
@@ -74,8 +94,15 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
         }
     };
     if test_only {
-        // Compiling also resolves target host names, as `nginx -t` does.
-        return match weir::runtime::Runtime::compile(&config, None) {
+        // Target host names are resolved too, as `nginx -t` does.
+        let compiled = server::resolve(&config).and_then(|resolved| {
+            Ok(weir::runtime::Runtime::compile(
+                std::sync::Arc::new(config),
+                None,
+                resolved,
+            )?)
+        });
+        return match compiled {
             Ok(_) => {
                 println!("{}: configuration is valid", path.display());
                 ExitCode::SUCCESS
@@ -86,7 +113,7 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
             }
         };
     }
-    match server::build(&config) {
+    match server::build(config) {
         Ok((server, _runtime)) => server.run_forever(),
         Err(e) => {
             eprintln!("{}: {e}", path.display());
@@ -103,7 +130,7 @@ fn run_demo() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (mut server, _runtime) = match server::build(&config) {
+    let (mut server, _runtime) = match server::build(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("weir demo: {e}");
@@ -111,7 +138,7 @@ fn run_demo() -> ExitCode {
         }
     };
     for (id, address) in demo::DEMO_INSTANCES {
-        server.add_service(demo::DemoInstance::new(id, Duration::ZERO).service(address));
+        server.add_service(demo::DemoInstance::new(id).service(address));
     }
     println!("{}", demo::DEMO_BANNER);
     server.run_forever()

@@ -5,16 +5,13 @@
 use crate::config::{Config, HeaderRules};
 use crate::headers::HeaderPolicy;
 use crate::routing::RouteTable;
-use crate::upstream::{Pool, PoolError, StateCarry};
+use crate::upstream::{Pool, Resolved, StateCarry};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 
 /// Why a validated configuration could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    /// A pool could not be built.
-    #[error(transparent)]
-    Pool(#[from] PoolError),
     /// A route names an upstream that does not exist (validation rejects this first).
     #[error("route `{route}` names upstream `{upstream}`, which does not exist")]
     MissingUpstream {
@@ -43,6 +40,10 @@ pub struct CompiledRoute {
 
 /// Everything a request needs, compiled from one configuration.
 pub struct Runtime {
+    /// The configuration it was compiled from; discovery recompiles it with new addresses.
+    pub config: Arc<Config>,
+    /// The addresses its targets were built from.
+    pub resolved: Arc<Resolved>,
     /// Routes in file order; [`crate::routing::RouteMatch::route`] indexes it.
     pub routes: Vec<CompiledRoute>,
     /// Host + path matcher.
@@ -54,9 +55,14 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles a validated configuration. Targets whose address also exists in `previous`
-    /// keep its live state (in-flight counts).
-    pub fn compile(config: &Config, previous: Option<&Runtime>) -> Result<Self, CompileError> {
+    /// Compiles a validated configuration with its targets' addresses. Targets whose address
+    /// also exists in `previous` keep its live state (in-flight counts, health); new ones
+    /// slow-start when there is a `previous`.
+    pub fn compile(
+        config: Arc<Config>,
+        previous: Option<&Runtime>,
+        resolved: Resolved,
+    ) -> Result<Self, CompileError> {
         let carry: StateCarry = previous
             .into_iter()
             .flat_map(|rt| rt.pools.iter())
@@ -66,8 +72,8 @@ impl Runtime {
         let pools = config
             .upstreams
             .iter()
-            .map(|u| Pool::build(u, &carry))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|u| Pool::build(u, &resolved, &carry, previous.is_none()))
+            .collect::<Vec<_>>();
         let routes = config
             .routes
             .iter()
@@ -92,6 +98,8 @@ impl Runtime {
             table: RouteTable::new(&config.routes),
             pools,
             headers: HeaderPolicy::from(&config.headers),
+            resolved: Arc::new(resolved),
+            config,
         })
     }
 }

@@ -34,6 +34,26 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may finish on shutdown when not configured.
 pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts on other instances after a connect failure or early reset, when not configured.
+pub const DEFAULT_RETRIES: u32 = 2;
+/// Time between active checks of one instance when `health_check.interval` is not set.
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Time one active check may take when `health_check.timeout` is not set.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Passing checks that bring an unhealthy instance back, when not configured.
+pub const DEFAULT_HEALTHY_SUCCESSES: u32 = 2;
+/// Failing checks that take a healthy instance out, when not configured.
+pub const DEFAULT_UNHEALTHY_FAILURES: u32 = 3;
+/// Consecutive failed requests that eject an instance (nginx's `max_fails` default).
+pub const DEFAULT_MAX_FAILS: u32 = 1;
+/// Window for counting failures and first ejection time (nginx's `fail_timeout` default).
+pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cap of the doubling ejection time when `passive.max_ejection_time` is not set.
+pub const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+/// Share of a pool that passive checks may eject at once, when not configured.
+pub const DEFAULT_MAX_EJECTION_PERCENT: u8 = 50;
+/// Time between DNS resolutions of a discovered upstream when `resolve_every` is not set.
+pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
 /// Request id header name when `headers.request_id` is not set.
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// Serving-instance response header name when `headers.instance_header` is not set.
@@ -54,6 +74,8 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Global header injection.
     pub headers: GlobalHeaders,
+    /// DNS servers for `discovery: dns`; empty means the system's (`/etc/resolv.conf`).
+    pub resolver: Vec<SocketAddr>,
 }
 
 /// `server:` settings that map onto the process.
@@ -172,6 +194,8 @@ pub struct Target {
     pub name: String,
     /// Relative share; 0 takes no new traffic.
     pub weight: u32,
+    /// Used only when no primary target is available.
+    pub backup: bool,
 }
 
 /// Per-upstream timeouts.
@@ -200,6 +224,68 @@ pub struct Upstream {
     pub headers: HeaderRules,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Active checks, if configured.
+    pub health_check: Option<HealthCheck>,
+    /// Outlier ejection from failed requests.
+    pub passive: Passive,
+    /// Further attempts on other instances after a connect failure or early reset.
+    pub retries: u32,
+    /// Ramp time of a recovered or newly added instance's share, if configured.
+    pub slow_start: Option<Duration>,
+    /// When no instance is available: try them anyway (`true`) or answer 503 at once.
+    pub panic_mode: bool,
+    /// `discovery: dns`: how often host-name targets are re-resolved; `None` resolves once.
+    pub resolve_every: Option<Duration>,
+}
+
+/// What an active check does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Connects and closes.
+    Tcp,
+    /// Sends a GET and checks the status.
+    Http {
+        /// Request path (with query, if any).
+        path: String,
+        /// `Host` header; the target address when `None`.
+        host: Option<String>,
+        /// Extra request headers.
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// Accepted statuses, as inclusive ranges.
+        expected_status: Vec<(u16, u16)>,
+    },
+}
+
+/// `health_check:` of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The probe.
+    pub kind: CheckKind,
+    /// Time between checks of one instance.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive passes that make an unhealthy instance healthy.
+    pub healthy_successes: u32,
+    /// Consecutive failures that make a healthy instance unhealthy.
+    pub unhealthy_failures: u32,
+    /// State of an instance before its first checks (`initially: unhealthy` → false).
+    pub initially_healthy: bool,
+}
+
+/// `passive:` of an upstream: ejection of instances whose requests fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passive {
+    /// Consecutive failures within `fail_timeout` that eject; 0 turns ejection off.
+    pub max_fails: u32,
+    /// Counting window and first ejection time; doubled on each repeat.
+    pub fail_timeout: Duration,
+    /// Cap of the doubled ejection time.
+    pub max_ejection_time: Duration,
+    /// Most of the pool, in percent, that may be ejected at once.
+    pub max_ejection_percent: u8,
+    /// Response statuses that count as failures (connect errors and timeouts always do).
+    pub fail_statuses: Vec<u16>,
 }
 
 /// Global header injection.

@@ -25,6 +25,9 @@ pub struct RawConfig {
     /// Headers weir adds to every proxied request and response.
     #[serde(default)]
     pub headers: RawGlobalHeaders,
+    /// DNS servers (`ip:port`) for `discovery: dns`; the system's when omitted.
+    #[serde(default)]
+    pub resolver: Vec<String>,
 }
 
 /// `server:`.
@@ -127,6 +130,97 @@ pub struct RawUpstream {
     /// Connection timeouts.
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    /// Active health checks.
+    pub health_check: Option<RawHealthCheck>,
+    /// Ejection of instances whose requests fail.
+    #[serde(default)]
+    pub passive: RawPassive,
+    /// Attempts on other instances after a connect failure or early reset.
+    pub retries: Option<u32>,
+    /// Ramp time of a recovered or newly added instance.
+    pub slow_start: Option<String>,
+    /// Try unavailable instances anyway when none is available.
+    pub panic_mode: Option<bool>,
+    /// How host-name targets are found.
+    pub discovery: Option<RawDiscovery>,
+    /// Re-resolution period with `discovery: dns`.
+    pub resolve_every: Option<String>,
+}
+
+/// `discovery:`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawDiscovery {
+    /// A and AAAA records, re-resolved every `resolve_every`.
+    Dns,
+}
+
+/// `health_check.type`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawCheckType {
+    /// GET a path, check the status.
+    #[default]
+    Http,
+    /// Connect only.
+    Tcp,
+}
+
+/// `health_check.initially`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawInitially {
+    /// Serve traffic before the first checks.
+    #[default]
+    Healthy,
+    /// Wait for `healthy_successes` passing checks.
+    Unhealthy,
+}
+
+/// `health_check:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// `http` (default) or `tcp`.
+    #[serde(default, rename = "type")]
+    pub kind: RawCheckType,
+    /// Path for `http` checks; `/` when omitted.
+    pub path: Option<String>,
+    /// Time between checks.
+    pub interval: Option<String>,
+    /// Time one check may take.
+    pub timeout: Option<String>,
+    /// Passes that bring an instance back.
+    pub healthy_successes: Option<u32>,
+    /// Failures that take an instance out.
+    pub unhealthy_failures: Option<u32>,
+    /// Accepted statuses: codes (`200`) and ranges (`200-299`).
+    pub expected_status: Option<Vec<serde_yaml::Value>>,
+    /// `Host` header of `http` checks.
+    pub host: Option<String>,
+    /// Extra headers of `http` checks.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// State before the first checks.
+    #[serde(default)]
+    pub initially: RawInitially,
+}
+
+/// `passive:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPassive {
+    /// Consecutive failures that eject; 0 turns ejection off.
+    pub max_fails: Option<u32>,
+    /// Counting window and first ejection time.
+    pub fail_timeout: Option<String>,
+    /// Cap of the doubling ejection time.
+    pub max_ejection_time: Option<String>,
+    /// Most of the pool, in percent, that may be ejected at once.
+    pub max_ejection_percent: Option<u8>,
+    /// Response statuses counted as failures.
+    #[serde(default)]
+    pub fail_statuses: Vec<u16>,
 }
 
 /// `balance:`: a name (`least_conn`), or `{ hash: { header: X-User } }` /
@@ -205,6 +299,9 @@ pub struct RawTarget {
     pub weight: Option<u32>,
     /// Name shown in the instance header and logs; defaults to the address.
     pub name: Option<String>,
+    /// Used only when no primary target is available.
+    #[serde(default)]
+    pub backup: bool,
 }
 
 /// `timeouts:`.

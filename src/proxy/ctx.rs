@@ -3,7 +3,7 @@
 use crate::headers::Client;
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
-use crate::upstream::{InflightGuard, Target};
+use crate::upstream::{InflightGuard, Pool, Target, Tried};
 use http::HeaderValue;
 use std::sync::Arc;
 
@@ -19,6 +19,10 @@ pub struct RequestCtx {
     pub route: Option<RouteMatch>,
     /// The chosen target and its in-flight count; replaced if a retry picks another.
     pub upstream: Option<Chosen>,
+    /// Targets tried so far.
+    pub tried: Tried,
+    /// Attempts so far (the first included).
+    pub attempts: u32,
 }
 
 /// A target chosen for this request.
@@ -27,9 +31,17 @@ pub struct Chosen {
     pub target: Arc<Target>,
     /// Counts this request against the target until dropped.
     pub _inflight: InflightGuard,
+    /// Chosen in panic mode: no instance was available.
+    pub panic: bool,
 }
 
 impl RequestCtx {
+    /// The pool of the matched route.
+    pub fn pool(&self) -> Option<&Pool> {
+        let route = self.runtime.routes.get(self.route?.route)?;
+        self.runtime.pools.get(route.pool)
+    }
+
     /// A context on the current runtime.
     pub fn new(runtime: Arc<Runtime>) -> Self {
         Self {
@@ -38,6 +50,8 @@ impl RequestCtx {
             client: None,
             route: None,
             upstream: None,
+            tried: Tried::default(),
+            attempts: 0,
         }
     }
 }

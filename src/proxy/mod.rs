@@ -83,18 +83,70 @@ impl ProxyHttp for Proxy {
             IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
             IpAddr::V6(v6) => v6.octets(),
         };
-        let target = pool.select(session.req_header(), octets).ok_or_else(|| {
-            Error::explain(
-                ErrorType::HTTPStatus(503),
-                format!("upstream `{}` has no available target", pool.name),
-            )
-        })?;
-        let peer = Box::new(target.peer.clone());
+        let pick = pool
+            .select(session.req_header(), octets, ctx.tried)
+            .ok_or_else(|| {
+                Error::explain(
+                    ErrorType::HTTPStatus(503),
+                    format!("upstream `{}` has no available instance", pool.name),
+                )
+            })?;
+        ctx.tried.insert(pick.target.index);
+        ctx.attempts += 1;
+        let peer = Box::new(pick.target.peer.clone());
         ctx.upstream = Some(Chosen {
-            _inflight: InflightGuard::new(&target),
-            target,
+            _inflight: InflightGuard::new(&pick.target),
+            target: pick.target,
+            panic: pick.panic,
         });
         Ok(peer)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing was sent: any method may go to another instance.
+        let retry = ctx.pool().is_some_and(|pool| {
+            if let Some(chosen) = &ctx.upstream {
+                pool.failed(&chosen.target, &e);
+            }
+            ctx.attempts < pool.max_attempts()
+        });
+        e.set_retry(retry);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        _peer: &HttpPeer,
+        session: &mut Session,
+        mut e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let Some(pool) = ctx.pool() else {
+            e.set_retry(false);
+            return e;
+        };
+        let reset = matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+        );
+        // A pooled connection the upstream had already closed says nothing about its health.
+        if !(client_reused && reset) {
+            if let Some(chosen) = &ctx.upstream {
+                pool.failed(&chosen.target, &e);
+            }
+        }
+        let unanswered = session.response_written().is_none();
+        let replayable = session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated();
+        e.set_retry(reset && unanswered && replayable && ctx.attempts < pool.max_attempts());
+        e
     }
 
     async fn upstream_request_filter(
@@ -124,6 +176,14 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let (Some(pool), Some(chosen)) = (ctx.pool(), &ctx.upstream) {
+            let status = upstream_response.status.as_u16();
+            if pool.is_failure_status(status) {
+                pool.failed(&chosen.target, &format_args!("status {status}"));
+            } else {
+                pool.succeeded(&chosen.target);
+            }
+        }
         let rt = &ctx.runtime;
         let instance = ctx.upstream.as_ref().map(|c| &c.target.name);
         rt.headers
@@ -135,14 +195,24 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _e: &Error) -> bool {
+        // `fail_to_proxy` logs every failure with the upstream and instance.
+        true
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let status = respond::status_for(e);
+        let panicked = ctx.upstream.as_ref().is_some_and(|c| c.panic);
+        let status = respond::status_for(e, panicked);
+        log_failure(session, e, ctx, status);
         if status > 0 {
+            // The connection is not reused after a failed proxy attempt: say so, so that
+            // clients do not send their next request into a closing connection.
+            session.set_keepalive(None);
             let name = ctx.runtime.headers.request_id_header().clone();
             if let Err(write) = respond::json_error(session, status, &name, &ctx.request_id).await {
                 log::debug!("could not send the {status} response: {write}");
@@ -152,6 +222,23 @@ impl ProxyHttp for Proxy {
             error_code: status,
             can_reuse_downstream: false,
         }
+    }
+}
+
+/// One line per failed request: request id, request, status, upstream, instance and cause.
+fn log_failure(session: &Session, e: &Error, ctx: &RequestCtx, status: u16) {
+    let req = session.req_header();
+    let upstream = ctx.pool().map_or("-", |p| p.name.as_str());
+    let instance = ctx.upstream.as_ref().map_or("-", |c| c.target.label());
+    let id = ctx.request_id.to_str().unwrap_or_default();
+    let (method, path) = (&req.method, req.uri.path());
+    if status == 0 {
+        log::debug!("{id} {method} {path}: client gone ({e})");
+    } else {
+        log::warn!(
+            "{id} {method} {path}: {status}; upstream `{upstream}` instance `{instance}` after {} attempt(s): {e}",
+            ctx.attempts
+        );
     }
 }
 

@@ -10,9 +10,19 @@ pub const RETRY_AFTER_SECS: &str = "1";
 
 /// The status a failed request is answered with: 504 when the upstream timed out, 502 when it
 /// failed otherwise, a policy's own status where one was set, 0 when the client is gone.
-pub fn status_for(e: &Error) -> u16 {
+/// A connection refused by an instance tried only in panic mode is a 503: the real cause is
+/// that no instance was available.
+pub fn status_for(e: &Error, panicked: bool) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectError
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectTimedout
+            if panicked =>
+        {
+            503
+        }
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
             if e.esource() == &ErrorSource::Upstream =>
         {

@@ -65,23 +65,26 @@ impl BackendSelection for SmoothWeighted {
     fn iter(self: &Arc<Self>, _key: &[u8]) -> SmoothIter {
         SmoothIter {
             position: self.next.fetch_add(1, Ordering::Relaxed),
+            remaining: self.schedule.len(),
             selection: self.clone(),
         }
     }
 }
 
-/// Walks the cycle from this request's turn onwards.
+/// Walks one cycle from this request's turn onwards.
 pub struct SmoothIter {
     selection: Arc<SmoothWeighted>,
     position: usize,
+    remaining: usize,
 }
 
 impl BackendIter for SmoothIter {
     fn next(&mut self) -> Option<&Backend> {
         let s = &self.selection;
-        if s.schedule.is_empty() {
+        if self.remaining == 0 {
             return None;
         }
+        self.remaining -= 1;
         let index = s.schedule[self.position % s.schedule.len()] as usize;
         self.position = self.position.wrapping_add(1);
         s.backends.get(index)

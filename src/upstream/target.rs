@@ -1,18 +1,30 @@
 //! One instance of an upstream, and the live state that outlives runtime rebuilds.
 
+use super::health::Health;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Live state of one instance address. Shared by every runtime that has a target at this
-/// address, so a reload does not reset least-connections counts.
-#[derive(Debug, Default)]
+/// Live state of one instance address. Shared by every runtime (and every pool) that has a
+/// target at this address, so a reload resets neither least-connections counts nor health.
+#[derive(Debug)]
 pub struct TargetState {
     inflight: AtomicUsize,
+    /// Active and passive health.
+    pub health: Health,
 }
 
 impl TargetState {
+    /// State of an instance seen for the first time; `ramp_from` starts its slow start
+    /// (0 for instances present at startup, which take their full share at once).
+    pub fn new(initially_healthy: bool, ramp_from: u64) -> Self {
+        Self {
+            inflight: AtomicUsize::new(0),
+            health: Health::new(initially_healthy, ramp_from),
+        }
+    }
+
     /// Requests currently sent to this address and not yet finished.
     pub fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Relaxed)
@@ -24,14 +36,25 @@ impl TargetState {
 pub struct Target {
     /// Name shown in the instance response header.
     pub name: http::HeaderValue,
+    /// Position in its pool's target list.
+    pub index: usize,
     /// Resolved address.
     pub addr: SocketAddr,
     /// Relative share, at least 1 (weight-0 targets are not selectable at all).
     pub weight: u32,
+    /// Used only when no primary target is available.
+    pub backup: bool,
     /// Connection settings; cloned per request so Pingora's pool reuses connections.
     pub peer: HttpPeer,
     /// Live state, shared across reloads.
     pub state: Arc<TargetState>,
+}
+
+impl Target {
+    /// The instance name for logs.
+    pub fn label(&self) -> &str {
+        self.name.to_str().unwrap_or("?")
+    }
 }
 
 /// Counts one request as in flight on a target for as long as it lives. Kept in the request

@@ -2,10 +2,11 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a process gets to start listening.
@@ -61,7 +62,10 @@ impl Drop for Proc {
 pub struct Instance {
     pub id: String,
     pub port: u16,
-    _proc: Proc,
+    /// `ip:port` it listens on.
+    pub listen: String,
+    args: Vec<String>,
+    proc: Option<Proc>,
 }
 
 impl Instance {
@@ -71,28 +75,49 @@ impl Instance {
 
     /// An instance that waits `delay` before answering.
     pub fn start_slow(id: &str, delay: Duration) -> Self {
-        let port = free_port();
+        Self::start_with(id, &["--delay", &format!("{}ms", delay.as_millis())])
+    }
+
+    /// An instance on a fresh 127.0.0.1 port with extra `weir instance` arguments.
+    pub fn start_with(id: &str, args: &[&str]) -> Self {
+        Self::start_at(id, &format!("127.0.0.1:{}", free_port()), args)
+    }
+
+    /// An instance listening on `listen` with extra `weir instance` arguments.
+    pub fn start_at(id: &str, listen: &str, args: &[&str]) -> Self {
+        let mut instance = Self {
+            id: id.to_string(),
+            port: listen.rsplit_once(':').unwrap().1.parse().unwrap(),
+            listen: listen.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            proc: None,
+        };
+        instance.restart();
+        instance
+    }
+
+    /// Kills the process (SIGKILL: connections reset, nothing drains).
+    pub fn kill(&mut self) {
+        self.proc = None;
+    }
+
+    /// Starts the process again on the same address.
+    pub fn restart(&mut self) {
         let child = Command::new(weir_bin())
-            .args(["instance", "--id", id, "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--delay")
-            .arg(format!("{}ms", delay.as_millis()))
+            .args(["instance", "--id", &self.id, "--listen", &self.listen])
+            .args(&self.args)
             .env("RUST_LOG", "error")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let proc = Proc(child);
-        wait_listening(port);
-        Self {
-            id: id.to_string(),
-            port,
-            _proc: proc,
-        }
+        self.proc = Some(Proc(child));
+        poll_until(START_DEADLINE, || TcpStream::connect(&self.listen).ok())
+            .unwrap_or_else(|| panic!("instance {} does not listen on {}", self.id, self.listen));
     }
 
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.listen.clone()
     }
 }
 
@@ -100,31 +125,71 @@ impl Instance {
 pub struct Weir {
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// Everything weir wrote to stderr so far.
+    log: Arc<Mutex<String>>,
     _proc: Proc,
 }
 
 impl Weir {
     /// Starts weir on a fresh port. `yaml` may use `{port}` for the listener port.
     pub fn start(yaml: &str) -> Self {
+        Self::start_logging(yaml, "error")
+    }
+
+    /// Starts weir with `RUST_LOG=level`, keeping its log for [`Weir::wait_log`].
+    pub fn start_logging(yaml: &str, level: &str) -> Self {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.yaml");
         std::fs::write(&path, yaml.replace("{port}", &port.to_string())).unwrap();
-        let child = Command::new(weir_bin())
+        let mut child = Command::new(weir_bin())
             .arg("--config")
             .arg(&path)
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", level)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("weir: {line}");
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         let proc = Proc(child);
         wait_listening(port);
         Self {
             port,
             dir,
+            log,
             _proc: proc,
         }
+    }
+
+    /// Waits until a log line contains every one of `parts`; returns how long it took.
+    pub fn wait_log(&self, parts: &[&str], deadline: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        poll_until(deadline, || {
+            let log = self.log.lock().unwrap();
+            log.lines()
+                .any(|l| parts.iter().all(|p| l.contains(p)))
+                .then(|| start.elapsed())
+        })
+    }
+
+    /// How many log lines contain `part`.
+    pub fn log_count(&self, part: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(part))
+            .count()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,15 +1,25 @@
 //! Raw YAML tree → [`RawConfig`] → validated [`Config`], reporting every problem with its
 //! location instead of stopping at the first.
 
+mod upstream;
+
 use super::schema::*;
 use super::source::{join_index, join_key, Report};
 use super::*;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use upstream::upstream;
 
 /// Top-level keys, for "did you mean" on a misspelt section.
-const TOP_LEVEL_KEYS: &[&str] = &["server", "listeners", "routes", "upstreams", "headers"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "server",
+    "listeners",
+    "routes",
+    "upstreams",
+    "headers",
+    "resolver",
+];
 
 const NO_LISTENERS: &str =
     "at least one listener is required, e.g. `listeners: [{ name: web, address: 0.0.0.0:8080 }]`";
@@ -48,6 +58,7 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
             "routes" => raw.routes = list(value, key, report),
             "upstreams" => raw.upstreams = named(value, key, report),
             "headers" => raw.headers = one(value, key, report).unwrap_or_default(),
+            "resolver" => raw.resolver = list(value, key, report),
             other => {
                 let message = unknown(other, "key", TOP_LEVEL_KEYS);
                 report.key(other, message);
@@ -177,7 +188,27 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
             .filter_map(|(name, u)| Some(upstream(name, u.as_ref()?, report)))
             .collect(),
         headers: global_headers(&raw.headers, report),
+        resolver: resolver(&raw.resolver, report),
     }
+}
+
+fn resolver(raw: &[String], report: &mut Report) -> Vec<SocketAddr> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let parsed = s.parse::<SocketAddr>().or_else(|_| {
+                s.parse::<std::net::IpAddr>()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            });
+            if parsed.is_err() {
+                report.value(
+                    &join_index("resolver", i),
+                    format!("`{s}` is not a DNS server address, e.g. 10.0.0.10 or 127.0.0.1:5353"),
+                );
+            }
+            parsed.ok()
+        })
+        .collect()
 }
 
 fn server(raw: &RawServer, report: &mut Report) -> Server {
@@ -455,130 +486,6 @@ fn header_name(raw: &str, path: &str, report: &mut Report) -> Option<HeaderName>
             None
         }
     }
-}
-
-fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
-    let path = join_key("upstreams", name);
-    let targets_path = join_key(&path, "targets");
-    if raw.targets.is_empty() {
-        report.value(
-            &targets_path,
-            "an upstream needs at least one target, e.g. `- { address: 127.0.0.1:9001 }`",
-        );
-    }
-    let mut seen = HashMap::new();
-    let mut targets = Vec::new();
-    for (i, t) in raw.targets.iter().enumerate() {
-        let t_path = join_index(&targets_path, i);
-        let address_path = join_key(&t_path, "address");
-        if !is_host_port(&t.address) {
-            report.value(
-                &address_path,
-                format!(
-                    "`{}` is not host:port, e.g. 127.0.0.1:9001 or api.internal:8080",
-                    t.address
-                ),
-            );
-            continue;
-        }
-        if let Some(first) = seen.insert(t.address.clone(), i) {
-            report.value(
-                &address_path,
-                format!("`{}` is already target {first} of this upstream", t.address),
-            );
-        }
-        let weight = t.weight.unwrap_or(DEFAULT_WEIGHT);
-        if weight > MAX_WEIGHT {
-            report.value(
-                &join_key(&t_path, "weight"),
-                format!("weight {weight} is too large: use 0 (no new traffic) to {MAX_WEIGHT}"),
-            );
-        }
-        targets.push(Target {
-            address: t.address.clone(),
-            name: t.name.clone().unwrap_or_else(|| t.address.clone()),
-            weight: weight.min(MAX_WEIGHT),
-        });
-    }
-    let timeouts_path = join_key(&path, "timeouts");
-    let t = &raw.timeouts;
-    let mut timeout = |raw: &Option<String>, key: &str, default: Duration| {
-        duration(
-            raw.as_deref(),
-            &join_key(&timeouts_path, key),
-            default,
-            report,
-        )
-    };
-    let timeouts = Timeouts {
-        connect: timeout(&t.connect, "connect", DEFAULT_CONNECT_TIMEOUT),
-        read: timeout(&t.read, "read", DEFAULT_READ_TIMEOUT),
-        write: timeout(&t.write, "write", DEFAULT_WRITE_TIMEOUT),
-        idle: timeout(&t.idle, "idle", DEFAULT_IDLE_TIMEOUT),
-    };
-    let balance = match &raw.balance {
-        RawBalance::Named(BalanceName::RoundRobin | BalanceName::WeightedRoundRobin) => {
-            Balance::RoundRobin
-        }
-        RawBalance::Named(BalanceName::Random) => Balance::Random,
-        RawBalance::Named(BalanceName::LeastConn) => Balance::LeastConn,
-        RawBalance::Named(BalanceName::P2c) => Balance::P2c,
-        RawBalance::Named(BalanceName::IpHash) => Balance::IpHash,
-        RawBalance::Hash(RawHashOn {
-            header: Some(h),
-            cookie: None,
-        }) => {
-            let at = join_key(&path, "balance.hash.header");
-            header_name(h, &at, report).map_or(Balance::RoundRobin, Balance::Header)
-        }
-        RawBalance::Hash(RawHashOn {
-            header: None,
-            cookie: Some(c),
-        }) => {
-            let valid = !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
-            if !valid {
-                report.value(
-                    &join_key(&path, "balance.hash.cookie"),
-                    format!("`{c}` is not a valid cookie name"),
-                );
-            }
-            Balance::Cookie(c.clone())
-        }
-        RawBalance::Hash(_) => {
-            report.value(
-                &join_key(&path, "balance.hash"),
-                "give exactly one of `header: NAME` or `cookie: NAME`",
-            );
-            Balance::RoundRobin
-        }
-    };
-    Upstream {
-        name: name.to_string(),
-        balance,
-        targets,
-        headers: header_rules(&raw.headers, &join_key(&path, "headers"), report),
-        timeouts,
-    }
-}
-
-/// `ip:port`, `[v6]:port` or `hostname:port`, checked without resolving.
-fn is_host_port(s: &str) -> bool {
-    if s.parse::<SocketAddr>().is_ok() {
-        return true;
-    }
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return false;
-    };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
-    let host_ok = !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    port_ok && host_ok
 }
 
 fn duration(raw: Option<&str>, path: &str, default: Duration, report: &mut Report) -> Duration {

@@ -1,0 +1,87 @@
+//! Active checks: Pingora's HTTP and TCP health checks, built once per pool from its
+//! `health_check:` settings.
+
+use crate::config::{CheckKind, HealthCheck};
+use pingora::http::ResponseHeader;
+use pingora::lb::health_check::{HealthCheck as Probe, HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::Backend;
+use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
+use pingora::{Error, ErrorType};
+use std::net::SocketAddr;
+
+/// A pool's probe and the thresholds that judge its results.
+pub struct Checker {
+    /// The settings it was built from.
+    pub settings: HealthCheck,
+    probe: Box<dyn Probe + Send + Sync>,
+}
+
+impl Checker {
+    /// Builds the probe for `settings`; HTTP checks without a `host` send the upstream's
+    /// name as `Host`, as nginx does with its upstream group name.
+    pub fn new(settings: &HealthCheck, upstream: &str) -> Self {
+        let probe: Box<dyn Probe + Send + Sync> = match &settings.kind {
+            CheckKind::Tcp => {
+                let mut tcp = TcpHealthCheck::new();
+                tcp.peer_template.options.connection_timeout = Some(settings.timeout);
+                tcp
+            }
+            CheckKind::Http {
+                path,
+                host,
+                headers,
+                expected_status,
+            } => {
+                let mut http = HttpHealthCheck::new(host.as_deref().unwrap_or(upstream), false);
+                http.req.set_uri(
+                    http::Uri::try_from(path.as_str()).unwrap_or(http::Uri::from_static("/")),
+                );
+                for (name, value) in headers {
+                    // Names and values were validated with the configuration.
+                    let _ = http.req.insert_header(name.clone(), value.clone());
+                }
+                let options = &mut http.peer_template.options;
+                options.connection_timeout = Some(settings.timeout);
+                options.read_timeout = Some(settings.timeout);
+                options.write_timeout = Some(settings.timeout);
+                let ranges = expected_status.clone();
+                http.validator = Some(Box::new(move |resp: &ResponseHeader| {
+                    let status = resp.status.as_u16();
+                    if ranges
+                        .iter()
+                        .any(|&(low, high)| (low..=high).contains(&status))
+                    {
+                        Ok(())
+                    } else {
+                        Error::e_explain(
+                            ErrorType::CustomCode("unexpected status", status),
+                            "during the health check",
+                        )
+                    }
+                }));
+                Box::new(http)
+            }
+        };
+        Self {
+            settings: settings.clone(),
+            probe,
+        }
+    }
+
+    /// Probes `addr` once, within the check timeout; `Err` says why it failed.
+    pub async fn probe(&self, addr: SocketAddr) -> Result<(), String> {
+        let backend = Backend {
+            addr: PeerAddr::Inet(addr),
+            weight: 1,
+            ext: Default::default(),
+        };
+        match tokio::time::timeout(self.settings.timeout, self.probe.check(&backend)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(match e.etype() {
+                ErrorType::CustomCode(_, status) => format!("answered with status {status}"),
+                _ => e.to_string(),
+            }),
+            Err(_) => Err(format!("no answer within {:?}", self.settings.timeout)),
+        }
+    }
+}

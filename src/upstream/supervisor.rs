@@ -1,0 +1,153 @@
+//! The one background task that keeps upstreams honest: it runs every pool's active checks
+//! on their interval and re-resolves `discovery: dns` names, swapping in a runtime with the
+//! new instances when the answer changes. It always works on the current runtime, so pools
+//! created by a reload are checked too. Checks and resolutions run as tasks of their own on
+//! the supervisor's thread: a slow one delays nothing, and nothing here blocks a request.
+
+use super::{now_ms, Dns, Resolved};
+use crate::runtime::{Runtime, SharedRuntime};
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the supervisor looks for due work.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Health checks and DNS discovery for the runtime it shares with the proxy.
+pub struct Supervisor {
+    runtime: SharedRuntime,
+    dns: Arc<Dns>,
+    resolving: Arc<AtomicBool>,
+}
+
+impl Supervisor {
+    /// A supervisor of `runtime`, resolving through `dns`.
+    pub fn new(runtime: SharedRuntime, dns: Dns) -> Self {
+        Self {
+            runtime,
+            dns: Arc::new(dns),
+            resolving: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn spawn_checks(rt: &Arc<Runtime>) {
+        let now = now_ms();
+        for (p, pool) in rt.pools.iter().enumerate() {
+            let Some(checker) = &pool.checker else {
+                continue;
+            };
+            for (t, target) in pool.targets.iter().enumerate() {
+                if !target
+                    .state
+                    .health
+                    .check_due(now, checker.settings.interval)
+                {
+                    continue;
+                }
+                let rt = rt.clone();
+                tokio::spawn(async move {
+                    let pool = &rt.pools[p];
+                    let target = &pool.targets[t];
+                    let Some(checker) = &pool.checker else { return };
+                    let result = checker.probe(target.addr).await;
+                    let health = &target.state.health;
+                    match health.checked(result.is_ok(), now_ms(), &checker.settings) {
+                        Some(true) => log::warn!(
+                            "upstream `{}`: instance `{}` is healthy again",
+                            pool.name,
+                            target.label()
+                        ),
+                        Some(false) => log::warn!(
+                            "upstream `{}`: instance `{}` is unhealthy: {}",
+                            pool.name,
+                            target.label(),
+                            result.err().unwrap_or_default()
+                        ),
+                        None => {}
+                    }
+                });
+            }
+        }
+    }
+
+    fn spawn_discovery(&self) {
+        if self.resolving.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (shared, dns, resolving) = (
+            self.runtime.clone(),
+            self.dns.clone(),
+            self.resolving.clone(),
+        );
+        tokio::spawn(async move {
+            rediscover(&shared, &dns).await;
+            resolving.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Resolves every discovered name again and, if any answer changed, compiles and swaps in
+/// a runtime with the new instances (unless a reload swapped one in meanwhile: the next
+/// round starts from that one).
+async fn rediscover(shared: &SharedRuntime, dns: &Dns) {
+    let current = shared.load_full();
+    let found = dns.resolve_all(&current.config, &current.resolved).await;
+    if found
+        .iter()
+        .all(|(name, addrs)| current.resolved.get(name) == Some(addrs))
+    {
+        return;
+    }
+    for (name, addrs) in &found {
+        let before: BTreeSet<&SocketAddr> =
+            current.resolved.get(name).into_iter().flatten().collect();
+        let after: BTreeSet<&SocketAddr> = addrs.iter().collect();
+        if before != after {
+            log::warn!(
+                "discovery: `{name}` now resolves to {} address(es); added {:?}, removed {:?}",
+                after.len(),
+                after.difference(&before).collect::<Vec<_>>(),
+                before.difference(&after).collect::<Vec<_>>()
+            );
+        }
+    }
+    let mut resolved: Resolved = (*current.resolved).clone();
+    resolved.extend(found);
+    match Runtime::compile(current.config.clone(), Some(&current), resolved) {
+        Ok(next) => {
+            let previous = shared.compare_and_swap(&current, Arc::new(next));
+            if !Arc::ptr_eq(&previous, &current) {
+                log::info!("discovery: the runtime changed meanwhile; resolving again next round");
+            }
+        }
+        Err(e) => log::error!("discovery: cannot apply the new addresses: {e}"),
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Supervisor {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut next_discovery = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(TICK) => {}
+            }
+            let rt = self.runtime.load_full();
+            Self::spawn_checks(&rt);
+            let period = rt.pools.iter().filter_map(|p| p.resolve_every).min();
+            if let Some(period) = period {
+                let now = now_ms();
+                if now >= next_discovery {
+                    next_discovery = now + u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+                    self.spawn_discovery();
+                }
+            }
+        }
+    }
+}

@@ -19,17 +19,6 @@ fn shares(served: &[String]) -> HashMap<String, f64> {
         .collect()
 }
 
-fn sequential(weir: &Weir, n: usize) -> Vec<String> {
-    let c = client();
-    (0..n)
-        .map(|_| {
-            let resp = c.get(weir.url("/")).send().unwrap();
-            assert_eq!(resp.status(), 200);
-            served_by(&resp)
-        })
-        .collect()
-}
-
 fn instances(n: usize) -> Vec<Instance> {
     (1..=n)
         .map(|i| Instance::start(&format!("instance-{i}")))
@@ -44,7 +33,7 @@ fn round_robin_is_even_and_strictly_cyclic() {
         &[(&inst[0], 1), (&inst[1], 1), (&inst[2], 1)],
         "",
     ));
-    let served = sequential(&weir, 3000);
+    let served = serving(&weir, 3000);
     for (id, share) in shares(&served) {
         assert!((share - 100.0 / 3.0).abs() <= 1.0, "{id}: {share:.2}%");
     }
@@ -64,7 +53,7 @@ fn weighted_3_2_1_interleaves_smoothly() {
         &[(&inst[0], 3), (&inst[1], 2), (&inst[2], 1)],
         "",
     ));
-    let served = sequential(&weir, 6000);
+    let served = serving(&weir, 6000);
     let s = shares(&served);
     for (id, expected, weight) in [
         ("instance-1", 50.0, 3),
@@ -190,7 +179,7 @@ fn random_spreads_over_every_instance() {
         &[(&inst[0], 1), (&inst[1], 1), (&inst[2], 1)],
         "",
     ));
-    for (id, share) in shares(&sequential(&weir, 3000)) {
+    for (id, share) in shares(&serving(&weir, 3000)) {
         assert!((share - 100.0 / 3.0).abs() <= 5.0, "{id}: {share:.2}%");
     }
 }

@@ -72,18 +72,6 @@ impl Load {
     }
 }
 
-/// Instances that serve `n` sequential GETs.
-fn serving(weir: &Weir, n: usize) -> Vec<String> {
-    let client = client();
-    (0..n)
-        .map(|_| {
-            let r = client.get(weir.url("/")).send().unwrap();
-            assert_eq!(r.status(), 200);
-            served_by(&r)
-        })
-        .collect()
-}
-
 const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
@@ -228,6 +216,31 @@ fn all_instances_down_gives_503_at_once_with_or_without_panic_mode() {
         weir.log_count("upstream `strict`: no instance is available"),
         0
     );
+}
+
+#[test]
+fn a_backup_serves_only_while_no_primary_is_available() {
+    let mut primary = Instance::start("primary");
+    let backup = Instance::start("backup");
+    let yaml = format!(
+        "listeners: [{{ name: web, address: \"127.0.0.1:{{port}}\" }}]\n\
+         routes: [{{ name: all, upstream: app }}]\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: primary }}, \
+         {{ address: \"{}\", name: backup, backup: true }}]\n    \
+         health_check: {{ type: tcp, interval: 100ms, unhealthy_failures: 1, healthy_successes: 1 }}\n",
+        primary.address(),
+        backup.address()
+    );
+    let weir = Weir::start_logging(&yaml, "warn");
+    assert!(serving(&weir, 10).iter().all(|s| s == "primary"));
+    primary.kill();
+    weir.wait_log(&["instance `primary` is unhealthy"], WAIT)
+        .unwrap();
+    assert!(serving(&weir, 10).iter().all(|s| s == "backup"));
+    primary.restart();
+    weir.wait_log(&["instance `primary` is healthy again"], WAIT)
+        .unwrap();
+    assert!(serving(&weir, 10).iter().all(|s| s == "primary"));
 }
 
 /// A backend that reads one request per connection, records its method and closes the

@@ -2,10 +2,12 @@
 //! behind a proxy; `weir instance` runs one, which the tests use as a real backend.
 //!
 //! `GET /health` answers `{"status":"healthy","instance":…}`; every other request is echoed
-//! back as JSON (method, path, headers with repeated ones joined by `, `, body size, instance).
+//! back as JSON (method, HTTP version, path, headers with repeated ones joined by `, `, body
+//! size, instance).
 
 use async_trait::async_trait;
 use pingora::apps::http_app::ServeHttp;
+use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service;
 use std::collections::BTreeMap;
@@ -50,12 +52,24 @@ impl DemoInstance {
         }
     }
 
-    /// A listening service for this instance on `address`, one thread.
-    pub fn service(self, address: &str) -> Service<Self> {
+    /// A listening service for this instance on `address`, one thread; with `tls` (a PEM
+    /// certificate and key) it speaks HTTPS, HTTP/2 included, to play a re-encrypted backend.
+    pub fn service(
+        self,
+        address: &str,
+        tls: Option<(&str, &str)>,
+    ) -> pingora::Result<Service<Self>> {
         let mut service = Service::new(format!("demo instance {}", self.id), self);
-        service.add_tcp(address);
+        match tls {
+            Some((cert, key)) => {
+                let mut settings = TlsSettings::intermediate(cert, key)?;
+                settings.enable_h2();
+                service.add_tls_with_settings(address, None, settings);
+            }
+            None => service.add_tcp(address),
+        }
         service.threads = Some(1);
-        service
+        Ok(service)
     }
 }
 
@@ -77,6 +91,7 @@ impl ServeHttp for DemoInstance {
             })
         } else {
             let method = req.method.to_string();
+            let version = format!("{:?}", req.version);
             let path = req
                 .uri
                 .path_and_query()
@@ -103,6 +118,7 @@ impl ServeHttp for DemoInstance {
             serde_json::json!({
                 "instance": self.id,
                 "method": method,
+                "version": version,
                 "path": path,
                 "headers": headers,
                 "body_bytes": body_bytes,
@@ -119,7 +135,14 @@ impl ServeHttp for DemoInstance {
     }
 }
 
-/// The configuration `weir demo` runs: three instances on 9001-9003 behind 127.0.0.1:8080.
+/// What `weir demo` prints when the development certificate is missing, instead of HTTPS.
+pub const DEMO_NO_HTTPS: &str = "\
+weir demo: HTTPS on 127.0.0.1:8443 is off: certs/dev/localhost.crt is missing.
+Run ./certs/make-dev-certs (or ./scripts/demo, which does) to make it.
+";
+
+/// The configuration `weir demo` runs: three instances on 9001-9003 behind 127.0.0.1:8080,
+/// and 127.0.0.1:8443 with the development certificate.
 pub const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
 
 /// Instances `weir demo` starts: (INSTANCE_ID, address).
@@ -131,13 +154,15 @@ pub const DEMO_INSTANCES: [(&str, &str); 3] = [
 
 /// What `weir demo` prints once it is up.
 pub const DEMO_BANNER: &str = "\
-weir demo: three instances (127.0.0.1:9001-9003) behind http://127.0.0.1:8080
+weir demo: three instances (127.0.0.1:9001-9003) behind http://127.0.0.1:8080 and
+https://localhost:8443
 
 Try:
   curl -i http://127.0.0.1:8080/                  # round robin: run it a few times
   curl -s http://127.0.0.1:8080/api/users/42      # echoed by an instance, with the headers weir added
   curl -i -H 'X-Request-ID: my-id-1' http://127.0.0.1:8080/hello
   curl -s http://127.0.0.1:8080/health            # an instance's health answer
+  curl -s --cacert certs/dev/ca.crt https://localhost:8443/   # HTTP/2 over TLS
 
 Ctrl-C stops everything.
 ";

@@ -7,8 +7,10 @@
 pub mod config;
 pub mod demo;
 pub mod headers;
+pub mod listener;
 pub mod proxy;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod tls;
 pub mod upstream;

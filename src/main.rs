@@ -14,7 +14,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(version, about)]
 struct Cli {
     /// The configuration file.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Check the configuration and exit: 0 when valid, 1 printing every error.
     #[arg(short, long, requires = "config")]
@@ -25,8 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start three demo instances and a proxy in front of them on 127.0.0.1:8080.
+    /// Start three demo instances and a proxy in front of them on 127.0.0.1:8080 (and
+    /// 127.0.0.1:8443 with the certificates of certs/make-dev-certs).
     Demo,
+    /// Check the configuration, then tell the running weir (found by `server.pid_file`) to
+    /// reload its certificates, as SIGHUP does.
+    Reload,
     /// Run one demo instance (the backend `weir demo` uses).
     Instance {
         /// Its INSTANCE_ID, echoed in every answer.
@@ -44,6 +48,12 @@ enum Command {
         /// Answer /health with this status, to play an instance that reports itself sick.
         #[arg(long, value_parser = status_code, default_value = "200")]
         health_status: http::StatusCode,
+        /// Serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate; needs --key.
+        #[arg(long, requires = "key", value_name = "FILE")]
+        cert: Option<String>,
+        /// The private key of --cert.
+        #[arg(long, requires = "cert", value_name = "FILE")]
+        key: Option<String>,
     },
 }
 
@@ -62,6 +72,8 @@ fn main() -> ExitCode {
             delay,
             status,
             health_status,
+            cert,
+            key,
         }) => {
             let mut server = pingora::server::Server::new(None).unwrap_or_else(|e| {
                 eprintln!("weir: cannot start: {e}");
@@ -71,9 +83,25 @@ fn main() -> ExitCode {
                 .delay(delay)
                 .status(status)
                 .health_status(health_status);
-            server.add_service(instance.service(&listen));
+            let tls = cert.as_deref().zip(key.as_deref());
+            match instance.service(&listen, tls) {
+                Ok(service) => {
+                    server.add_service(service);
+                }
+                Err(e) => {
+                    eprintln!("weir instance: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
             server.run_forever()
         }
+        Some(Command::Reload) => match cli.config {
+            Some(path) => reload(&path),
+            None => {
+                eprintln!("weir reload: give the running configuration with --config FILE");
+                ExitCode::from(2)
+            }
+        },
         None => match cli.config {
             Some(path) => run(&path, cli.test),
             None => {
@@ -94,16 +122,9 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
         }
     };
     if test_only {
-        // Target host names are resolved too, as `nginx -t` does.
-        let compiled = server::resolve(&config).and_then(|resolved| {
-            Ok(weir::runtime::Runtime::compile(
-                std::sync::Arc::new(config),
-                None,
-                resolved,
-            )?)
-        });
-        return match compiled {
-            Ok(_) => {
+        // Target host names are resolved and certificates loaded too, as `nginx -t` does.
+        return match server::check(config) {
+            Ok(()) => {
                 println!("{}: configuration is valid", path.display());
                 ExitCode::SUCCESS
             }
@@ -113,8 +134,14 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
             }
         };
     }
+    let pid_file = config.server.pid_file.clone();
     match server::build(config) {
-        Ok((server, _runtime)) => server.run_forever(),
+        Ok((server, _runtime)) => {
+            if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+                log::warn!("cannot write the pid file {}: {e}", pid_file.display());
+            }
+            server.run_forever()
+        }
         Err(e) => {
             eprintln!("{}: {e}", path.display());
             ExitCode::FAILURE
@@ -122,14 +149,67 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
     }
 }
 
-fn run_demo() -> ExitCode {
-    let config = match config::parse(std::path::Path::new("conf/demo.yaml"), demo::DEMO_CONFIG) {
+/// `weir reload`: checks the file as `--test` does, then sends SIGHUP to the pid in its
+/// `server.pid_file`.
+fn reload(path: &std::path::Path) -> ExitCode {
+    let config = match config::load(path) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::FAILURE;
         }
     };
+    let pid_file = config.server.pid_file.clone();
+    if let Err(e) = server::check(config) {
+        eprintln!("{}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let pid = std::fs::read_to_string(&pid_file)
+        .map_err(|e| format!("cannot read the pid file {}: {e}", pid_file.display()))
+        .and_then(|text| {
+            text.trim()
+                .parse::<i32>()
+                .map_err(|_| format!("{} does not hold a pid", pid_file.display()))
+        });
+    let signalled = pid.and_then(|pid| {
+        let target = nix::unistd::Pid::from_raw(pid);
+        nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGHUP)
+            .map(|()| pid)
+            .map_err(|e| format!("no weir runs as pid {pid} ({e})"))
+    });
+    match signalled {
+        Ok(pid) => {
+            println!(
+                "{}: configuration is valid; weir (pid {pid}) is reloading its certificates",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("weir reload: {e}; is weir running with this configuration?");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_demo() -> ExitCode {
+    let mut config = match config::parse(std::path::Path::new("conf/demo.yaml"), demo::DEMO_CONFIG)
+    {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // HTTPS needs the development certificate; without it the demo still serves HTTP.
+    let has_cert = |l: &config::Listener| match &l.protocol {
+        config::Protocol::Https(tls) => tls.certificates.iter().all(|c| c.cert.exists()),
+        config::Protocol::Http { .. } => true,
+    };
+    if !config.listeners.iter().all(has_cert) {
+        config.listeners.retain(has_cert);
+        eprint!("{}", demo::DEMO_NO_HTTPS);
+    }
     let (mut server, _runtime) = match server::build(config) {
         Ok(s) => s,
         Err(e) => {
@@ -138,7 +218,15 @@ fn run_demo() -> ExitCode {
         }
     };
     for (id, address) in demo::DEMO_INSTANCES {
-        server.add_service(demo::DemoInstance::new(id).service(address));
+        match demo::DemoInstance::new(id).service(address, None) {
+            Ok(service) => {
+                server.add_service(service);
+            }
+            Err(e) => {
+                eprintln!("weir demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     println!("{}", demo::DEMO_BANNER);
     server.run_forever()

@@ -4,7 +4,9 @@
 
 use crate::config::{Config, HeaderRules};
 use crate::headers::HeaderPolicy;
+use crate::listener::Listeners;
 use crate::routing::RouteTable;
+use crate::tls::TlsError;
 use crate::upstream::{Pool, Resolved, StateCarry};
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -20,6 +22,9 @@ pub enum CompileError {
         /// The upstream it names.
         upstream: String,
     },
+    /// An upstream's TLS settings could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The runtime shared by every service; `load_full` it once per request.
@@ -52,6 +57,8 @@ pub struct Runtime {
     pub pools: Vec<Pool>,
     /// Global header settings.
     pub headers: HeaderPolicy,
+    /// Scheme, redirect and HSTS of each listener.
+    pub listeners: Listeners,
 }
 
 impl Runtime {
@@ -73,7 +80,7 @@ impl Runtime {
             .upstreams
             .iter()
             .map(|u| Pool::build(u, &resolved, &carry, previous.is_none()))
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>, _>>()?;
         let routes = config
             .routes
             .iter()
@@ -98,6 +105,7 @@ impl Runtime {
             table: RouteTable::new(&config.routes),
             pools,
             headers: HeaderPolicy::from(&config.headers),
+            listeners: Listeners::new(&config.listeners),
             resolved: Arc::new(resolved),
             config,
         })

@@ -4,6 +4,7 @@
 use crate::config::{Config, Protocol};
 use crate::proxy::Proxy;
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
+use crate::tls::{ListenerCerts, TlsError, Watcher};
 use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
 use arc_swap::ArcSwap;
 use pingora::server::configuration::ServerConf;
@@ -23,9 +24,12 @@ pub enum BuildError {
     /// The DNS client for discovery could not be set up.
     #[error("DNS resolver: {0}")]
     Dns(#[from] hickory_resolver::ResolveError),
-    /// No runtime to resolve discovered names at startup.
-    #[error("starting the DNS resolution: {0}")]
+    /// No runtime to resolve discovered names at startup, or no SIGHUP handler.
+    #[error("starting: {0}")]
     Io(#[from] std::io::Error),
+    /// A listener's certificates or TLS settings could not be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Every target address of `config`: static names through the system resolver, discovered
@@ -45,10 +49,34 @@ pub fn resolve(config: &Config) -> Result<Resolved, BuildError> {
     Ok(resolved)
 }
 
+/// Everything `build` loads from outside the file: target addresses, upstream CAs and
+/// listener certificates. `weir --test` runs it, so a file that passes also starts.
+pub fn check(config: Config) -> Result<(), BuildError> {
+    let resolved = resolve(&config)?;
+    certificates(&config)?;
+    Runtime::compile(Arc::new(config), None, resolved)?;
+    Ok(())
+}
+
+/// The certificates of every `https` listener, by listener name.
+fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, TlsError> {
+    config
+        .listeners
+        .iter()
+        .filter_map(|l| match &l.protocol {
+            Protocol::Https(tls) => Some((l, tls)),
+            Protocol::Http { .. } => None,
+        })
+        .map(|(l, tls)| Ok((l.name.clone(), Arc::new(ListenerCerts::load(&l.name, tls)?))))
+        .collect()
+}
+
 /// Compiles the runtime and assembles a server ready to `run_forever`: the HTTP proxy on
-/// every listener and the supervisor of health checks and discovery.
+/// every listener (one service, so one pool of worker threads), the supervisor of health
+/// checks and discovery, and the certificate watcher.
 pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
     let resolved = resolve(&config)?;
+    let certs = certificates(&config)?;
     let config = Arc::new(config);
     let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::compile(
         config.clone(),
@@ -58,11 +86,7 @@ pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
     let defaults = ServerConf::default();
     let conf = ServerConf {
         threads: config.server.threads,
-        pid_file: config
-            .server
-            .pid_file
-            .clone()
-            .unwrap_or(defaults.pid_file.clone()),
+        pid_file: config.server.pid_file.display().to_string(),
         upgrade_sock: config
             .server
             .upgrade_sock
@@ -75,15 +99,19 @@ pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Proxy::http(runtime.clone()),
+        Proxy::new(runtime.clone()),
         "weir http",
     );
     for listener in &config.listeners {
-        match listener.protocol {
-            Protocol::Http => proxy.add_tcp(&listener.address.to_string()),
+        let address = listener.address.to_string();
+        match certs.iter().find(|(name, _)| *name == listener.name) {
+            Some((_, certs)) => proxy.add_tls_with_settings(&address, None, certs.settings()?),
+            None => proxy.add_tcp(&address),
         }
     }
     server.add_service(proxy);
+    let watcher = Watcher::new(certs.into_iter().map(|(_, c)| c).collect())?;
+    server.add_service(background_service("weir certificates", watcher));
     let supervisor = Supervisor::new(runtime.clone(), Dns::new(&config.resolver)?);
     server.add_service(background_service("weir supervisor", supervisor));
     Ok((server, runtime))

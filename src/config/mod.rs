@@ -54,6 +54,12 @@ pub const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
 pub const DEFAULT_MAX_EJECTION_PERCENT: u8 = 50;
 /// Time between DNS resolutions of a discovered upstream when `resolve_every` is not set.
 pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
+/// HSTS `max-age` when `hsts.max_age` is not set: one year.
+pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Port of the HTTPS URL `redirect_https` sends to when no `https` listener is configured.
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
+/// Pid file when `server.pid_file` is not set.
+pub const DEFAULT_PID_FILE: &str = "/tmp/weir.pid";
 /// Request id header name when `headers.request_id` is not set.
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// Serving-instance response header name when `headers.instance_header` is not set.
@@ -83,8 +89,8 @@ pub struct Config {
 pub struct Server {
     /// Worker threads of the proxy service; defaults to the number of CPUs.
     pub threads: usize,
-    /// Pid file path, if set.
-    pub pid_file: Option<String>,
+    /// Where the pid is written, so that `weir reload` finds the running process.
+    pub pid_file: PathBuf,
     /// Upgrade socket path, if set.
     pub upgrade_sock: Option<String>,
     /// Time allowed to in-flight requests on shutdown.
@@ -92,14 +98,19 @@ pub struct Server {
 }
 
 /// What a listener speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protocol {
-    /// Plain HTTP.
-    Http,
+    /// Plain HTTP, optionally answering every request with a redirect to HTTPS.
+    Http {
+        /// `redirect_https: true`.
+        redirect: Option<Redirect>,
+    },
+    /// HTTP over TLS.
+    Https(ListenerTls),
 }
 
 /// One listening socket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     /// Unique name.
     pub name: String,
@@ -107,6 +118,64 @@ pub struct Listener {
     pub address: SocketAddr,
     /// Protocol spoken.
     pub protocol: Protocol,
+}
+
+/// `redirect_https:` of a plain listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// Port of the `https://` URL: the first https listener's, or 443.
+    pub port: u16,
+    /// Path prefixes served normally instead.
+    pub except: Vec<String>,
+}
+
+/// Lowest TLS version a listener accepts. Older versions are not offered at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2 and 1.3.
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// TLS settings of an `https` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerTls {
+    /// At least one; SNI picks among them.
+    pub certificates: Vec<CertFiles>,
+    /// Index into `certificates` of the one served without SNI or for an unknown name.
+    pub default: usize,
+    /// Lowest version accepted.
+    pub min_version: TlsVersion,
+    /// HTTP/2 offered through ALPN.
+    pub http2: bool,
+    /// `Strict-Transport-Security` value added to responses, when set.
+    pub hsts: Option<HeaderValue>,
+}
+
+/// One certificate of a listener, as files; `tls` loads them (at start and on every reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    /// PEM certificate followed by its chain, relative paths resolved against the config file.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// Explicit server names (lowercase, `*.` wildcards allowed); empty: the certificate's.
+    pub names: Vec<String>,
+    /// `FILE:LINE:COLUMN: listeners[i].tls.certificates[j]`, so that a certificate that
+    /// fails to load is reported where it is configured.
+    pub at: String,
+}
+
+/// `tls:` of an upstream: how weir connects to its instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// Server name sent and verified; `None` sends a host-name target's own name.
+    pub sni: Option<String>,
+    /// Verify the chain and the name.
+    pub verify: bool,
+    /// CA bundle to trust instead of the system's, with where it is configured.
+    pub ca: Option<(PathBuf, String)>,
 }
 
 /// A host a route accepts. A route with no host patterns accepts any host.
@@ -236,6 +305,10 @@ pub struct Upstream {
     pub panic_mode: bool,
     /// `discovery: dns`: how often host-name targets are re-resolved; `None` resolves once.
     pub resolve_every: Option<Duration>,
+    /// TLS to the instances, if configured.
+    pub tls: Option<UpstreamTls>,
+    /// HTTP/2 to the instances.
+    pub http2: bool,
 }
 
 /// What an active check does.

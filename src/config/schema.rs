@@ -51,6 +51,8 @@ pub enum RawProtocol {
     /// Plain HTTP/1.1 (and h2c prior knowledge).
     #[default]
     Http,
+    /// HTTP over TLS, HTTP/2 offered through ALPN.
+    Https,
 }
 
 /// One entry of `listeners:`.
@@ -64,6 +66,59 @@ pub struct RawListener {
     /// What the listener speaks; `http` by default.
     #[serde(default)]
     pub protocol: RawProtocol,
+    /// Certificates and versions of an `https` listener.
+    pub tls: Option<RawListenerTls>,
+    /// Offer HTTP/2 through ALPN on an `https` listener (on by default).
+    pub http2: Option<bool>,
+    /// `Strict-Transport-Security` on every response of an `https` listener.
+    pub hsts: Option<RawHsts>,
+    /// Answer every request of an `http` listener with a redirect to `https`.
+    #[serde(default)]
+    pub redirect_https: bool,
+    /// Path prefixes `redirect_https` leaves alone (ACME challenges, for one).
+    #[serde(default)]
+    pub redirect_except: Vec<String>,
+}
+
+/// `tls:` of a listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerTls {
+    /// Certificate and key pairs, picked by SNI.
+    #[serde(default)]
+    pub certificates: Vec<RawCertificate>,
+    /// Lowest TLS version accepted: `1.2` (default) or `1.3`, quoted or not.
+    pub min_version: Option<serde_yaml::Value>,
+}
+
+/// One entry of `tls.certificates:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertificate {
+    /// PEM file: the certificate, then its chain.
+    pub cert: String,
+    /// PEM file: the private key.
+    pub key: String,
+    /// Server names it answers; the certificate's own names when omitted.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// Served to clients without SNI or with an unknown name; the first entry when none is.
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// `hsts:` of an `https` listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHsts {
+    /// How long browsers remember to use HTTPS; one year when omitted.
+    pub max_age: Option<String>,
+    /// Adds `includeSubDomains`.
+    #[serde(default)]
+    pub include_subdomains: bool,
+    /// Adds `preload`.
+    #[serde(default)]
+    pub preload: bool,
 }
 
 /// One entry of `routes:`.
@@ -145,6 +200,23 @@ pub struct RawUpstream {
     pub discovery: Option<RawDiscovery>,
     /// Re-resolution period with `discovery: dns`.
     pub resolve_every: Option<String>,
+    /// Connect to the instances over TLS.
+    pub tls: Option<RawUpstreamTls>,
+    /// Speak HTTP/2 to the instances (over TLS through ALPN, else cleartext h2c).
+    #[serde(default)]
+    pub http2: bool,
+}
+
+/// `tls:` of an upstream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    /// Server name sent and verified; a host-name target's own name when omitted.
+    pub sni: Option<String>,
+    /// Verify the instances' certificates (on by default).
+    pub verify: Option<bool>,
+    /// PEM file of the CAs to trust instead of the system's.
+    pub ca: Option<String>,
 }
 
 /// `discovery:`.

@@ -58,6 +58,18 @@ impl Report {
         self.push(pos, path, message.into());
     }
 
+    /// `FILE:LINE:COLUMN: path`, so that a problem found after validation (a certificate
+    /// file that does not load) points at the setting that names it.
+    pub fn at(&self, path: &str) -> String {
+        let pos = self.locate(path, false);
+        format!(
+            "{}:{}:{}: {path}",
+            self.file.display(),
+            pos.line,
+            pos.column
+        )
+    }
+
     /// All recorded errors in file order, or `Ok` when there were none.
     pub fn finish(mut self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {

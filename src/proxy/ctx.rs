@@ -1,6 +1,7 @@
 //! Per-request state, grouped by concern.
 
 use crate::headers::Client;
+use crate::listener::ListenerPolicy;
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{InflightGuard, Pool, Target, Tried};
@@ -11,6 +12,8 @@ use std::sync::Arc;
 pub struct RequestCtx {
     /// The runtime snapshot this request started with, kept to the end even across a reload.
     pub runtime: Arc<Runtime>,
+    /// Index of the listener it came in on; set in `request_filter`.
+    pub listener: Option<usize>,
     /// The request id (client's or generated); empty until `request_filter` runs.
     pub request_id: HeaderValue,
     /// Who sent it; set in `request_filter`.
@@ -42,10 +45,16 @@ impl RequestCtx {
         self.runtime.pools.get(route.pool)
     }
 
+    /// The listener the request came in on.
+    pub fn listener(&self) -> Option<&ListenerPolicy> {
+        self.runtime.listeners.get(self.listener?)
+    }
+
     /// A context on the current runtime.
     pub fn new(runtime: Arc<Runtime>) -> Self {
         Self {
             runtime,
+            listener: None,
             request_id: HeaderValue::from_static(""),
             client: None,
             route: None,

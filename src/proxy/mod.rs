@@ -17,20 +17,15 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, Ipv4Addr};
 
-/// The HTTP proxy of one set of listeners.
+/// The HTTP proxy of every HTTP and HTTPS listener.
 pub struct Proxy {
     runtime: SharedRuntime,
-    /// `X-Forwarded-Proto` for requests arriving here.
-    proto: &'static str,
 }
 
 impl Proxy {
-    /// A proxy serving from `runtime`, whose listeners speak plain HTTP.
-    pub fn http(runtime: SharedRuntime) -> Self {
-        Self {
-            runtime,
-            proto: "http",
-        }
+    /// A proxy serving from `runtime`.
+    pub fn new(runtime: SharedRuntime) -> Self {
+        Self { runtime }
     }
 }
 
@@ -54,15 +49,26 @@ impl ProxyHttp for Proxy {
             .map_or(UNKNOWN_PEER, |a| a.ip());
         ctx.request_id = rt.headers.request_id(req);
         ctx.client = Some(rt.headers.client(peer, req));
+        ctx.listener = rt
+            .listeners
+            .find(session.server_addr().and_then(|a| a.as_inet()));
         let host = req
             .uri
             .host()
             .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        let name = rt.headers.request_id_header().clone();
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let redirect = ctx
+            .listener()
+            .and_then(|l| l.redirect(&req.method, host, path));
+        if let Some((status, location)) = redirect {
+            respond::redirect(session, status, &location, &name, &ctx.request_id).await?;
+            return Ok(true);
+        }
         ctx.route = rt.table.find(host, req.uri.path());
         if ctx.route.is_some() {
             return Ok(false);
         }
-        let name = rt.headers.request_id_header().clone();
         respond::json_error(session, 404, &name, &ctx.request_id).await?;
         Ok(true)
     }
@@ -160,8 +166,9 @@ impl ProxyHttp for Proxy {
             return Ok(());
         };
         let route = &rt.routes[m.route];
+        let scheme = ctx.listener().map_or("http", |l| l.scheme);
         rt.headers
-            .forward(upstream_request, &client, &ctx.request_id, self.proto)?;
+            .forward(upstream_request, &client, &ctx.request_id, scheme)?;
         upstream_request.apply(&rt.pools[route.pool].headers.request)?;
         upstream_request.apply(&route.headers.request)?;
         if route.strip_prefix && m.matched_len > 0 {
@@ -188,6 +195,9 @@ impl ProxyHttp for Proxy {
         let instance = ctx.upstream.as_ref().map(|c| &c.target.name);
         rt.headers
             .respond(upstream_response, &ctx.request_id, instance)?;
+        if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
+            upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
+        }
         if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;

@@ -50,6 +50,21 @@ fn message(status: u16) -> &'static str {
     }
 }
 
+/// Writes a redirect to `location`, with the request id header and no body.
+pub async fn redirect(
+    session: &mut Session,
+    status: u16,
+    location: &str,
+    request_id_header: &http::HeaderName,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    let mut resp = ResponseHeader::build(status, Some(3))?;
+    resp.insert_header(http::header::LOCATION, location)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
+    resp.insert_header(request_id_header, request_id)?;
+    session.write_response_header(Box::new(resp), true).await
+}
+
 /// Writes `{"status":…,"error":…,"request_id":…}` with the request id header.
 pub async fn json_error(
     session: &mut Session,

@@ -6,6 +6,7 @@ use pingora::http::ResponseHeader;
 use pingora::lb::health_check::{HealthCheck as Probe, HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::Backend;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
+use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use std::net::SocketAddr;
 
@@ -18,8 +19,9 @@ pub struct Checker {
 
 impl Checker {
     /// Builds the probe for `settings`; HTTP checks without a `host` send the upstream's
-    /// name as `Host`, as nginx does with its upstream group name.
-    pub fn new(settings: &HealthCheck, upstream: &str) -> Self {
+    /// name as `Host`, as nginx does with its upstream group name. They connect as `peer`
+    /// does (TLS, server name, HTTP version), with the check's timeouts.
+    pub fn new(settings: &HealthCheck, upstream: &str, peer: HttpPeer) -> Self {
         let probe: Box<dyn Probe + Send + Sync> = match &settings.kind {
             CheckKind::Tcp => {
                 let mut tcp = TcpHealthCheck::new();
@@ -33,6 +35,7 @@ impl Checker {
                 expected_status,
             } => {
                 let mut http = HttpHealthCheck::new(host.as_deref().unwrap_or(upstream), false);
+                http.peer_template = peer;
                 http.req.set_uri(
                     http::Uri::try_from(path.as_str()).unwrap_or(http::Uri::from_static("/")),
                 );

@@ -9,6 +9,7 @@
 //! the very next request without rebuilding anything.
 
 mod checks;
+mod connect;
 mod discovery;
 mod health;
 mod least_conn;
@@ -17,6 +18,7 @@ mod supervisor;
 mod target;
 
 pub use checks::Checker;
+pub use connect::Connect;
 pub use discovery::{resolve_static, Dns, ResolveError, Resolved};
 pub use health::now_ms;
 pub use supervisor::Supervisor;
@@ -24,12 +26,12 @@ pub use target::{InflightGuard, Target, TargetState};
 
 use crate::config::HeaderRules;
 use crate::config::{self, Balance, Passive};
+use crate::tls::TlsError;
 use health::Verdict;
 use least_conn::{LeastConn, P2c};
 use pingora::http::RequestHeader;
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random};
 use pingora::lb::Backend;
-use pingora::upstreams::peer::HttpPeer;
 use smooth_weighted::SmoothWeighted;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -167,13 +169,15 @@ pub type StateCarry = HashMap<SocketAddr, Arc<TargetState>>;
 impl Pool {
     /// Builds a pool from resolved addresses. Targets whose address is in `carry` keep their
     /// live state; others start healthy (unless checks say `initially: unhealthy`) and, when
-    /// `fresh` is false (a reload or a discovery change), slow-start.
+    /// `fresh` is false (a reload or a discovery change), slow-start. Fails only when the
+    /// upstream's CA bundle cannot be read.
     pub fn build(
         spec: &config::Upstream,
         resolved: &Resolved,
         carry: &StateCarry,
         fresh: bool,
-    ) -> Self {
+    ) -> Result<Self, TlsError> {
+        let connect = Connect::new(spec)?;
         let initially_healthy = spec
             .health_check
             .as_ref()
@@ -184,11 +188,7 @@ impl Pool {
         for t in &spec.targets {
             let addrs = resolved.get(&t.address).map_or(&[][..], Vec::as_slice);
             for &addr in addrs {
-                let mut peer = HttpPeer::new(addr, false, String::new());
-                peer.options.connection_timeout = Some(spec.timeouts.connect);
-                peer.options.read_timeout = Some(spec.timeouts.read);
-                peer.options.write_timeout = Some(spec.timeouts.write);
-                peer.options.idle_timeout = Some(spec.timeouts.idle);
+                let peer = connect.peer(addr, &t.address);
                 let name = if discovered {
                     addr.to_string()
                 } else {
@@ -214,7 +214,10 @@ impl Pool {
             Balance::Cookie(c) => HashOn::Cookie(c.clone()),
             _ => HashOn::Nothing,
         };
-        Self {
+        // Checks connect as the first target does; the address is replaced per check.
+        let first = spec.targets.first().map_or("", |t| t.address.as_str());
+        let check_peer = connect.peer(SocketAddr::from(([0, 0, 0, 0], 1)), first);
+        Ok(Self {
             name: spec.name.clone(),
             primary: Tier::build(&spec.balance, targets.iter().filter(|t| !t.backup)),
             backup: Tier::build(&spec.balance, targets.iter().filter(|t| t.backup)),
@@ -223,7 +226,7 @@ impl Pool {
             checker: spec
                 .health_check
                 .as_ref()
-                .map(|h| Checker::new(h, &spec.name)),
+                .map(|h| Checker::new(h, &spec.name, check_peer)),
             resolve_every: spec.resolve_every,
             hash_on,
             passive: spec.passive.clone(),
@@ -233,7 +236,7 @@ impl Pool {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             panic_mode: spec.panic_mode,
             in_panic: AtomicBool::new(false),
-        }
+        })
     }
 
     /// Picks the target for a request among those it has not `tried`: an available primary,

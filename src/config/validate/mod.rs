@@ -1,11 +1,13 @@
 //! Raw YAML tree → [`RawConfig`] → validated [`Config`], reporting every problem with its
 //! location instead of stopping at the first.
 
+mod listener;
 mod upstream;
 
 use super::schema::*;
 use super::source::{join_index, join_key, Report};
 use super::*;
+use listener::listeners;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -179,13 +181,13 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
     let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
     Config {
         path: path.to_path_buf(),
-        server: server(&raw.server, report),
-        listeners: listeners(raw.listeners.as_deref(), report),
+        server: server(path, &raw.server, report),
+        listeners: listeners(path, raw.listeners.as_deref(), report),
         routes: routes(&raw.routes, &upstream_names, report),
         upstreams: raw
             .upstreams
             .iter()
-            .filter_map(|(name, u)| Some(upstream(name, u.as_ref()?, report)))
+            .filter_map(|(name, u)| Some(upstream(path, name, u.as_ref()?, report)))
             .collect(),
         headers: global_headers(&raw.headers, report),
         resolver: resolver(&raw.resolver, report),
@@ -211,7 +213,7 @@ fn resolver(raw: &[String], report: &mut Report) -> Vec<SocketAddr> {
         .collect()
 }
 
-fn server(raw: &RawServer, report: &mut Report) -> Server {
+fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
     let threads = match raw.threads {
         Some(0) => {
             report.value("server.threads", "must be at least 1");
@@ -222,7 +224,10 @@ fn server(raw: &RawServer, report: &mut Report) -> Server {
     };
     Server {
         threads,
-        pid_file: raw.pid_file.clone(),
+        pid_file: file
+            .parent()
+            .unwrap_or(Path::new(""))
+            .join(raw.pid_file.as_deref().unwrap_or(DEFAULT_PID_FILE)),
         upgrade_sock: raw.upgrade_sock.clone(),
         graceful_shutdown_timeout: duration(
             raw.graceful_shutdown_timeout.as_deref(),
@@ -231,53 +236,6 @@ fn server(raw: &RawServer, report: &mut Report) -> Server {
             report,
         ),
     }
-}
-
-fn listeners(raw: Option<&[RawListener]>, report: &mut Report) -> Vec<Listener> {
-    let Some(raw) = raw else {
-        report.value("listeners", NO_LISTENERS);
-        return Vec::new();
-    };
-    let mut names = HashSet::new();
-    let mut addresses: HashMap<SocketAddr, &str> = HashMap::new();
-    let mut out = Vec::new();
-    for (i, l) in raw.iter().enumerate() {
-        let path = join_index("listeners", i);
-        check_name(
-            &l.name,
-            &join_key(&path, "name"),
-            "listener",
-            &mut names,
-            report,
-        );
-        let address = match l.address.parse::<SocketAddr>() {
-            Ok(a) => a,
-            Err(_) => {
-                report.value(
-                    &join_key(&path, "address"),
-                    format!(
-                        "`{}` is not an ip:port address, e.g. 0.0.0.0:80 or [::]:443",
-                        l.address
-                    ),
-                );
-                continue;
-            }
-        };
-        if let Some(other) = addresses.insert(address, &l.name) {
-            report.value(
-                &join_key(&path, "address"),
-                format!("address {address} is already used by listener `{other}`"),
-            );
-        }
-        out.push(Listener {
-            name: l.name.clone(),
-            address,
-            protocol: match l.protocol {
-                RawProtocol::Http => Protocol::Http,
-            },
-        });
-    }
-    out
 }
 
 /// Names must be non-empty and unique within their list.

@@ -4,11 +4,16 @@
 use super::super::schema::*;
 use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{duration, header_edits, header_name, header_rules};
+use super::{duration, header_edits, header_name, header_rules, host_pattern};
 use serde_yaml::Value;
 use std::collections::HashMap;
 
-pub(super) fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Upstream {
+pub(super) fn upstream(
+    file: &Path,
+    name: &str,
+    raw: &RawUpstream,
+    report: &mut Report,
+) -> Upstream {
     let path = join_key("upstreams", name);
     let targets_path = join_key(&path, "targets");
     if raw.targets.is_empty() {
@@ -129,6 +134,10 @@ pub(super) fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Up
             report,
         )
     });
+    let tls = raw
+        .tls
+        .as_ref()
+        .map(|t| upstream_tls(file, t, &join_key(&path, "tls"), &targets, report));
     Upstream {
         name: name.to_string(),
         balance,
@@ -144,7 +153,52 @@ pub(super) fn upstream(name: &str, raw: &RawUpstream, report: &mut Report) -> Up
         slow_start,
         panic_mode: raw.panic_mode.unwrap_or(true),
         resolve_every,
+        tls,
+        http2: raw.http2,
     }
+}
+
+/// `tls:` of an upstream. Verifying needs a name to verify: an IP-address target without
+/// `sni` would have its certificate's name go unchecked, so that is an error.
+fn upstream_tls(
+    file: &Path,
+    raw: &RawUpstreamTls,
+    path: &str,
+    targets: &[Target],
+    report: &mut Report,
+) -> UpstreamTls {
+    let sni =
+        raw.sni
+            .as_ref()
+            .and_then(|s| match host_pattern(s, &join_key(path, "sni"), report)? {
+                HostPattern::Exact(name) => Some(name),
+                HostPattern::Wildcard(_) => {
+                    report.value(&join_key(path, "sni"), "a server name cannot be a wildcard");
+                    None
+                }
+            });
+    let verify = raw.verify.unwrap_or(true);
+    let ip_target = targets
+        .iter()
+        .find(|t| t.address.parse::<SocketAddr>().is_ok());
+    if let (true, None, None, Some(t)) = (verify, &raw.sni, &sni, ip_target) {
+        report.value(
+            path,
+            format!(
+                "target `{}` is an IP address: set `sni:` to the name its certificate carries, so it can be verified (or `verify: false`)",
+                t.address
+            ),
+        );
+    }
+    let ca = raw.ca.as_ref().map(|ca| {
+        let at = join_key(path, "ca");
+        let base = file.parent().unwrap_or(Path::new(""));
+        (base.join(ca), report.at(&at))
+    });
+    if ca.is_some() && !verify {
+        report.key(&join_key(path, "ca"), "`ca` is unused with `verify: false`");
+    }
+    UpstreamTls { sni, verify, ca }
 }
 
 fn health_check(raw: &RawHealthCheck, path: &str, report: &mut Report) -> HealthCheck {

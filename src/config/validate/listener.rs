@@ -1,0 +1,210 @@
+//! Validation of `listeners:`: addresses, protocols, and the TLS, HSTS and redirect settings
+//! that belong to one protocol or the other.
+
+use super::super::schema::*;
+use super::super::source::{join_index, join_key, Report};
+use super::super::*;
+use super::{check_name, duration, host_pattern, NO_LISTENERS};
+use std::collections::{HashMap, HashSet};
+
+pub(super) fn listeners(
+    file: &Path,
+    raw: Option<&[RawListener]>,
+    report: &mut Report,
+) -> Vec<Listener> {
+    let Some(raw) = raw else {
+        report.value("listeners", NO_LISTENERS);
+        return Vec::new();
+    };
+    let base = file.parent().unwrap_or(Path::new(""));
+    let https_port = raw
+        .iter()
+        .filter(|l| l.protocol == RawProtocol::Https)
+        .find_map(|l| l.address.parse::<SocketAddr>().ok())
+        .map_or(DEFAULT_HTTPS_PORT, |a| a.port());
+    let mut names = HashSet::new();
+    let mut addresses: HashMap<SocketAddr, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, l) in raw.iter().enumerate() {
+        let path = join_index("listeners", i);
+        check_name(
+            &l.name,
+            &join_key(&path, "name"),
+            "listener",
+            &mut names,
+            report,
+        );
+        let protocol = match l.protocol {
+            RawProtocol::Http => http(l, &path, https_port, report),
+            RawProtocol::Https => https(l, &path, base, report),
+        };
+        let address = match l.address.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                report.value(
+                    &join_key(&path, "address"),
+                    format!(
+                        "`{}` is not an ip:port address, e.g. 0.0.0.0:80 or [::]:443",
+                        l.address
+                    ),
+                );
+                continue;
+            }
+        };
+        if let Some(other) = addresses.insert(address, &l.name) {
+            report.value(
+                &join_key(&path, "address"),
+                format!("address {address} is already used by listener `{other}`"),
+            );
+        }
+        out.push(Listener {
+            name: l.name.clone(),
+            address,
+            protocol,
+        });
+    }
+    out
+}
+
+/// A plain listener: TLS settings are mistakes, `redirect_https` is its own.
+fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Protocol {
+    for (set, key) in [
+        (l.tls.is_some(), "tls"),
+        (l.http2.is_some(), "http2"),
+        (l.hsts.is_some(), "hsts"),
+    ] {
+        if set {
+            report.key(
+                &join_key(path, key),
+                format!("`{key}` applies to `protocol: https` listeners only"),
+            );
+        }
+    }
+    if !l.redirect_https && !l.redirect_except.is_empty() {
+        report.key(
+            &join_key(path, "redirect_except"),
+            "`redirect_except` needs `redirect_https: true`",
+        );
+    }
+    let except_path = join_key(path, "redirect_except");
+    for (j, p) in l.redirect_except.iter().enumerate() {
+        if !p.starts_with('/') {
+            report.value(
+                &join_index(&except_path, j),
+                format!("`{p}` must be a path prefix starting with `/`, e.g. /.well-known/acme-challenge/"),
+            );
+        }
+    }
+    Protocol::Http {
+        redirect: l.redirect_https.then(|| Redirect {
+            port: https_port,
+            except: l.redirect_except.clone(),
+        }),
+    }
+}
+
+/// An `https` listener: at least one certificate, a version no older than TLS 1.2.
+fn https(l: &RawListener, path: &str, base: &Path, report: &mut Report) -> Protocol {
+    if l.redirect_https || !l.redirect_except.is_empty() {
+        report.key(
+            &join_key(path, "redirect_https"),
+            "`redirect_https` applies to `protocol: http` listeners only",
+        );
+    }
+    let tls_path = join_key(path, "tls");
+    let certs_path = join_key(&tls_path, "certificates");
+    let raw_certs = l
+        .tls
+        .as_ref()
+        .map_or(&[][..], |t| t.certificates.as_slice());
+    if raw_certs.is_empty() {
+        report.value(
+            &certs_path,
+            "an https listener needs a certificate: `tls: { certificates: [{ cert: site.crt, key: site.key }] }`",
+        );
+    }
+    let mut certificates = Vec::new();
+    let mut default = None;
+    for (j, c) in raw_certs.iter().enumerate() {
+        let c_path = join_index(&certs_path, j);
+        if c.default {
+            if let Some(first) = default.replace(j) {
+                report.value(
+                    &join_key(&c_path, "default"),
+                    format!("certificate {first} is already the default; only one can be"),
+                );
+            }
+        }
+        let names = c
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(k, n)| {
+                let n_path = join_index(&join_key(&c_path, "names"), k);
+                Some(match host_pattern(n, &n_path, report)? {
+                    HostPattern::Exact(name) => name,
+                    HostPattern::Wildcard(suffix) => format!("*{suffix}"),
+                })
+            })
+            .collect();
+        certificates.push(CertFiles {
+            cert: base.join(&c.cert),
+            key: base.join(&c.key),
+            names,
+            at: report.at(&c_path),
+        });
+    }
+    let min_path = join_key(&tls_path, "min_version");
+    let written = l.tls.as_ref().and_then(|t| match &t.min_version {
+        Some(serde_yaml::Value::String(s)) => Some(s.clone()),
+        Some(serde_yaml::Value::Number(n)) => Some(n.to_string()),
+        Some(other) => Some(format!("{other:?}")),
+        None => None,
+    });
+    let min_version = match written.as_deref() {
+        None | Some("1.2") => TlsVersion::Tls12,
+        Some("1.3") => TlsVersion::Tls13,
+        Some(v @ ("1.0" | "1.1")) => {
+            report.value(
+                &min_path,
+                format!("TLS {v} is broken and not offered; use \"1.2\" (the default) or \"1.3\""),
+            );
+            TlsVersion::Tls12
+        }
+        Some(v) => {
+            report.value(
+                &min_path,
+                format!("`{v}` is not a TLS version; use \"1.2\" (the default) or \"1.3\""),
+            );
+            TlsVersion::Tls12
+        }
+    };
+    Protocol::Https(ListenerTls {
+        certificates,
+        default: default.unwrap_or(0),
+        min_version,
+        http2: l.http2.unwrap_or(true),
+        hsts: l
+            .hsts
+            .as_ref()
+            .map(|h| hsts(h, &join_key(path, "hsts"), report)),
+    })
+}
+
+/// The `Strict-Transport-Security` value, built once.
+fn hsts(raw: &RawHsts, path: &str, report: &mut Report) -> HeaderValue {
+    let max_age = duration(
+        raw.max_age.as_deref(),
+        &join_key(path, "max_age"),
+        DEFAULT_HSTS_MAX_AGE,
+        report,
+    );
+    let mut value = format!("max-age={}", max_age.as_secs());
+    if raw.include_subdomains {
+        value.push_str("; includeSubDomains");
+    }
+    if raw.preload {
+        value.push_str("; preload");
+    }
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("max-age=31536000"))
+}

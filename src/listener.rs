@@ -1,0 +1,167 @@
+//! What the listener a request came in on decides: the scheme reported upstream in
+//! `X-Forwarded-Proto`, the redirect of a plain listener to HTTPS, and the HSTS header of
+//! an HTTPS one. All listeners share one proxy service, so the request's local address
+//! tells them apart.
+
+use crate::config::{Listener, Protocol, Redirect};
+use http::{HeaderValue, Method};
+use std::net::SocketAddr;
+
+/// The per-request behaviour of one listener, compiled from its configuration.
+#[derive(Debug)]
+pub struct ListenerPolicy {
+    address: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    redirect: Option<Redirect>,
+    /// `Strict-Transport-Security` added to responses, if configured.
+    pub hsts: Option<HeaderValue>,
+}
+
+/// Every listener's policy, in configuration order.
+#[derive(Debug)]
+pub struct Listeners(Vec<ListenerPolicy>);
+
+impl Listeners {
+    /// Compiles the listeners of a configuration.
+    pub fn new(listeners: &[Listener]) -> Self {
+        Self(
+            listeners
+                .iter()
+                .map(|l| {
+                    let (scheme, redirect, hsts) = match &l.protocol {
+                        Protocol::Http { redirect } => ("http", redirect.clone(), None),
+                        Protocol::Https(tls) => ("https", None, tls.hsts.clone()),
+                    };
+                    ListenerPolicy {
+                        address: l.address,
+                        scheme,
+                        redirect,
+                        hsts,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// The listener bound to `local`, the address a connection was accepted on: the one
+    /// bound to exactly it, else the one bound to its port on all addresses.
+    pub fn find(&self, local: Option<&SocketAddr>) -> Option<usize> {
+        let local = local?;
+        self.0.iter().position(|l| l.address == *local).or_else(|| {
+            self.0
+                .iter()
+                .position(|l| l.address.port() == local.port() && l.address.ip().is_unspecified())
+        })
+    }
+
+    /// The listener at `index`, as [`Listeners::find`] returned it.
+    pub fn get(&self, index: usize) -> Option<&ListenerPolicy> {
+        self.0.get(index)
+    }
+}
+
+impl ListenerPolicy {
+    /// For a plain listener with `redirect_https`: the status and `Location` that send this
+    /// request to HTTPS, unless its path is excepted. 301 for GET and HEAD; 308 for other
+    /// methods, so that clients repeat them with their body.
+    pub fn redirect(
+        &self,
+        method: &Method,
+        host: Option<&str>,
+        path_and_query: &str,
+    ) -> Option<(u16, String)> {
+        let redirect = self.redirect.as_ref()?;
+        if redirect
+            .except
+            .iter()
+            .any(|p| path_and_query.starts_with(p))
+        {
+            return None;
+        }
+        let local = self.address.ip().to_string();
+        let host = host.map_or(local.as_str(), strip_port);
+        let location = match redirect.port {
+            443 => format!("https://{host}{path_and_query}"),
+            port => format!("https://{host}:{port}{path_and_query}"),
+        };
+        let status = if matches!(*method, Method::GET | Method::HEAD) {
+            301
+        } else {
+            308
+        };
+        Some((status, location))
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            if name.starts_with('[') == name.ends_with(']') {
+                name
+            } else {
+                host
+            }
+        }
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(port: u16, except: &[&str]) -> ListenerPolicy {
+        ListenerPolicy {
+            address: "0.0.0.0:80".parse().expect("address"),
+            scheme: "http",
+            redirect: Some(Redirect {
+                port,
+                except: except.iter().map(|s| s.to_string()).collect(),
+            }),
+            hsts: None,
+        }
+    }
+
+    #[test]
+    fn redirects_keep_host_path_and_query_and_drop_the_port() {
+        let l = plain(443, &[]);
+        let got = l.redirect(&Method::GET, Some("shop.test:80"), "/a/b?q=1");
+        assert_eq!(got, Some((301, "https://shop.test/a/b?q=1".to_string())));
+        let got = l.redirect(&Method::POST, Some("[::1]:80"), "/");
+        assert_eq!(got, Some((308, "https://[::1]/".to_string())));
+        let got = l.redirect(&Method::GET, None, "/x");
+        assert_eq!(got, Some((301, "https://0.0.0.0/x".to_string())));
+    }
+
+    #[test]
+    fn redirects_name_a_port_other_than_443_and_skip_exceptions() {
+        let l = plain(8443, &["/.well-known/acme-challenge/"]);
+        let got = l.redirect(&Method::GET, Some("shop.test"), "/x");
+        assert_eq!(got, Some((301, "https://shop.test:8443/x".to_string())));
+        let acme = l.redirect(
+            &Method::GET,
+            Some("shop.test"),
+            "/.well-known/acme-challenge/t",
+        );
+        assert_eq!(acme, None);
+    }
+
+    #[test]
+    fn finds_the_listener_by_exact_address_then_by_port() {
+        let config = crate::config::parse(
+            std::path::Path::new("t.yaml"),
+            "listeners:\n  - { name: a, address: 0.0.0.0:80 }\n  - { name: b, address: 127.0.0.2:80, redirect_https: true }\nupstreams: {}\n",
+        )
+        .expect("valid");
+        let listeners = Listeners::new(&config.listeners);
+        let exact: SocketAddr = "127.0.0.2:80".parse().expect("address");
+        let other: SocketAddr = "10.0.0.1:80".parse().expect("address");
+        assert_eq!(listeners.find(Some(&exact)), Some(1));
+        assert_eq!(listeners.find(Some(&other)), Some(0));
+        assert!(listeners
+            .find(Some(&"10.0.0.1:81".parse().expect("address")))
+            .is_none());
+    }
+}

@@ -1,0 +1,179 @@
+//! TLS termination. Each `https` listener gets an OpenSSL acceptor, built once, whose
+//! certificate callback picks certificates by SNI from a [`CertSet`] held in an `ArcSwap`.
+//! Reloading replaces the set and nothing else: the acceptor, its session cache and its
+//! ticket keys stay, so clients keep resuming sessions across certificate changes, and a set
+//! that fails to load never replaces a working one.
+
+mod certs;
+mod store;
+mod watch;
+
+pub use certs::{load_ca, CertKey, EXPIRY_WARNING_DAYS};
+pub use store::CertSet;
+pub use watch::Watcher;
+
+use crate::config::{ListenerTls, TlsVersion};
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TlsAccept;
+use pingora::tls::ssl::{NameType, SslRef, SslSessionCacheMode, SslVersion};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A certificate or TLS setting that could not be used, located in the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: {what}")]
+pub struct TlsError {
+    /// `FILE:LINE:COLUMN: path` of the setting.
+    at: String,
+    /// What went wrong.
+    what: String,
+}
+
+impl TlsError {
+    /// A problem with the setting at `at`.
+    pub fn new(at: &str, what: impl Into<String>) -> Self {
+        Self {
+            at: at.to_string(),
+            what: what.into(),
+        }
+    }
+}
+
+/// The certificates of one `https` listener, replaceable while it serves.
+pub struct ListenerCerts {
+    /// The listener's name, for logs.
+    pub listener: String,
+    spec: ListenerTls,
+    current: ArcSwap<CertSet>,
+    /// The files as last loaded.
+    loaded: ArcSwap<Stamp>,
+}
+
+/// Size and modification time of each certificate and key file (`None` if unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp(Vec<Option<(u64, SystemTime)>>);
+
+impl ListenerCerts {
+    /// Loads every certificate of a listener; any failure fails the whole listener.
+    pub fn load(listener: &str, spec: &ListenerTls) -> Result<Self, TlsError> {
+        let stamp = stamp(spec);
+        let set = build(listener, spec)?;
+        Ok(Self {
+            listener: listener.to_string(),
+            spec: spec.clone(),
+            current: ArcSwap::from_pointee(set),
+            loaded: ArcSwap::from_pointee(stamp),
+        })
+    }
+
+    /// Reads the files again and, if all of them load, serves them from the next handshake
+    /// on. On failure the previous certificates stay and the error says why; the files are
+    /// not tried again until they change.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        self.loaded.store(Arc::new(self.stamp()));
+        let set = build(&self.listener, &self.spec)?;
+        let serials: Vec<String> = set.all.iter().map(|c| c.serial()).collect();
+        self.current.store(Arc::new(set));
+        log::info!(
+            "listener `{}`: certificates reloaded (serials {})",
+            self.listener,
+            serials.join(", ")
+        );
+        Ok(())
+    }
+
+    /// The files as they are on disk now.
+    pub fn stamp(&self) -> Stamp {
+        stamp(&self.spec)
+    }
+
+    /// Whether `stamp` is what was last loaded.
+    pub fn is_loaded(&self, stamp: &Stamp) -> bool {
+        **self.loaded.load() == *stamp
+    }
+
+    /// Warns about every certificate close to expiry.
+    pub fn warn_if_expiring(&self) {
+        for cert in &self.current.load().all {
+            cert.warn_if_expiring(&self.listener);
+        }
+    }
+
+    /// OpenSSL settings for the listener: TLS 1.2 or 1.3 and up, Mozilla's intermediate
+    /// ciphers, a server-side session cache and tickets for resumption, HTTP/2 by ALPN.
+    pub fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
+        let at = self.spec.certificates.first().map_or("", |c| c.at.as_str());
+        let fail = |e: pingora::Error| TlsError::new(at, format!("TLS setup: {e}"));
+        let mut settings =
+            TlsSettings::with_callbacks(Box::new(Sni(self.clone()))).map_err(|e| fail(*e))?;
+        let min = match self.spec.min_version {
+            TlsVersion::Tls12 => SslVersion::TLS1_2,
+            TlsVersion::Tls13 => SslVersion::TLS1_3,
+        };
+        let ssl_fail = |e: openssl::error::ErrorStack| TlsError::new(at, format!("TLS setup: {e}"));
+        settings
+            .set_min_proto_version(Some(min))
+            .map_err(ssl_fail)?;
+        settings.set_session_cache_mode(SslSessionCacheMode::SERVER);
+        settings
+            .set_session_id_context(
+                self.listener
+                    .as_bytes()
+                    .get(..32)
+                    .unwrap_or(self.listener.as_bytes()),
+            )
+            .map_err(ssl_fail)?;
+        if self.spec.http2 {
+            settings.enable_h2();
+        }
+        Ok(settings)
+    }
+}
+
+/// Loads every certificate of `spec` and logs those close to expiry.
+fn build(listener: &str, spec: &ListenerTls) -> Result<CertSet, TlsError> {
+    let certs = spec
+        .certificates
+        .iter()
+        .map(CertKey::load)
+        .collect::<Result<Vec<_>, _>>()?;
+    for c in &certs {
+        c.warn_if_expiring(listener);
+    }
+    Ok(CertSet::new(certs, spec.default))
+}
+
+fn stamp(spec: &ListenerTls) -> Stamp {
+    Stamp(
+        spec.certificates
+            .iter()
+            .flat_map(|c| [&c.cert, &c.key])
+            .map(|p| {
+                let m = std::fs::metadata(p).ok()?;
+                Some((m.len(), m.modified().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// OpenSSL's certificate callback: runs on every full handshake, after SNI is known.
+struct Sni(Arc<ListenerCerts>);
+
+#[async_trait]
+impl TlsAccept for Sni {
+    async fn certificate_callback(&self, ssl: &mut SslRef) {
+        let set = self.0.current.load();
+        let certs = set.find(ssl.servername(NameType::HOST_NAME));
+        for cert in certs {
+            if let Err(e) = cert.install(ssl) {
+                log::warn!(
+                    "listener `{}`: cannot use certificate {}: {e}",
+                    self.0.listener,
+                    cert.path
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! How weir connects to the instances of one upstream: timeouts, TLS (server name,
+//! verification, trusted CAs) and HTTP version, built once per pool and copied into each
+//! target's peer, so that Pingora's connection pool keys them alike.
+
+use crate::config;
+use crate::tls::{load_ca, TlsError};
+use pingora::upstreams::peer::{HttpPeer, PeerOptions};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Connection settings shared by the targets of a pool.
+pub struct Connect {
+    tls: bool,
+    /// `tls.sni`; without it a host-name target sends its own name.
+    sni: Option<String>,
+    options: PeerOptions,
+}
+
+impl Connect {
+    /// Settings for `spec`, reading its CA bundle if it names one.
+    pub fn new(spec: &config::Upstream) -> Result<Self, TlsError> {
+        let mut options = PeerOptions::new();
+        options.connection_timeout = Some(spec.timeouts.connect);
+        options.read_timeout = Some(spec.timeouts.read);
+        options.write_timeout = Some(spec.timeouts.write);
+        options.idle_timeout = Some(spec.timeouts.idle);
+        if spec.http2 {
+            // h2 only: negotiated by ALPN over TLS, prior knowledge (h2c) without.
+            options.set_http_version(2, 2);
+        }
+        if let Some(tls) = &spec.tls {
+            options.verify_cert = tls.verify;
+            options.verify_hostname = tls.verify;
+            if let Some((path, at)) = &tls.ca {
+                options.ca = Some(Arc::new(load_ca(path, at)?));
+            }
+        }
+        Ok(Self {
+            tls: spec.tls.is_some(),
+            sni: spec.tls.as_ref().and_then(|t| t.sni.clone()),
+            options,
+        })
+    }
+
+    /// The peer of one instance at `addr`, configured as the target `address` (`host:port`).
+    pub fn peer(&self, addr: SocketAddr, address: &str) -> HttpPeer {
+        let mut peer = HttpPeer::new(addr, self.tls, self.server_name(address));
+        peer.options = self.options.clone();
+        peer
+    }
+
+    /// The server name sent to a target: `tls.sni`, else a host-name target's host, else
+    /// none (an IP-address target, which validation allows only without verification).
+    pub fn server_name(&self, address: &str) -> String {
+        if !self.tls {
+            return String::new();
+        }
+        if let Some(sni) = &self.sni {
+            return sni.clone();
+        }
+        match address.rsplit_once(':') {
+            Some((host, _)) if host.parse::<std::net::IpAddr>().is_err() => host.to_string(),
+            _ => String::new(),
+        }
+    }
+}

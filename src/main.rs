@@ -129,7 +129,7 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{}: {e}", path.display());
+                report(path, &e);
                 ExitCode::FAILURE
             }
         };
@@ -143,7 +143,7 @@ fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
             server.run_forever()
         }
         Err(e) => {
-            eprintln!("{}: {e}", path.display());
+            report(path, &e);
             ExitCode::FAILURE
         }
     }
@@ -161,7 +161,7 @@ fn reload(path: &std::path::Path) -> ExitCode {
     };
     let pid_file = config.server.pid_file.clone();
     if let Err(e) = server::check(config) {
-        eprintln!("{}: {e}", path.display());
+        report(path, &e);
         return ExitCode::FAILURE;
     }
     let pid = std::fs::read_to_string(&pid_file)
@@ -230,4 +230,14 @@ fn run_demo() -> ExitCode {
     }
     println!("{}", demo::DEMO_BANNER);
     server.run_forever()
+}
+
+/// Prints a start-up error: errors that carry their `FILE:LINE:COLUMN` as they are, others
+/// after the configuration file's name.
+fn report(path: &std::path::Path, e: &server::BuildError) {
+    if e.is_located() {
+        eprintln!("{e}");
+    } else {
+        eprintln!("{}: {e}", path.display());
+    }
 }

@@ -32,6 +32,13 @@ pub enum BuildError {
     Tls(#[from] TlsError),
 }
 
+impl BuildError {
+    /// Whether the message starts with the `FILE:LINE:COLUMN` of the setting at fault.
+    pub fn is_located(&self) -> bool {
+        matches!(self, Self::Tls(_) | Self::Compile(CompileError::Tls(_)))
+    }
+}
+
 /// Every target address of `config`: static names through the system resolver, discovered
 /// ones through DNS (a name that does not resolve yet starts with no instances).
 pub fn resolve(config: &Config) -> Result<Resolved, BuildError> {

@@ -22,6 +22,8 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
 
 #[test]
 fn every_shipped_configuration_is_valid() {
+    // demo.yaml and weir.yaml serve HTTPS with the development certificate.
+    dev_certs();
     for file in yaml_files("conf")
         .into_iter()
         .chain(yaml_files("conf/examples"))

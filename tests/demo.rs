@@ -1,4 +1,5 @@
-//! `weir demo`: three instances behind 127.0.0.1:8080, stopped by Ctrl-C (SIGINT).
+//! `weir demo`: three instances behind 127.0.0.1:8080 and https://localhost:8443, stopped by
+//! Ctrl-C (SIGINT).
 
 #![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
 
@@ -7,11 +8,13 @@ mod common;
 use common::*;
 use std::collections::HashSet;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
-fn demo_serves_three_instances_and_stops_on_ctrl_c() {
+fn demo_serves_three_instances_over_http_and_https_and_stops_on_ctrl_c() {
+    dev_certs();
     let child = Command::new(weir_bin())
         .arg("demo")
         .env("RUST_LOG", "error")
@@ -43,6 +46,18 @@ fn demo_serves_three_instances_and_stops_on_ctrl_c() {
         .unwrap();
     assert_eq!(health["status"], "healthy");
 
+    let dev_ca =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev/ca.crt")).unwrap();
+    let https = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&dev_ca).unwrap())
+        .resolve("localhost", ([127, 0, 0, 1], 0).into())
+        .build()
+        .unwrap();
+    wait_listening(8443);
+    let resp = https.get("https://localhost:8443/").send().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+
     let status = Command::new("kill")
         .args(["-INT", &demo.0.id().to_string()])
         .status()
@@ -56,7 +71,7 @@ fn demo_serves_three_instances_and_stops_on_ctrl_c() {
         banner.contains("curl"),
         "prints the commands to try: {banner}"
     );
-    for port in [8080, 9001, 9002, 9003] {
+    for port in [8080, 8443, 9001, 9002, 9003] {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} still open after Ctrl-C"

@@ -124,6 +124,10 @@ impl Instance {
 /// A running weir with its configuration file.
 pub struct Weir {
     pub port: u16,
+    /// A second listener port, for `{port2}` in the configuration.
+    pub port2: u16,
+    /// Its pid, for signals.
+    pub pid: u32,
     pub dir: tempfile::TempDir,
     /// Everything weir wrote to stderr so far.
     log: Arc<Mutex<String>>,
@@ -136,12 +140,17 @@ impl Weir {
         Self::start_logging(yaml, "error")
     }
 
-    /// Starts weir with `RUST_LOG=level`, keeping its log for [`Weir::wait_log`].
+    /// Starts weir with `RUST_LOG=level`, keeping its log for [`Weir::wait_log`]. `yaml` may
+    /// use `{port2}` for a second listener and `{dir}` for the folder of the file.
     pub fn start_logging(yaml: &str, level: &str) -> Self {
-        let port = free_port();
+        let (port, port2) = (free_port(), free_port());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.yaml");
-        std::fs::write(&path, yaml.replace("{port}", &port.to_string())).unwrap();
+        let yaml = yaml
+            .replace("{port}", &port.to_string())
+            .replace("{port2}", &port2.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&path, yaml).unwrap();
         let mut child = Command::new(weir_bin())
             .arg("--config")
             .arg(&path)
@@ -161,10 +170,13 @@ impl Weir {
                 log.push('\n');
             }
         });
+        let pid = child.id();
         let proc = Proc(child);
         wait_listening(port);
         Self {
             port,
+            port2,
+            pid,
             dir,
             log,
             _proc: proc,
@@ -194,6 +206,11 @@ impl Weir {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Its configuration file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("weir.yaml")
     }
 }
 
@@ -260,4 +277,122 @@ pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let mut f = std::fs::File::create(&path).unwrap();
     f.write_all(yaml.as_bytes()).unwrap();
     (dir, path)
+}
+
+/// certs/make-dev-certs, the development CA script.
+pub fn cert_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/make-dev-certs")
+}
+
+/// Makes sure certs/dev holds the development certificate the shipped configurations use.
+pub fn dev_certs() {
+    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev");
+    if !dev.join("localhost.crt").exists() {
+        let out = Command::new(cert_script()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A test CA in a temporary folder, issuing certificates with certs/make-dev-certs.
+pub struct TestCa {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Issues `file.crt` + `file.key` for `names`, with extra script options (`-k rsa`,
+    /// `-d 5`); replaces an earlier pair of that name (a new serial each time).
+    pub fn issue(&self, file: &str, names: &[&str], options: &[&str]) -> (PathBuf, PathBuf) {
+        let out = Command::new(cert_script())
+            .args(["-o", &self.dir.path().display().to_string(), "-f", file])
+            .args(options)
+            .args(names)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            self.path(&format!("{file}.crt")),
+            self.path(&format!("{file}.key")),
+        )
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The CA certificate clients trust.
+    pub fn ca(&self) -> PathBuf {
+        self.path("ca.crt")
+    }
+
+    /// An HTTPS client trusting this CA, which resolves `names` to 127.0.0.1.
+    pub fn client(&self, names: &[&str]) -> reqwest::blocking::Client {
+        let pem = std::fs::read(self.ca()).unwrap();
+        let mut builder = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        for name in names {
+            builder = builder.resolve(name, ([127, 0, 0, 1], 0).into());
+        }
+        builder.build().unwrap()
+    }
+}
+
+/// Runs `openssl s_client` against 127.0.0.1:`port` with `args`, its stdin closed at once,
+/// and returns what it printed (stdout and stderr).
+pub fn s_client(port: u16, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The serial number (hex, as `openssl x509 -serial` prints it) of the certificate served
+/// for `server_name`.
+pub fn served_serial(port: u16, server_name: &str) -> String {
+    let out = s_client(port, &["-servername", server_name]);
+    let pem_start = out.find("-----BEGIN CERTIFICATE-----").unwrap_or(0);
+    let mut x509 = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    x509.stdin
+        .take()
+        .unwrap()
+        .write_all(out[pem_start..].as_bytes())
+        .unwrap();
+    let serial = x509.wait_with_output().unwrap();
+    String::from_utf8_lossy(&serial.stdout).trim().to_string()
+}
+
+/// The serial of a certificate file.
+pub fn file_serial(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(cert)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -381,7 +381,7 @@ pub fn served_serial(port: u16, server_name: &str) -> String {
     x509.stdin
         .take()
         .unwrap()
-        .write_all(out[pem_start..].as_bytes())
+        .write_all(&out.as_bytes()[pem_start..])
         .unwrap();
     let serial = x509.wait_with_output().unwrap();
     String::from_utf8_lossy(&serial.stdout).trim().to_string()

@@ -1,6 +1,7 @@
 //! The reference point of the side-by-side benchmark: Pingora's own round-robin balancer
 //! with nothing else on the path, over the same three backends. weir must stay within 10%.
-//! Run by benches/run.sh; not part of weir.
+//! Run by benches/run.sh and benches/run-tls.sh; not part of weir.
+//! Usage: bare_pingora [ADDR] [TLS_ADDR CERT KEY]  (TLS: Pingora's defaults, HTTP/1.1 only)
 
 use async_trait::async_trait;
 use pingora::lb::{selection::RoundRobin, LoadBalancer};
@@ -36,6 +37,10 @@ fn main() {
         .expect("static backends");
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Bare(Arc::new(lb)));
     proxy.add_tcp(&listen);
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    if let [tls, cert, key] = args.as_slice() {
+        proxy.add_tls(tls, cert, key).expect("certificate and key");
+    }
     server.add_service(proxy);
     server.run_forever()
 }

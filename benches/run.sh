@@ -2,6 +2,7 @@
 # Side-by-side: weir vs a bare Pingora balancer vs nginx vs HAProxy, one worker each, round
 # robin over the same three nginx backends, keep-alive HTTP, interleaved wrk rounds.
 # Usage: benches/run.sh [compare.sh options, e.g. -d 10 -r 5 -c 50]
+# The same over HTTPS (keep-alive, resumed and full handshakes): benches/run-tls.sh
 # Needs: apt-get install -y nginx-light haproxy wrk openssl bc
 set -euo pipefail
 cd "$(dirname "$0")/.."

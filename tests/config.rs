@@ -70,16 +70,11 @@ fn environment_variables_fill_values() {
          routes: [{ name: all, upstream: app }]\n\
          upstreams:\n  app:\n    targets: [{ address: 127.0.0.1:9001 }]\n",
     );
-    let out = std::process::Command::new(weir_bin())
-        .args(["--test", "--config"])
-        .arg(&path)
-        .env("WEIR_IT_THREADS", "3")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        std::process::Command::new(weir_bin())
+            .args(["--test", "--config"])
+            .arg(&path)
+            .env("WEIR_IT_THREADS", "3"),
     );
     let out = weir_test(&path);
     assert_eq!(out.status.code(), Some(1));

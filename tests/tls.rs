@@ -381,15 +381,10 @@ fn replaced_certificates_are_served_without_a_restart_and_no_request_fails() {
     let before = ok.load(Ordering::Relaxed);
     ca.issue("site", &["site.test"], &[]);
     let third = file_serial(&cert.0);
-    let out = Command::new(weir_bin())
-        .args(["reload", "--config"])
-        .arg(weir.config())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        Command::new(weir_bin())
+            .args(["reload", "--config"])
+            .arg(weir.config()),
     );
     weir.wait_log(&["SIGHUP: reloading certificates"], Duration::from_secs(5))
         .expect("the running weir got the signal");

@@ -56,12 +56,12 @@ impl ProxyHttp for Proxy {
             .uri
             .host()
             .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
-        let name = rt.headers.request_id_header().clone();
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let redirect = ctx
             .listener()
             .and_then(|l| l.redirect(&req.method, host, path));
         if let Some((status, location)) = redirect {
+            let name = rt.headers.request_id_header().clone();
             respond::redirect(session, status, &location, &name, &ctx.request_id).await?;
             return Ok(true);
         }
@@ -69,6 +69,7 @@ impl ProxyHttp for Proxy {
         if ctx.route.is_some() {
             return Ok(false);
         }
+        let name = rt.headers.request_id_header().clone();
         respond::json_error(session, 404, &name, &ctx.request_id).await?;
         Ok(true)
     }

@@ -279,6 +279,17 @@ pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// Runs `command`, which must exit 0 (its stderr is shown if not); returns its output.
+pub fn succeed(command: &mut Command) -> Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// certs/make-dev-certs, the development CA script.
 pub fn cert_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/make-dev-certs")
@@ -288,12 +299,7 @@ pub fn cert_script() -> PathBuf {
 pub fn dev_certs() {
     let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev");
     if !dev.join("localhost.crt").exists() {
-        let out = Command::new(cert_script()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeed(&mut Command::new(cert_script()));
     }
 }
 
@@ -312,16 +318,11 @@ impl TestCa {
     /// Issues `file.crt` + `file.key` for `names`, with extra script options (`-k rsa`,
     /// `-d 5`); replaces an earlier pair of that name (a new serial each time).
     pub fn issue(&self, file: &str, names: &[&str], options: &[&str]) -> (PathBuf, PathBuf) {
-        let out = Command::new(cert_script())
-            .args(["-o", &self.dir.path().display().to_string(), "-f", file])
-            .args(options)
-            .args(names)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        succeed(
+            Command::new(cert_script())
+                .args(["-o", &self.dir.path().display().to_string(), "-f", file])
+                .args(options)
+                .args(names),
         );
         (
             self.path(&format!("{file}.crt")),

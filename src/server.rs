@@ -4,7 +4,7 @@
 use crate::config::{Config, Protocol};
 use crate::proxy::Proxy;
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
-use crate::tls::{ListenerCerts, TlsError, Watcher};
+use crate::tls::{ListenerCerts, TlsErrors, Watcher};
 use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
 use arc_swap::ArcSwap;
 use pingora::server::configuration::ServerConf;
@@ -27,9 +27,9 @@ pub enum BuildError {
     /// No runtime to resolve discovered names at startup, or no SIGHUP handler.
     #[error("starting: {0}")]
     Io(#[from] std::io::Error),
-    /// A listener's certificates or TLS settings could not be used.
+    /// Listener certificates or TLS settings that could not be used.
     #[error(transparent)]
-    Tls(#[from] TlsError),
+    Tls(#[from] TlsErrors),
 }
 
 impl BuildError {
@@ -65,17 +65,24 @@ pub fn check(config: Config) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The certificates of every `https` listener, by listener name.
-fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, TlsError> {
-    config
-        .listeners
-        .iter()
-        .filter_map(|l| match &l.protocol {
-            Protocol::Https(tls) => Some((l, tls)),
-            Protocol::Http { .. } => None,
-        })
-        .map(|(l, tls)| Ok((l.name.clone(), Arc::new(ListenerCerts::load(&l.name, tls)?))))
-        .collect()
+/// The certificates of every `https` listener, by listener name; every failure reported.
+fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, TlsErrors> {
+    let mut loaded = Vec::new();
+    let mut errors = Vec::new();
+    for l in &config.listeners {
+        let Protocol::Https(tls) = &l.protocol else {
+            continue;
+        };
+        match ListenerCerts::load(&l.name, tls) {
+            Ok(certs) => loaded.push((l.name.clone(), Arc::new(certs))),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    if errors.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(TlsErrors(errors))
+    }
 }
 
 /// Compiles the runtime and assembles a server ready to `run_forever`: the HTTP proxy on
@@ -112,7 +119,10 @@ pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
     for listener in &config.listeners {
         let address = listener.address.to_string();
         match certs.iter().find(|(name, _)| *name == listener.name) {
-            Some((_, certs)) => proxy.add_tls_with_settings(&address, None, certs.settings()?),
+            Some((_, certs)) => {
+                let settings = certs.settings().map_err(TlsErrors::from)?;
+                proxy.add_tls_with_settings(&address, None, settings);
+            }
             None => proxy.add_tcp(&address),
         }
     }

@@ -41,6 +41,23 @@ impl TlsError {
     }
 }
 
+/// Every certificate that failed to load, one per line, so one edit round fixes them all.
+#[derive(Debug, thiserror::Error)]
+pub struct TlsErrors(pub Vec<TlsError>);
+
+impl std::fmt::Display for TlsErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lines: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl From<TlsError> for TlsErrors {
+    fn from(e: TlsError) -> Self {
+        Self(vec![e])
+    }
+}
+
 /// The certificates of one `https` listener, replaceable while it serves.
 pub struct ListenerCerts {
     /// The listener's name, for logs.
@@ -57,7 +74,7 @@ pub struct Stamp(Vec<Option<(u64, SystemTime)>>);
 
 impl ListenerCerts {
     /// Loads every certificate of a listener; any failure fails the whole listener.
-    pub fn load(listener: &str, spec: &ListenerTls) -> Result<Self, TlsError> {
+    pub fn load(listener: &str, spec: &ListenerTls) -> Result<Self, TlsErrors> {
         let stamp = stamp(spec);
         let set = build(listener, spec)?;
         Ok(Self {
@@ -71,7 +88,7 @@ impl ListenerCerts {
     /// Reads the files again and, if all of them load, serves them from the next handshake
     /// on. On failure the previous certificates stay and the error says why; the files are
     /// not tried again until they change.
-    pub fn reload(&self) -> Result<(), TlsError> {
+    pub fn reload(&self) -> Result<(), TlsErrors> {
         self.loaded.store(Arc::new(self.stamp()));
         let set = build(&self.listener, &self.spec)?;
         let serials: Vec<String> = set.all.iter().map(|c| c.serial()).collect();
@@ -133,12 +150,18 @@ impl ListenerCerts {
 }
 
 /// Loads every certificate of `spec` and logs those close to expiry.
-fn build(listener: &str, spec: &ListenerTls) -> Result<CertSet, TlsError> {
-    let certs = spec
+fn build(listener: &str, spec: &ListenerTls) -> Result<CertSet, TlsErrors> {
+    let (certs, errors): (Vec<_>, Vec<_>) = spec
         .certificates
         .iter()
         .map(CertKey::load)
-        .collect::<Result<Vec<_>, _>>()?;
+        .partition(Result::is_ok);
+    if !errors.is_empty() {
+        return Err(TlsErrors(
+            errors.into_iter().filter_map(Result::err).collect(),
+        ));
+    }
+    let certs: Vec<CertKey> = certs.into_iter().filter_map(Result::ok).collect();
     for c in &certs {
         c.warn_if_expiring(listener);
     }

@@ -34,11 +34,13 @@ impl Watcher {
 
 /// Reloads one listener, logging the outcome of a failure (success logs itself).
 fn reload(certs: &ListenerCerts) {
-    if let Err(e) = certs.reload() {
-        log::error!(
-            "{e}; listener `{}` keeps serving its previous certificates",
-            certs.listener
-        );
+    if let Err(errors) = certs.reload() {
+        for e in errors.0 {
+            log::error!(
+                "{e}; listener `{}` keeps serving its previous certificates",
+                certs.listener
+            );
+        }
     }
 }
 

@@ -296,11 +296,20 @@ pub fn cert_script() -> PathBuf {
 }
 
 /// Makes sure certs/dev holds the development certificate the shipped configurations use.
+/// Checked and made under a lock: tests running at once must not remake it while another
+/// is reading it.
 pub fn dev_certs() {
-    let dev = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev");
-    if !dev.join("localhost.crt").exists() {
-        succeed(&mut Command::new(cert_script()));
-    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    succeed(
+        Command::new("flock")
+            .arg(root.join("target/dev-certs.lock"))
+            .args([
+                "sh",
+                "-c",
+                "[ -f certs/dev/localhost.crt ] || certs/make-dev-certs",
+            ])
+            .current_dir(root),
+    );
 }
 
 /// A test CA in a temporary folder, issuing certificates with certs/make-dev-certs.

@@ -122,26 +122,22 @@ impl ListenerCerts {
     /// ciphers, a server-side session cache and tickets for resumption, HTTP/2 by ALPN.
     pub fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
         let at = self.spec.certificates.first().map_or("", |c| c.at.as_str());
-        let fail = |e: pingora::Error| TlsError::new(at, format!("TLS setup: {e}"));
+        let fail = |e: &dyn std::fmt::Display| TlsError::new(at, format!("TLS setup: {e}"));
         let mut settings =
-            TlsSettings::with_callbacks(Box::new(Sni(self.clone()))).map_err(|e| fail(*e))?;
+            TlsSettings::with_callbacks(Box::new(Sni(self.clone()))).map_err(|e| fail(&e))?;
         let min = match self.spec.min_version {
             TlsVersion::Tls12 => SslVersion::TLS1_2,
             TlsVersion::Tls13 => SslVersion::TLS1_3,
         };
-        let ssl_fail = |e: openssl::error::ErrorStack| TlsError::new(at, format!("TLS setup: {e}"));
         settings
             .set_min_proto_version(Some(min))
-            .map_err(ssl_fail)?;
+            .map_err(|e| fail(&e))?;
         settings.set_session_cache_mode(SslSessionCacheMode::SERVER);
+        // At most 32 bytes, OpenSSL's limit.
+        let context = self.listener.as_bytes();
         settings
-            .set_session_id_context(
-                self.listener
-                    .as_bytes()
-                    .get(..32)
-                    .unwrap_or(self.listener.as_bytes()),
-            )
-            .map_err(ssl_fail)?;
+            .set_session_id_context(context.get(..32).unwrap_or(context))
+            .map_err(|e| fail(&e))?;
         if self.spec.http2 {
             settings.enable_h2();
         }

@@ -4,7 +4,7 @@
 use super::super::schema::*;
 use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{check_name, duration, host_pattern, NO_LISTENERS};
+use super::{beside, check_name, duration, host_pattern, NO_LISTENERS};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn listeners(
@@ -16,7 +16,6 @@ pub(super) fn listeners(
         report.value("listeners", NO_LISTENERS);
         return Vec::new();
     };
-    let base = file.parent().unwrap_or(Path::new(""));
     let https_port = raw
         .iter()
         .filter(|l| l.protocol == RawProtocol::Https)
@@ -36,7 +35,7 @@ pub(super) fn listeners(
         );
         let protocol = match l.protocol {
             RawProtocol::Http => http(l, &path, https_port, report),
-            RawProtocol::Https => https(l, &path, base, report),
+            RawProtocol::Https => https(l, &path, file, report),
         };
         let address = match l.address.parse::<SocketAddr>() {
             Ok(a) => a,
@@ -104,7 +103,7 @@ fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Pr
 }
 
 /// An `https` listener: at least one certificate, a version no older than TLS 1.2.
-fn https(l: &RawListener, path: &str, base: &Path, report: &mut Report) -> Protocol {
+fn https(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Protocol {
     if l.redirect_https || !l.redirect_except.is_empty() {
         report.key(
             &join_key(path, "redirect_https"),
@@ -148,8 +147,8 @@ fn https(l: &RawListener, path: &str, base: &Path, report: &mut Report) -> Proto
             })
             .collect();
         certificates.push(CertFiles {
-            cert: base.join(&c.cert),
-            key: base.join(&c.key),
+            cert: beside(file, &c.cert),
+            key: beside(file, &c.key),
             names,
             at: report.at(&c_path),
         });

@@ -224,10 +224,7 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
     };
     Server {
         threads,
-        pid_file: file
-            .parent()
-            .unwrap_or(Path::new(""))
-            .join(raw.pid_file.as_deref().unwrap_or(DEFAULT_PID_FILE)),
+        pid_file: beside(file, raw.pid_file.as_deref().unwrap_or(DEFAULT_PID_FILE)),
         upgrade_sock: raw.upgrade_sock.clone(),
         graceful_shutdown_timeout: duration(
             raw.graceful_shutdown_timeout.as_deref(),
@@ -236,6 +233,12 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
             report,
         ),
     }
+}
+
+/// A path from the file `file`: relative ones are taken from its folder, as nginx takes
+/// them from its prefix, so the same file works from any working directory.
+fn beside(file: &Path, path: &str) -> PathBuf {
+    file.parent().unwrap_or(Path::new("")).join(path)
 }
 
 /// Names must be non-empty and unique within their list.

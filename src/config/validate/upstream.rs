@@ -4,7 +4,7 @@
 use super::super::schema::*;
 use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{duration, header_edits, header_name, header_rules, host_pattern};
+use super::{beside, duration, header_edits, header_name, header_rules, host_pattern};
 use serde_yaml::Value;
 use std::collections::HashMap;
 
@@ -192,8 +192,7 @@ fn upstream_tls(
     }
     let ca = raw.ca.as_ref().map(|ca| {
         let at = join_key(path, "ca");
-        let base = file.parent().unwrap_or(Path::new(""));
-        (base.join(ca), report.at(&at))
+        (beside(file, ca), report.at(&at))
     });
     if ca.is_some() && !verify {
         report.key(&join_key(path, "ca"), "`ca` is unused with `verify: false`");

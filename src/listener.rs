@@ -5,7 +5,7 @@
 
 use crate::config::{Listener, Protocol, Redirect};
 use http::{HeaderValue, Method};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The per-request behaviour of one listener, compiled from its configuration.
 #[derive(Debug)]
@@ -64,12 +64,14 @@ impl Listeners {
 impl ListenerPolicy {
     /// For a plain listener with `redirect_https`: the status and `Location` that send this
     /// request to HTTPS, unless its path is excepted. 301 for GET and HEAD; 308 for other
-    /// methods, so that clients repeat them with their body.
+    /// methods, so that clients repeat them with their body. A missing or malformed `Host`
+    /// is replaced by `local`, the address the connection came in on.
     pub fn redirect(
         &self,
         method: &Method,
         host: Option<&str>,
         path_and_query: &str,
+        local: Option<IpAddr>,
     ) -> Option<(u16, String)> {
         let redirect = self.redirect.as_ref()?;
         if redirect
@@ -79,8 +81,17 @@ impl ListenerPolicy {
         {
             return None;
         }
-        let local = self.address.ip().to_string();
-        let host = host.map_or(local.as_str(), strip_port);
+        let fallback;
+        let host = match host.map(strip_port).filter(|h| is_host(h)) {
+            Some(h) => h,
+            None => {
+                fallback = match local.unwrap_or(self.address.ip()) {
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                };
+                &fallback
+            }
+        };
         let location = match redirect.port {
             443 => format!("https://{host}{path_and_query}"),
             port => format!("https://{host}:{port}{path_and_query}"),
@@ -92,6 +103,14 @@ impl ListenerPolicy {
         };
         Some((status, location))
     }
+}
+
+/// A host name or IP literal: nothing that could turn the `Location` into another URL.
+fn is_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+        })
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:8080` → `[::1]`.
@@ -127,24 +146,26 @@ mod tests {
     #[test]
     fn redirects_keep_host_path_and_query_and_drop_the_port() {
         let l = plain(443, &[]);
-        let got = l.redirect(&Method::GET, Some("shop.test:80"), "/a/b?q=1");
+        let got = l.redirect(&Method::GET, Some("shop.test:80"), "/a/b?q=1", None);
         assert_eq!(got, Some((301, "https://shop.test/a/b?q=1".to_string())));
-        let got = l.redirect(&Method::POST, Some("[::1]:80"), "/");
+        let got = l.redirect(&Method::POST, Some("[::1]:80"), "/", None);
         assert_eq!(got, Some((308, "https://[::1]/".to_string())));
-        let got = l.redirect(&Method::GET, None, "/x");
-        assert_eq!(got, Some((301, "https://0.0.0.0/x".to_string())));
+        // No Host, or one that would change the URL: the connection's own address.
+        let v6 = Some("fd00::7".parse().expect("address"));
+        let got = l.redirect(&Method::GET, None, "/x", v6);
+        assert_eq!(got, Some((301, "https://[fd00::7]/x".to_string())));
+        let v4 = Some("10.0.0.7".parse().expect("address"));
+        let got = l.redirect(&Method::GET, Some("evil.test/@x"), "/x", v4);
+        assert_eq!(got, Some((301, "https://10.0.0.7/x".to_string())));
     }
 
     #[test]
     fn redirects_name_a_port_other_than_443_and_skip_exceptions() {
         let l = plain(8443, &["/.well-known/acme-challenge/"]);
-        let got = l.redirect(&Method::GET, Some("shop.test"), "/x");
+        let got = l.redirect(&Method::GET, Some("shop.test"), "/x", None);
         assert_eq!(got, Some((301, "https://shop.test:8443/x".to_string())));
-        let acme = l.redirect(
-            &Method::GET,
-            Some("shop.test"),
-            "/.well-known/acme-challenge/t",
-        );
+        let acme_path = "/.well-known/acme-challenge/t";
+        let acme = l.redirect(&Method::GET, Some("shop.test"), acme_path, None);
         assert_eq!(acme, None);
     }
 

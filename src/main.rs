@@ -29,7 +29,7 @@ enum Command {
     /// 127.0.0.1:8443 with the certificates of certs/make-dev-certs).
     Demo,
     /// Check the configuration, then tell the running weir (found by `server.pid_file`) to
-    /// reload its certificates, as SIGHUP does.
+    /// re-read the certificate files it serves, as SIGHUP does.
     Reload,
     /// Run one demo instance (the backend `weir demo` uses).
     Instance {
@@ -169,7 +169,19 @@ fn reload(path: &std::path::Path) -> ExitCode {
         .and_then(|text| {
             text.trim()
                 .parse::<i32>()
-                .map_err(|_| format!("{} does not hold a pid", pid_file.display()))
+                .ok()
+                .filter(|pid| *pid > 1)
+                .ok_or_else(|| format!("{} does not hold a pid", pid_file.display()))
+        })
+        .and_then(|pid| {
+            // A stale pid file may name another program now, which SIGHUP would end.
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            let name = exe.file_name().unwrap_or_default().to_string_lossy();
+            if name.starts_with("weir") {
+                Ok(pid)
+            } else {
+                Err(format!("pid {pid} from {} is not weir", pid_file.display()))
+            }
         });
     let signalled = pid.and_then(|pid| {
         let target = nix::unistd::Pid::from_raw(pid);

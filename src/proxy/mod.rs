@@ -49,9 +49,8 @@ impl ProxyHttp for Proxy {
             .map_or(UNKNOWN_PEER, |a| a.ip());
         ctx.request_id = rt.headers.request_id(req);
         ctx.client = Some(rt.headers.client(peer, req));
-        ctx.listener = rt
-            .listeners
-            .find(session.server_addr().and_then(|a| a.as_inet()));
+        let local = session.server_addr().and_then(|a| a.as_inet());
+        ctx.listener = rt.listeners.find(local);
         let host = req
             .uri
             .host()
@@ -59,7 +58,7 @@ impl ProxyHttp for Proxy {
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let redirect = ctx
             .listener()
-            .and_then(|l| l.redirect(&req.method, host, path));
+            .and_then(|l| l.redirect(&req.method, host, path, local.map(|a| a.ip())));
         if let Some((status, location)) = redirect {
             let name = rt.headers.request_id_header().clone();
             respond::redirect(session, status, &location, &name, &ctx.request_id).await?;

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
 use pingora::tls::ssl::{NameType, SslRef, SslSessionCacheMode, SslVersion};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -68,9 +69,13 @@ pub struct ListenerCerts {
     loaded: ArcSwap<Stamp>,
 }
 
-/// Size and modification time of each certificate and key file (`None` if unreadable).
+/// Size, modification and change times and inode of each certificate and key file (`None`
+/// if unreadable): a file renamed into place is seen even with the same size and mtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp(Vec<Option<(u64, SystemTime)>>);
+pub struct Stamp(Vec<Option<FileStamp>>);
+
+/// Size, modification time, change time (seconds, nanoseconds) and inode.
+type FileStamp = (u64, SystemTime, (i64, i64), u64);
 
 impl ListenerCerts {
     /// Loads every certificate of a listener; any failure fails the whole listener.
@@ -171,7 +176,12 @@ fn stamp(spec: &ListenerTls) -> Stamp {
             .flat_map(|c| [&c.cert, &c.key])
             .map(|p| {
                 let m = std::fs::metadata(p).ok()?;
-                Some((m.len(), m.modified().ok()?))
+                Some((
+                    m.len(),
+                    m.modified().ok()?,
+                    (m.ctime(), m.ctime_nsec()),
+                    m.ino(),
+                ))
             })
             .collect(),
     )

@@ -10,81 +10,106 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use std::net::SocketAddr;
 
-/// A pool's probe and the thresholds that judge its results.
+type BoxedProbe = Box<dyn Probe + Send + Sync>;
+
+/// A pool's probes and the thresholds that judge their results.
 pub struct Checker {
     /// The settings it was built from.
     pub settings: HealthCheck,
-    probe: Box<dyn Probe + Send + Sync>,
+    /// One probe per server name the targets are reached by (TLS targets named by host
+    /// each send their own); never empty.
+    probes: Vec<(String, BoxedProbe)>,
 }
 
 impl Checker {
-    /// Builds the probe for `settings`; HTTP checks without a `host` send the upstream's
-    /// name as `Host`, as nginx does with its upstream group name. They connect as `peer`
-    /// does (TLS, server name, HTTP version), with the check's timeouts.
-    pub fn new(settings: &HealthCheck, upstream: &str, peer: HttpPeer) -> Self {
-        let probe: Box<dyn Probe + Send + Sync> = match &settings.kind {
-            CheckKind::Tcp => {
-                let mut tcp = TcpHealthCheck::new();
-                tcp.peer_template.options.connection_timeout = Some(settings.timeout);
-                tcp
+    /// Builds the probes for `settings`; HTTP checks without a `host` send the upstream's
+    /// name as `Host`, as nginx does with its upstream group name. They connect as `peers`
+    /// do (TLS, server name, HTTP version), with the check's timeouts: one probe per
+    /// distinct server name among them.
+    pub fn new(settings: &HealthCheck, upstream: &str, peers: Vec<HttpPeer>) -> Self {
+        let mut probes: Vec<(String, BoxedProbe)> = Vec::new();
+        for peer in peers {
+            if probes.iter().all(|(name, _)| *name != peer.sni) {
+                probes.push((peer.sni.clone(), build(settings, upstream, peer)));
             }
-            CheckKind::Http {
-                path,
-                host,
-                headers,
-                expected_status,
-            } => {
-                let mut http = HttpHealthCheck::new(host.as_deref().unwrap_or(upstream), false);
-                http.peer_template = peer;
-                http.req.set_uri(
-                    http::Uri::try_from(path.as_str()).unwrap_or(http::Uri::from_static("/")),
-                );
-                for (name, value) in headers {
-                    // Names and values were validated with the configuration.
-                    let _ = http.req.insert_header(name.clone(), value.clone());
-                }
-                let options = &mut http.peer_template.options;
-                options.connection_timeout = Some(settings.timeout);
-                options.read_timeout = Some(settings.timeout);
-                options.write_timeout = Some(settings.timeout);
-                let ranges = expected_status.clone();
-                http.validator = Some(Box::new(move |resp: &ResponseHeader| {
-                    let status = resp.status.as_u16();
-                    if ranges
-                        .iter()
-                        .any(|&(low, high)| (low..=high).contains(&status))
-                    {
-                        Ok(())
-                    } else {
-                        Error::e_explain(
-                            ErrorType::CustomCode("unexpected status", status),
-                            "during the health check",
-                        )
-                    }
-                }));
-                Box::new(http)
-            }
-        };
+        }
+        if probes.is_empty() {
+            let placeholder =
+                HttpPeer::new(SocketAddr::from(([0, 0, 0, 0], 1)), false, String::new());
+            probes.push((String::new(), build(settings, upstream, placeholder)));
+        }
         Self {
             settings: settings.clone(),
-            probe,
+            probes,
         }
     }
 
-    /// Probes `addr` once, within the check timeout; `Err` says why it failed.
-    pub async fn probe(&self, addr: SocketAddr) -> Result<(), String> {
+    /// Probes `addr`, reached by `server_name`, once within the check timeout; `Err` says
+    /// why it failed.
+    pub async fn probe(&self, addr: SocketAddr, server_name: &str) -> Result<(), String> {
         let backend = Backend {
             addr: PeerAddr::Inet(addr),
             weight: 1,
             ext: Default::default(),
         };
-        match tokio::time::timeout(self.settings.timeout, self.probe.check(&backend)).await {
+        let probe = self
+            .probes
+            .iter()
+            .find(|(name, _)| name == server_name)
+            .unwrap_or(&self.probes[0]);
+        match tokio::time::timeout(self.settings.timeout, probe.1.check(&backend)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(match e.etype() {
                 ErrorType::CustomCode(_, status) => format!("answered with status {status}"),
                 _ => e.to_string(),
             }),
             Err(_) => Err(format!("no answer within {:?}", self.settings.timeout)),
+        }
+    }
+}
+
+/// One probe for `settings`, connecting as `peer` does.
+fn build(settings: &HealthCheck, upstream: &str, peer: HttpPeer) -> BoxedProbe {
+    match &settings.kind {
+        CheckKind::Tcp => {
+            let mut tcp = TcpHealthCheck::new();
+            tcp.peer_template.options.connection_timeout = Some(settings.timeout);
+            tcp
+        }
+        CheckKind::Http {
+            path,
+            host,
+            headers,
+            expected_status,
+        } => {
+            let mut http = HttpHealthCheck::new(host.as_deref().unwrap_or(upstream), false);
+            http.peer_template = peer;
+            http.req
+                .set_uri(http::Uri::try_from(path.as_str()).unwrap_or(http::Uri::from_static("/")));
+            for (name, value) in headers {
+                // Names and values were validated with the configuration.
+                let _ = http.req.insert_header(name.clone(), value.clone());
+            }
+            let options = &mut http.peer_template.options;
+            options.connection_timeout = Some(settings.timeout);
+            options.read_timeout = Some(settings.timeout);
+            options.write_timeout = Some(settings.timeout);
+            let ranges = expected_status.clone();
+            http.validator = Some(Box::new(move |resp: &ResponseHeader| {
+                let status = resp.status.as_u16();
+                if ranges
+                    .iter()
+                    .any(|&(low, high)| (low..=high).contains(&status))
+                {
+                    Ok(())
+                } else {
+                    Error::e_explain(
+                        ErrorType::CustomCode("unexpected status", status),
+                        "during the health check",
+                    )
+                }
+            }));
+            Box::new(http)
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct Connect {
     /// `tls.sni`; without it a host-name target sends its own name.
     sni: Option<String>,
     options: PeerOptions,
+    /// Hash of the CA bundle's path, 0 without one.
+    group_key: u64,
 }
 
 impl Connect {
@@ -35,7 +37,17 @@ impl Connect {
                 options.ca = Some(Arc::new(load_ca(path, at)?));
             }
         }
+        let group_key = spec
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca.as_ref())
+            .map_or(0, |(path, _)| {
+                let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                std::hash::Hash::hash(path, &mut hasher);
+                std::hash::Hasher::finish(&hasher)
+            });
         Ok(Self {
+            group_key,
             tls: spec.tls.is_some(),
             sni: spec.tls.as_ref().and_then(|t| t.sni.clone()),
             options,
@@ -46,6 +58,9 @@ impl Connect {
     pub fn peer(&self, addr: SocketAddr, address: &str) -> HttpPeer {
         let mut peer = HttpPeer::new(addr, self.tls, self.server_name(address));
         peer.options = self.options.clone();
+        // Pingora's connection pool does not tell CA bundles apart: two upstreams with the
+        // same address and name but different `ca` must not share verified connections.
+        peer.group_key = self.group_key;
         peer
     }
 
@@ -58,9 +73,11 @@ impl Connect {
         if let Some(sni) = &self.sni {
             return sni.clone();
         }
-        match address.rsplit_once(':') {
-            Some((host, _)) if host.parse::<std::net::IpAddr>().is_err() => host.to_string(),
-            _ => String::new(),
+        if address.parse::<SocketAddr>().is_ok() {
+            return String::new();
         }
+        address
+            .rsplit_once(':')
+            .map_or_else(String::new, |(host, _)| host.to_string())
     }
 }

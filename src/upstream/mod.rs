@@ -214,9 +214,12 @@ impl Pool {
             Balance::Cookie(c) => HashOn::Cookie(c.clone()),
             _ => HashOn::Nothing,
         };
-        // Checks connect as the first target does; the address is replaced per check.
-        let first = spec.targets.first().map_or("", |t| t.address.as_str());
-        let check_peer = connect.peer(SocketAddr::from(([0, 0, 0, 0], 1)), first);
+        // Checks connect as the targets do; Pingora replaces the address per check.
+        let check_peers = spec
+            .targets
+            .iter()
+            .map(|t| connect.peer(SocketAddr::from(([0, 0, 0, 0], 1)), &t.address))
+            .collect();
         Ok(Self {
             name: spec.name.clone(),
             primary: Tier::build(&spec.balance, targets.iter().filter(|t| !t.backup)),
@@ -226,7 +229,7 @@ impl Pool {
             checker: spec
                 .health_check
                 .as_ref()
-                .map(|h| Checker::new(h, &spec.name, check_peer)),
+                .map(|h| Checker::new(h, &spec.name, check_peers)),
             resolve_every: spec.resolve_every,
             hash_on,
             passive: spec.passive.clone(),

@@ -54,7 +54,7 @@ impl Supervisor {
                     let pool = &rt.pools[p];
                     let target = &pool.targets[t];
                     let Some(checker) = &pool.checker else { return };
-                    let result = checker.probe(target.addr).await;
+                    let result = checker.probe(target.addr, &target.peer.sni).await;
                     let health = &target.state.health;
                     match health.checked(result.is_ok(), now_ms(), &checker.settings) {
                         Some(true) => log::warn!(

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod headers;
 pub mod listener;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod runtime;
 pub mod server;

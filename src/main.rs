@@ -29,7 +29,7 @@ enum Command {
     /// 127.0.0.1:8443 with the certificates of certs/make-dev-certs).
     Demo,
     /// Check the configuration, then tell the running weir (found by `server.pid_file`) to
-    /// re-read the certificate files it serves, as SIGHUP does.
+    /// reload it in place, as SIGHUP does.
     Reload,
     /// Run one demo instance (the backend `weir demo` uses).
     Instance {

@@ -3,6 +3,7 @@
 
 use crate::config::{Config, Protocol};
 use crate::proxy::Proxy;
+use crate::reload::Reloader;
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
 use crate::tls::{ListenerCerts, TlsErrors, Watcher};
 use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
@@ -127,8 +128,10 @@ pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
         }
     }
     server.add_service(proxy);
-    let watcher = Watcher::new(certs.into_iter().map(|(_, c)| c).collect())?;
-    server.add_service(background_service("weir certificates", watcher));
+    let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
+    let reloader = Reloader::new(config.path.clone(), runtime.clone(), certs.clone())?;
+    server.add_service(background_service("weir reload", reloader));
+    server.add_service(background_service("weir certificates", Watcher::new(certs)));
     let supervisor = Supervisor::new(runtime.clone(), Dns::new(&config.resolver)?);
     server.add_service(background_service("weir supervisor", supervisor));
     Ok((server, runtime))

@@ -5,73 +5,13 @@
 mod common;
 
 use common::*;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What a load generator saw.
-#[derive(Default)]
-struct Tally {
-    ok: usize,
-    failed: Vec<String>,
-    by_instance: HashMap<String, usize>,
-}
-
-/// `workers` keep-alive clients sending GETs in a loop until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<Tally>>,
-}
-
-impl Load {
-    fn start(url: String, workers: usize) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let workers = (0..workers)
-            .map(|_| {
-                let (url, stop) = (url.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let client = client();
-                    let mut tally = Tally::default();
-                    while !stop.load(Ordering::Relaxed) {
-                        match client.get(&url).send() {
-                            Ok(r) if r.status() == 200 => {
-                                tally.ok += 1;
-                                *tally.by_instance.entry(served_by(&r)).or_default() += 1;
-                            }
-                            Ok(r) => {
-                                tally
-                                    .failed
-                                    .push(format!("{}: {}", r.status(), r.text().unwrap()))
-                            }
-                            Err(e) => tally.failed.push(e.to_string()),
-                        }
-                    }
-                    tally
-                })
-            })
-            .collect();
-        Self { stop, workers }
-    }
-
-    fn finish(self) -> Tally {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut total = Tally::default();
-        for w in self.workers {
-            let t = w.join().unwrap();
-            total.ok += t.ok;
-            total.failed.extend(t.failed);
-            for (k, v) in t.by_instance {
-                *total.by_instance.entry(k).or_default() += v;
-            }
-        }
-        total
-    }
-}
-
 const WAIT: Duration = Duration::from_secs(10);
 
 #[test]

@@ -63,7 +63,7 @@ impl From<TlsError> for TlsErrors {
 pub struct ListenerCerts {
     /// The listener's name, for logs.
     pub listener: String,
-    spec: ListenerTls,
+    spec: ArcSwap<ListenerTls>,
     current: ArcSwap<CertSet>,
     /// The files as last loaded.
     loaded: ArcSwap<Stamp>,
@@ -84,7 +84,7 @@ impl ListenerCerts {
         let set = build(listener, spec)?;
         Ok(Self {
             listener: listener.to_string(),
-            spec: spec.clone(),
+            spec: ArcSwap::from_pointee(spec.clone()),
             current: ArcSwap::from_pointee(set),
             loaded: ArcSwap::from_pointee(stamp),
         })
@@ -95,20 +95,35 @@ impl ListenerCerts {
     /// not tried again until they change.
     pub fn reload(&self) -> Result<(), TlsErrors> {
         self.loaded.store(Arc::new(self.stamp()));
-        let set = build(&self.listener, &self.spec)?;
+        let spec = self.spec.load_full();
+        let set = self.prepare(&spec)?;
+        self.replace(&spec, set);
+        Ok(())
+    }
+
+    /// Loads the certificates of `spec` (a configuration being reloaded) without serving
+    /// them yet.
+    pub fn prepare(&self, spec: &ListenerTls) -> Result<CertSet, TlsErrors> {
+        build(&self.listener, spec)
+    }
+
+    /// Serves `set`, prepared from `spec`, from the next handshake on; the files of `spec`
+    /// are watched from now on. Versions and ALPN stay as the acceptor was built.
+    pub fn replace(&self, spec: &ListenerTls, set: CertSet) {
         let serials: Vec<String> = set.all.iter().map(|c| c.serial()).collect();
+        self.loaded.store(Arc::new(stamp(spec)));
+        self.spec.store(Arc::new(spec.clone()));
         self.current.store(Arc::new(set));
         log::info!(
-            "listener `{}`: certificates reloaded (serials {})",
+            "listener `{}`: certificates loaded (serials {})",
             self.listener,
             serials.join(", ")
         );
-        Ok(())
     }
 
     /// The files as they are on disk now.
     pub fn stamp(&self) -> Stamp {
-        stamp(&self.spec)
+        stamp(&self.spec.load())
     }
 
     /// Whether `stamp` is what was last loaded.
@@ -126,11 +141,12 @@ impl ListenerCerts {
     /// OpenSSL settings for the listener: TLS 1.2 or 1.3 and up, Mozilla's intermediate
     /// ciphers, a server-side session cache and tickets for resumption, HTTP/2 by ALPN.
     pub fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
-        let at = self.spec.certificates.first().map_or("", |c| c.at.as_str());
+        let spec = self.spec.load();
+        let at = spec.certificates.first().map_or("", |c| c.at.as_str());
         let fail = |e: &dyn std::fmt::Display| TlsError::new(at, format!("TLS setup: {e}"));
         let mut settings =
             TlsSettings::with_callbacks(Box::new(Sni(self.clone()))).map_err(|e| fail(&e))?;
-        let min = match self.spec.min_version {
+        let min = match spec.min_version {
             TlsVersion::Tls12 => SslVersion::TLS1_2,
             TlsVersion::Tls13 => SslVersion::TLS1_3,
         };
@@ -143,7 +159,7 @@ impl ListenerCerts {
         settings
             .set_session_id_context(context.get(..32).unwrap_or(context))
             .map_err(|e| fail(&e))?;
-        if self.spec.http2 {
+        if spec.http2 {
             settings.enable_h2();
         }
         Ok(settings)

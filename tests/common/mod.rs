@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -405,4 +406,85 @@ pub fn file_serial(cert: &Path) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[derive(Default)]
+pub struct Tally {
+    pub ok: usize,
+    pub failed: Vec<String>,
+    pub by_instance: std::collections::HashMap<String, usize>,
+}
+
+/// `workers` keep-alive clients sending GETs in a loop until stopped.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<Tally>>,
+}
+
+impl Load {
+    pub fn start(url: String, workers: usize) -> Self {
+        Self::start_with(url, workers, |_| client())
+    }
+
+    /// Half the workers keep their connection, half open a new one for every request.
+    pub fn mixed(url: String, workers: usize) -> Self {
+        Self::start_with(url, workers, |i| {
+            if i % 2 == 0 {
+                client()
+            } else {
+                reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .pool_max_idle_per_host(0)
+                    .build()
+                    .unwrap()
+            }
+        })
+    }
+
+    /// Worker `i` uses `make(i)`.
+    pub fn start_with(
+        url: String,
+        workers: usize,
+        make: impl Fn(usize) -> reqwest::blocking::Client,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..workers)
+            .map(|i| {
+                let (url, stop, client) = (url.clone(), stop.clone(), make(i));
+                std::thread::spawn(move || {
+                    let mut tally = Tally::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        match client.get(&url).send() {
+                            Ok(r) if r.status() == 200 => {
+                                tally.ok += 1;
+                                *tally.by_instance.entry(served_by(&r)).or_default() += 1;
+                            }
+                            Ok(r) => {
+                                tally
+                                    .failed
+                                    .push(format!("{}: {}", r.status(), r.text().unwrap()))
+                            }
+                            Err(e) => tally.failed.push(e.to_string()),
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        Self { stop, workers }
+    }
+
+    pub fn finish(self) -> Tally {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = Tally::default();
+        for w in self.workers {
+            let t = w.join().unwrap();
+            total.ok += t.ok;
+            total.failed.extend(t.failed);
+            for (k, v) in t.by_instance {
+                *total.by_instance.entry(k).or_default() += v;
+            }
+        }
+        total
+    }
 }

@@ -9,8 +9,6 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// One https listener on `{port}` with `certificates` (YAML flow items) and `tls_extra`
@@ -306,52 +304,6 @@ fn plain_listener_redirects_to_https_except_listed_paths_and_https_sends_hsts() 
     );
 }
 
-/// Requests from `threads` clients until `stop`: half keep their connection, half open a
-/// new one (a full handshake) for every request. Returns (ok, failed) counters.
-fn https_load(
-    ca: &TestCa,
-    url: &str,
-    threads: usize,
-    stop: &Arc<AtomicBool>,
-) -> (
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-    Vec<std::thread::JoinHandle<()>>,
-) {
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let handles = (0..threads)
-        .map(|i| {
-            let pem = std::fs::read(ca.ca()).unwrap();
-            let (url, stop, ok, failed) =
-                (url.to_string(), stop.clone(), ok.clone(), failed.clone());
-            std::thread::spawn(move || {
-                let mut builder = reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-                    .resolve("site.test", ([127, 0, 0, 1], 0).into());
-                if i % 2 == 1 {
-                    builder = builder.pool_max_idle_per_host(0);
-                }
-                let client = builder.build().unwrap();
-                while !stop.load(Ordering::Relaxed) {
-                    match client.get(&url).send() {
-                        Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                        Ok(r) => {
-                            eprintln!("load: status {}", r.status());
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                        Err(e) => {
-                            eprintln!("load: {e}");
-                            failed.fetch_add(1, Ordering::Relaxed)
-                        }
-                    };
-                }
-            })
-        })
-        .collect();
-    (ok, failed, handles)
-}
-
 #[test]
 fn replaced_certificates_are_served_without_a_restart_and_no_request_fails() {
     let ca = TestCa::new();
@@ -360,11 +312,10 @@ fn replaced_certificates_are_served_without_a_restart_and_no_request_fails() {
     let weir = Weir::start_logging(&https_config(&app, &[cert_entry(&cert, "")], ""), "info");
     let first = file_serial(&cert.0);
     assert_eq!(served_serial(weir.port, "site.test"), first);
-    let stop = Arc::new(AtomicBool::new(false));
     let url = format!("https://site.test:{}/", weir.port);
-    let (ok, failed, load) = https_load(&ca, &url, 8, &stop);
+    let load = Load::mixed_with(url, 8, || ca.builder(&["site.test"]));
     poll_until(Duration::from_secs(10), || {
-        (ok.load(Ordering::Relaxed) > 50).then_some(())
+        (load.served() > 50).then_some(())
     })
     .expect("load is flowing");
 
@@ -378,7 +329,7 @@ fn replaced_certificates_are_served_without_a_restart_and_no_request_fails() {
     .expect("the new certificate is served within seconds");
 
     // 2. `weir reload` (SIGHUP) reloads them at once.
-    let before = ok.load(Ordering::Relaxed);
+    let before = load.served();
     ca.issue("site", &["site.test"], &[]);
     let third = file_serial(&cert.0);
     succeed(
@@ -408,17 +359,16 @@ fn replaced_certificates_are_served_without_a_restart_and_no_request_fails() {
     assert_eq!(served_serial(weir.port, "site.test"), third);
 
     poll_until(Duration::from_secs(10), || {
-        (ok.load(Ordering::Relaxed) > before + 50).then_some(())
+        (load.served() > before + 50).then_some(())
     })
     .expect("load kept flowing");
-    stop.store(true, Ordering::Relaxed);
-    load.into_iter().for_each(|h| h.join().unwrap());
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "failed requests during the swaps"
+    let tally = load.finish();
+    assert!(
+        tally.failed.is_empty(),
+        "failed during the swaps: {:?}",
+        tally.failed
     );
-    assert!(ok.load(Ordering::Relaxed) > 100);
+    assert!(tally.ok > 100);
 }
 
 /// weir in front of one HTTPS instance with certificate `backend.test`, with `tls` as the

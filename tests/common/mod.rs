@@ -351,14 +351,21 @@ impl TestCa {
 
     /// An HTTPS client trusting this CA, which resolves `names` to 127.0.0.1.
     pub fn client(&self, names: &[&str]) -> reqwest::blocking::Client {
+        self.builder(names)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    /// A client builder trusting this CA, resolving `names` to 127.0.0.1.
+    pub fn builder(&self, names: &[&str]) -> reqwest::blocking::ClientBuilder {
         let pem = std::fs::read(self.ca()).unwrap();
         let mut builder = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(10))
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
         for name in names {
             builder = builder.resolve(name, ([127, 0, 0, 1], 0).into());
         }
-        builder.build().unwrap()
+        builder
     }
 }
 
@@ -418,6 +425,8 @@ pub struct Tally {
 /// `workers` keep-alive clients sending GETs in a loop until stopped.
 pub struct Load {
     stop: Arc<AtomicBool>,
+    /// Successful requests so far, readable while the load runs.
+    served: Arc<std::sync::atomic::AtomicUsize>,
     workers: Vec<std::thread::JoinHandle<Tally>>,
 }
 
@@ -428,16 +437,23 @@ impl Load {
 
     /// Half the workers keep their connection, half open a new one for every request.
     pub fn mixed(url: String, workers: usize) -> Self {
+        Self::mixed_with(url, workers, reqwest::blocking::Client::builder)
+    }
+
+    /// As [`Load::mixed`], each client built from `base()` (e.g. one trusting a test CA).
+    pub fn mixed_with(
+        url: String,
+        workers: usize,
+        base: impl Fn() -> reqwest::blocking::ClientBuilder,
+    ) -> Self {
         Self::start_with(url, workers, |i| {
-            if i % 2 == 0 {
-                client()
+            let builder = base().timeout(Duration::from_secs(10));
+            let builder = if i % 2 == 0 {
+                builder
             } else {
-                reqwest::blocking::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .pool_max_idle_per_host(0)
-                    .build()
-                    .unwrap()
-            }
+                builder.pool_max_idle_per_host(0)
+            };
+            builder.build().unwrap()
         })
     }
 
@@ -448,15 +464,18 @@ impl Load {
         make: impl Fn(usize) -> reqwest::blocking::Client,
     ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let workers = (0..workers)
             .map(|i| {
                 let (url, stop, client) = (url.clone(), stop.clone(), make(i));
+                let served = served.clone();
                 std::thread::spawn(move || {
                     let mut tally = Tally::default();
                     while !stop.load(Ordering::Relaxed) {
                         match client.get(&url).send() {
                             Ok(r) if r.status() == 200 => {
                                 tally.ok += 1;
+                                served.fetch_add(1, Ordering::Relaxed);
                                 *tally.by_instance.entry(served_by(&r)).or_default() += 1;
                             }
                             Ok(r) => {
@@ -471,7 +490,16 @@ impl Load {
                 })
             })
             .collect();
-        Self { stop, workers }
+        Self {
+            stop,
+            served,
+            workers,
+        }
+    }
+
+    /// Successful requests so far.
+    pub fn served(&self) -> usize {
+        self.served.load(Ordering::Relaxed)
     }
 
     pub fn finish(self) -> Tally {

@@ -2,12 +2,15 @@
 //!
 //! The flow of every change: [`config`] (YAML → validated types) → [`runtime`] (compiled,
 //! immutable, swapped whole) → [`proxy`] (the thin `ProxyHttp`) calling into [`routing`],
-//! [`upstream`] and [`headers`]. [`server`] assembles the Pingora services.
+//! [`upstream`] and [`headers`]. [`server`] assembles the Pingora services; [`process`] runs
+//! them from start to drained exit, and [`control`] drives a running weir (reload, upgrade).
 
 pub mod config;
+pub mod control;
 pub mod demo;
 pub mod headers;
 pub mod listener;
+pub mod process;
 pub mod proxy;
 pub mod reload;
 pub mod routing;

@@ -1,10 +1,11 @@
 //! The `weir` command: argument parsing and process bootstrap only.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use weir::{config, demo, server};
+use weir::control::{self, report};
+use weir::{config, demo, process, server};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -19,6 +20,13 @@ struct Cli {
     /// Check the configuration and exit: 0 when valid, 1 printing every error.
     #[arg(short, long, requires = "config")]
     test: bool,
+    /// Take the listening sockets over from the running weir (send it SIGQUIT once this
+    /// process waits for them); `weir upgrade` does both.
+    #[arg(short, long, requires = "config")]
+    upgrade: bool,
+    /// Run in the background, as `server.daemon: true` does.
+    #[arg(short, long, requires = "config")]
+    daemon: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -31,6 +39,10 @@ enum Command {
     /// Check the configuration, then tell the running weir (found by `server.pid_file`) to
     /// reload it in place, as SIGHUP does.
     Reload,
+    /// Replace the running weir with this binary without refusing a connection: check the
+    /// configuration, start this binary with --upgrade, hand the listeners over, let the old
+    /// process drain.
+    Upgrade,
     /// Run one demo instance (the backend `weir demo` uses).
     Instance {
         /// Its INSTANCE_ID, echoed in every answer.
@@ -96,14 +108,28 @@ fn main() -> ExitCode {
             server.run_forever()
         }
         Some(Command::Reload) => match cli.config {
-            Some(path) => reload(&path),
+            Some(path) => control::reload(&path),
             None => {
                 eprintln!("weir reload: give the running configuration with --config FILE");
                 ExitCode::from(2)
             }
         },
+        Some(Command::Upgrade) => match cli.config {
+            Some(path) => control::upgrade(&path),
+            None => {
+                eprintln!("weir upgrade: give the configuration with --config FILE");
+                ExitCode::from(2)
+            }
+        },
         None => match cli.config {
-            Some(path) => run(&path, cli.test),
+            Some(path) if cli.test => test(&path),
+            Some(path) => run(
+                &path,
+                server::Start {
+                    upgrade: cli.upgrade,
+                    daemon: cli.daemon,
+                },
+            ),
             None => {
                 eprintln!("weir: give a configuration with --config FILE, or try `weir demo`");
                 ExitCode::from(2)
@@ -112,46 +138,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads, checks and (unless only testing) serves a configuration.
-fn run(path: &std::path::Path, test_only: bool) -> ExitCode {
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return ExitCode::FAILURE;
+/// `weir --test`: loads and checks a configuration, resolving target host names and loading
+/// certificates too, as `nginx -t` does.
+fn test(path: &Path) -> ExitCode {
+    let checked = config::load(path).map_err(|errors| eprintln!("{errors}"));
+    let checked = checked.and_then(|config| server::check(config).map_err(|e| report(path, &e)));
+    match checked {
+        Ok(()) => {
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
         }
-    };
-    if test_only {
-        // Target host names are resolved and certificates loaded too, as `nginx -t` does.
-        return match server::check(config) {
-            Ok(()) => {
-                println!("{}: configuration is valid", path.display());
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                report(path, &e);
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let pid_file = config.server.pid_file.clone();
-    match server::build(config) {
-        Ok((server, _runtime)) => {
-            if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
-                log::warn!("cannot write the pid file {}: {e}", pid_file.display());
-            }
-            server.run_forever()
-        }
-        Err(e) => {
-            report(path, &e);
-            ExitCode::FAILURE
-        }
+        Err(()) => ExitCode::FAILURE,
     }
 }
 
-/// `weir reload`: checks the file as `--test` does, then sends SIGHUP to the pid in its
-/// `server.pid_file`.
-fn reload(path: &std::path::Path) -> ExitCode {
+/// Loads a configuration and serves it until stopped.
+fn run(path: &Path, start: server::Start) -> ExitCode {
     let config = match config::load(path) {
         Ok(c) => c,
         Err(errors) => {
@@ -159,46 +161,14 @@ fn reload(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let pid_file = config.server.pid_file.clone();
-    if let Err(e) = server::check(config) {
-        report(path, &e);
-        return ExitCode::FAILURE;
-    }
-    let pid = std::fs::read_to_string(&pid_file)
-        .map_err(|e| format!("cannot read the pid file {}: {e}", pid_file.display()))
-        .and_then(|text| {
-            text.trim()
-                .parse::<i32>()
-                .ok()
-                .filter(|pid| *pid > 1)
-                .ok_or_else(|| format!("{} does not hold a pid", pid_file.display()))
-        })
-        .and_then(|pid| {
-            // A stale pid file may name another program now, which SIGHUP would end.
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-            let name = exe.file_name().unwrap_or_default().to_string_lossy();
-            if name.starts_with("weir") {
-                Ok(pid)
-            } else {
-                Err(format!("pid {pid} from {} is not weir", pid_file.display()))
-            }
-        });
-    let signalled = pid.and_then(|pid| {
-        let target = nix::unistd::Pid::from_raw(pid);
-        nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGHUP)
-            .map(|()| pid)
-            .map_err(|e| format!("no weir runs as pid {pid} ({e})"))
-    });
-    match signalled {
-        Ok(pid) => {
-            println!(
-                "{}: configuration is valid; weir (pid {pid}) is reloading its certificates",
-                path.display()
-            );
+    let process = config.server.clone();
+    match server::build(config, start) {
+        Ok((server, _runtime)) => {
+            process::run(server, &process);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("weir reload: {e}; is weir running with this configuration?");
+            report(path, &e);
             ExitCode::FAILURE
         }
     }
@@ -222,7 +192,8 @@ fn run_demo() -> ExitCode {
         config.listeners.retain(has_cert);
         eprint!("{}", demo::DEMO_NO_HTTPS);
     }
-    let (mut server, _runtime) = match server::build(config) {
+    let process = config.server.clone();
+    let (mut server, _runtime) = match server::build(config, server::Start::default()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("weir demo: {e}");
@@ -241,15 +212,6 @@ fn run_demo() -> ExitCode {
         }
     }
     println!("{}", demo::DEMO_BANNER);
-    server.run_forever()
-}
-
-/// Prints a start-up error: errors that carry their `FILE:LINE:COLUMN` as they are, others
-/// after the configuration file's name.
-fn report(path: &std::path::Path, e: &server::BuildError) {
-    if e.is_located() {
-        eprintln!("{e}");
-    } else {
-        eprintln!("{}: {e}", path.display());
-    }
+    process::run(server, &process);
+    ExitCode::SUCCESS
 }

@@ -2,15 +2,17 @@
 //! on every listener, and the shared runtime it serves from.
 
 use crate::config::{Config, Protocol};
+use crate::process::{Draining, Lifecycle};
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
 use crate::tls::{ListenerCerts, TlsErrors, Watcher};
 use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
 use arc_swap::ArcSwap;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use std::sync::Arc;
 
 /// Why a server could not be assembled.
@@ -86,10 +88,20 @@ fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, Tl
     }
 }
 
-/// Compiles the runtime and assembles a server ready to `run_forever`: the HTTP proxy on
-/// every listener (one service, so one pool of worker threads), the supervisor of health
-/// checks and discovery, and the certificate watcher.
-pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
+/// How the process was started, beyond the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Start {
+    /// Take the listening sockets over from a running weir (`-u`) instead of binding them.
+    pub upgrade: bool,
+    /// Run in the background (`-d`), whatever `server.daemon` says.
+    pub daemon: bool,
+}
+
+/// Compiles the runtime and assembles a server ready to run: the HTTP proxy on every
+/// listener (one service, so one pool of worker threads), behind the bootstrap that binds or
+/// inherits the sockets; the supervisor of health checks and discovery; the certificate
+/// watcher; the reloader; and the lifecycle that drains and exits.
+pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), BuildError> {
     let resolved = resolve(&config)?;
     let certs = certificates(&config)?;
     let config = Arc::new(config);
@@ -98,25 +110,36 @@ pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
         None,
         resolved,
     )?));
-    let defaults = ServerConf::default();
+    let process = &config.server;
     let conf = ServerConf {
-        threads: config.server.threads,
-        pid_file: config.server.pid_file.display().to_string(),
-        upgrade_sock: config
-            .server
-            .upgrade_sock
-            .clone()
-            .unwrap_or(defaults.upgrade_sock.clone()),
-        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
-        ..defaults
+        threads: process.threads,
+        daemon: process.daemon || start.daemon,
+        // A daemon's parent exits only once the child is up, or with an error if it is not.
+        daemon_wait_for_ready: true,
+        pid_file: process.pid_file.display().to_string(),
+        upgrade_sock: process.upgrade_sock.display().to_string(),
+        error_log: process.error_log.as_ref().map(|p| p.display().to_string()),
+        user: process.user.clone(),
+        group: process.group.clone(),
+        // The lifecycle service exits once drained or at graceful_shutdown_timeout; Pingora's
+        // own grace period is only the backstop.
+        grace_period_seconds: Some(process.graceful_shutdown_timeout.as_secs() + 1),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Proxy::new(runtime.clone()),
-        "weir http",
+    let opt = Opt {
+        upgrade: start.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let lifecycle = Lifecycle::new(
+        server.watch_execution_phase(),
+        process.pid_file.clone(),
+        process.graceful_shutdown_timeout,
     );
+    let bootstrap = server.bootstrap_as_a_service();
+    let proxy = pingora::proxy::http_proxy(&server.configuration, Proxy::new(runtime.clone()));
+    let mut proxy = Service::new("weir http".to_string(), Draining::new(proxy));
     for listener in &config.listeners {
         let address = listener.address.to_string();
         match certs.iter().find(|(name, _)| *name == listener.name) {
@@ -127,7 +150,10 @@ pub fn build(config: Config) -> Result<(Server, SharedRuntime), BuildError> {
             None => proxy.add_tcp(&address),
         }
     }
-    server.add_service(proxy);
+    let lifecycle = server.add_service(background_service("weir lifecycle", lifecycle));
+    server
+        .add_service(proxy)
+        .add_dependencies([&bootstrap, &lifecycle]);
     let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
     let reloader = Reloader::new(config.path.clone(), runtime.clone(), certs.clone())?;
     server.add_service(background_service("weir reload", reloader));

@@ -26,16 +26,6 @@ fn config(instances: &[&Instance], extra: &str) -> String {
     )
 }
 
-/// Replaces the running file (written whole, then renamed, as an editor or a deploy does).
-fn rewrite(weir: &Weir, yaml: &str) {
-    let yaml = yaml
-        .replace("{port}", &weir.port.to_string())
-        .replace("{dir}", &weir.dir.path().display().to_string());
-    let tmp = weir.dir.path().join("weir.yaml.new");
-    std::fs::write(&tmp, yaml).unwrap();
-    std::fs::rename(&tmp, weir.config()).unwrap();
-}
-
 /// `weir reload --config FILE`.
 fn weir_reload(weir: &Weir) -> std::process::Output {
     Command::new(weir_bin())
@@ -75,7 +65,7 @@ fn twenty_reloads_under_load_move_traffic_and_fail_no_request() {
         } else {
             (&set_a, ["a1", "a2"])
         };
-        rewrite(&weir, yaml);
+        weir.rewrite(yaml);
         let out = weir_reload(&weir);
         assert!(
             out.status.success(),
@@ -100,7 +90,7 @@ fn an_invalid_reload_changes_nothing_and_says_why() {
     let weir = Weir::start_logging(&config(&[&a1], ""), "info");
     let load = Load::mixed(weir.url("/"), 20);
     let broken = config(&[&b1], "    retries: many\n");
-    rewrite(&weir, &broken);
+    weir.rewrite(&broken);
     // `weir reload` checks first and does not signal.
     let out = weir_reload(&weir);
     assert_eq!(out.status.code(), Some(1));
@@ -134,7 +124,7 @@ fn a_reload_keeps_an_unhealthy_instance_out() {
     // would start healthy and need three failed checks, 5 s apart, to go.)
     let checks_slower =
         "    health_check: { path: /health, interval: 5s, unhealthy_failures: 3 }\n    retries: 1\n";
-    rewrite(&weir, &config(&[&good, &sick], checks_slower));
+    weir.rewrite(&config(&[&good, &sick], checks_slower));
     let out = weir_reload(&weir);
     assert!(
         out.status.success(),

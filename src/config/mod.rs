@@ -60,6 +60,9 @@ pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Pid file when `server.pid_file` is not set.
 pub const DEFAULT_PID_FILE: &str = "/tmp/weir.pid";
+/// Socket the listeners are handed over on in a binary upgrade, when `server.upgrade_sock` is
+/// not set.
+pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/weir-upgrade.sock";
 /// Request id header name when `headers.request_id` is not set.
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// Serving-instance response header name when `headers.instance_header` is not set.
@@ -91,10 +94,23 @@ pub struct Server {
     pub threads: usize,
     /// Where the pid is written, so that `weir reload` finds the running process.
     pub pid_file: PathBuf,
-    /// Upgrade socket path, if set.
-    pub upgrade_sock: Option<String>,
-    /// Time allowed to in-flight requests on shutdown.
+    /// Where a new process waits for the listening sockets of the old one in a binary
+    /// upgrade; both must agree on it, so relative paths are taken from the config folder.
+    pub upgrade_sock: PathBuf,
+    /// The file a daemonized weir (and a process started by `weir upgrade`) writes its log to.
+    pub error_log: Option<PathBuf>,
+    /// The user a daemonized weir switches to after it starts.
+    pub user: Option<String>,
+    /// The group a daemonized weir switches to after it starts.
+    pub group: Option<String>,
+    /// How long weir keeps accepting after SIGTERM, so that a load balancer in front notices
+    /// it is going away before its listeners close (HAProxy's `grace`).
+    pub grace_period: Duration,
+    /// The longest in-flight requests get to finish once the listeners are closed (after
+    /// SIGTERM, or after a binary upgrade took them over); weir exits as soon as they are done.
     pub graceful_shutdown_timeout: Duration,
+    /// Run in the background, as `-d` does.
+    pub daemon: bool,
 }
 
 /// What a listener speaks.

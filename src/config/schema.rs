@@ -36,12 +36,23 @@ pub struct RawConfig {
 pub struct RawServer {
     /// Worker threads per listening service.
     pub threads: Option<usize>,
-    /// Where the pid is written when daemonized.
+    /// Where the pid is written.
     pub pid_file: Option<String>,
     /// The socket a new process takes the listeners over from.
     pub upgrade_sock: Option<String>,
+    /// The log file of a daemonized process.
+    pub error_log: Option<String>,
+    /// User to run as when daemonized.
+    pub user: Option<String>,
+    /// Group to run as when daemonized.
+    pub group: Option<String>,
+    /// How long to keep accepting after SIGTERM.
+    pub grace_period: Option<String>,
     /// How long in-flight requests may finish on shutdown.
     pub graceful_shutdown_timeout: Option<String>,
+    /// Run in the background.
+    #[serde(default)]
+    pub daemon: bool,
 }
 
 /// Protocol spoken on a listener.

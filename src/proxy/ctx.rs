@@ -2,6 +2,7 @@
 
 use crate::headers::Client;
 use crate::listener::ListenerPolicy;
+use crate::process::InFlight;
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{InflightGuard, Pool, Target, Tried};
@@ -26,6 +27,8 @@ pub struct RequestCtx {
     pub tried: Tried,
     /// Attempts so far (the first included).
     pub attempts: u32,
+    /// Keeps a draining process alive until this request is done.
+    _in_flight: InFlight,
 }
 
 /// A target chosen for this request.
@@ -61,6 +64,7 @@ impl RequestCtx {
             upstream: None,
             tried: Tried::default(),
             attempts: 0,
+            _in_flight: InFlight::enter(),
         }
     }
 }

@@ -213,6 +213,47 @@ impl Weir {
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("weir.yaml")
     }
+
+    /// Replaces its configuration file (written whole, then renamed, as an editor or a
+    /// deploy does). `yaml` may use `{port}`, `{port2}` and `{dir}`.
+    pub fn rewrite(&self, yaml: &str) {
+        let yaml = yaml
+            .replace("{port}", &self.port.to_string())
+            .replace("{port2}", &self.port2.to_string())
+            .replace("{dir}", &self.dir.path().display().to_string());
+        let tmp = self.dir.path().join("weir.yaml.new");
+        std::fs::write(&tmp, yaml).unwrap();
+        std::fs::rename(&tmp, self.config()).unwrap();
+    }
+
+    /// Sends `signal` (e.g. "TERM") to the process.
+    pub fn signal(&self, signal: &str) {
+        succeed(
+            Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(self.pid.to_string()),
+        );
+    }
+
+    /// Waits until the process has exited; its status.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        poll_until(deadline, || self._proc.0.try_wait().unwrap())
+    }
+}
+
+/// Established TCP connections to `port` on this machine, from /proc/net/tcp: how a test sees
+/// that weir holds a request open to an instance.
+pub fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.get(2).is_some_and(|r| r.ends_with(&remote)) && fields.get(3) == Some(&"01")
+        })
+        .count()
 }
 
 /// A configuration with one listener on `{port}`, one catch-all route and one upstream.

@@ -222,23 +222,54 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
+    if let Some(user) = &raw.user {
+        if !matches!(nix::unistd::User::from_name(user), Ok(Some(_))) {
+            report.value(
+                "server.user",
+                format!("there is no user `{user}` on this machine"),
+            );
+        }
+    }
+    if let Some(group) = &raw.group {
+        if !matches!(nix::unistd::Group::from_name(group), Ok(Some(_))) {
+            report.value(
+                "server.group",
+                format!("there is no group `{group}` on this machine"),
+            );
+        }
+    }
     Server {
         threads,
         pid_file: beside(file, raw.pid_file.as_deref().unwrap_or(DEFAULT_PID_FILE)),
-        upgrade_sock: raw.upgrade_sock.clone(),
+        upgrade_sock: beside(
+            file,
+            raw.upgrade_sock.as_deref().unwrap_or(DEFAULT_UPGRADE_SOCK),
+        ),
+        error_log: raw.error_log.as_deref().map(|p| beside(file, p)),
+        user: raw.user.clone(),
+        group: raw.group.clone(),
+        grace_period: duration_or_zero(
+            raw.grace_period.as_deref(),
+            "server.grace_period",
+            Duration::ZERO,
+            report,
+        ),
         graceful_shutdown_timeout: duration(
             raw.graceful_shutdown_timeout.as_deref(),
             "server.graceful_shutdown_timeout",
             DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT,
             report,
         ),
+        daemon: raw.daemon,
     }
 }
 
 /// A path from the file `file`: relative ones are taken from its folder, as nginx takes
-/// them from its prefix, so the same file works from any working directory.
+/// them from its prefix, so the same file works from any working directory. The result is
+/// absolute, so that processes started elsewhere (`weir upgrade`, `weir reload`) agree on it.
 fn beside(file: &Path, path: &str) -> PathBuf {
-    file.parent().unwrap_or(Path::new("")).join(path)
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    file.parent().unwrap_or(Path::new("/")).join(path)
 }
 
 /// Names must be non-empty and unique within their list.
@@ -450,13 +481,24 @@ fn header_name(raw: &str, path: &str, report: &mut Report) -> Option<HeaderName>
 }
 
 fn duration(raw: Option<&str>, path: &str, default: Duration, report: &mut Report) -> Duration {
+    let d = duration_or_zero(raw, path, default, report);
+    if d.is_zero() {
+        report.value(path, "must be longer than zero");
+        return default;
+    }
+    d
+}
+
+/// A duration setting where `0s` means "none".
+fn duration_or_zero(
+    raw: Option<&str>,
+    path: &str,
+    default: Duration,
+    report: &mut Report,
+) -> Duration {
     let Some(raw) = raw else { return default };
     match humantime::parse_duration(raw) {
-        Ok(d) if !d.is_zero() => d,
-        Ok(_) => {
-            report.value(path, "must be longer than zero");
-            default
-        }
+        Ok(d) => d,
         Err(_) => {
             report.value(
                 path,

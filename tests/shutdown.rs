@@ -1,0 +1,172 @@
+//! Stopping weir: SIGTERM keeps accepting for `grace_period`, closes the listeners, lets
+//! in-flight requests finish up to `graceful_shutdown_timeout` and exits 0 as soon as they
+//! are done; SIGINT exits at once.
+
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// `/slow` goes to `slow`, everything else to `app`.
+fn config(app: &Instance, slow: &Instance, server: &str) -> String {
+    format!(
+        "server: {{ pid_file: weir.pid, {server} }}\n\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: slow, paths: [/slow], upstream: slow }}\n  \
+         - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n  \
+         slow:\n    targets: [{{ address: \"{}\", name: {} }}]\n",
+        app.address(),
+        app.id,
+        slow.address(),
+        slow.id
+    )
+}
+
+fn port_of(instance: &Instance) -> u16 {
+    instance
+        .address()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Starts `n` requests to `/slow`, half on a keep-alive client that has served a request
+/// before, and waits until weir holds all of them open to the instance.
+fn slow_requests(weir: &Weir, slow: &Instance, n: usize) -> Vec<std::thread::JoinHandle<String>> {
+    let requests = (0..n)
+        .map(|i| {
+            let (url, warm) = (weir.url("/slow"), weir.url("/"));
+            std::thread::spawn(move || {
+                let c = if i % 2 == 0 {
+                    let c = client();
+                    c.get(warm).send().unwrap();
+                    c
+                } else {
+                    reqwest::blocking::Client::builder()
+                        .pool_max_idle_per_host(0)
+                        .build()
+                        .unwrap()
+                };
+                match c.get(url).send() {
+                    Ok(r) => format!("{} {}", r.status().as_u16(), served_by(&r)),
+                    Err(e) => format!("error: {e}"),
+                }
+            })
+        })
+        .collect();
+    let held = poll_until(Duration::from_secs(5), || {
+        (connections_to(port_of(slow)) >= n).then_some(())
+    });
+    assert!(held.is_some(), "{n} slow requests reached the instance");
+    requests
+}
+
+/// A request on a new connection: its status, or "refused".
+fn fresh_request(weir: &Weir) -> String {
+    let c = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    match c.get(weir.url("/")).send() {
+        Ok(r) => r.status().as_u16().to_string(),
+        Err(e) if e.is_connect() => "refused".to_string(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close() {
+    let app = Instance::start("app");
+    let slow = Instance::start_slow("slow", Duration::from_secs(2));
+    let server = "grace_period: 1s, graceful_shutdown_timeout: 10s";
+    let mut weir = Weir::start_logging(&config(&app, &slow, server), "info");
+    let pid_file = weir.dir.path().join("weir.pid");
+    let load = Load::mixed(weir.url("/"), 20);
+    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
+        .then_some(()))
+    .is_some());
+    let in_flight = slow_requests(&weir, &slow, 4);
+
+    weir.signal("TERM");
+    let stopped = Instant::now();
+    assert!(weir
+        .wait_log(&["SIGTERM: accepting for 1s more"], Duration::from_secs(5))
+        .is_some());
+    // Within the grace period the listeners still accept, and every request is served.
+    assert_eq!(fresh_request(&weir), "200");
+    let tally = load.finish();
+    assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
+
+    let refused = poll_until(Duration::from_secs(5), || {
+        (fresh_request(&weir) == "refused").then(|| stopped.elapsed())
+    });
+    let refused = refused.expect("the listeners close");
+    assert!(
+        refused >= Duration::from_secs(1),
+        "refused after {refused:?}"
+    );
+    assert!(weir
+        .wait_log(&["listeners closed; draining"], Duration::ZERO)
+        .is_some());
+
+    for request in in_flight {
+        assert_eq!(request.join().unwrap(), "200 slow");
+    }
+    let status = weir.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(6),
+        "weir exits once drained, not at the timeout: {:?}",
+        stopped.elapsed()
+    );
+    assert!(!pid_file.exists(), "the pid file is removed");
+}
+
+#[test]
+fn sigterm_gives_up_on_requests_at_graceful_shutdown_timeout() {
+    let app = Instance::start("app");
+    let slow = Instance::start_slow("slow", Duration::from_secs(30));
+    let server = "graceful_shutdown_timeout: 1s";
+    let mut weir = Weir::start_logging(&config(&app, &slow, server), "info");
+    let in_flight = slow_requests(&weir, &slow, 2);
+
+    weir.signal("TERM");
+    let stopped = Instant::now();
+    let status = weir.wait_exit(Duration::from_secs(10));
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "exit after {took:?}"
+    );
+    assert!(weir
+        .wait_log(&["2 requests still in flight"], Duration::ZERO)
+        .is_some());
+    for request in in_flight {
+        assert!(request.join().unwrap().starts_with("error"));
+    }
+}
+
+#[test]
+fn sigint_exits_at_once() {
+    let app = Instance::start("app");
+    let slow = Instance::start_slow("slow", Duration::from_secs(30));
+    let mut weir = Weir::start_logging(
+        &config(&app, &slow, "graceful_shutdown_timeout: 30s"),
+        "info",
+    );
+    let _in_flight = slow_requests(&weir, &slow, 1);
+    weir.signal("INT");
+    let stopped = Instant::now();
+    assert!(weir.wait_exit(Duration::from_secs(5)).is_some());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        stopped.elapsed()
+    );
+}

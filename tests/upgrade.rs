@@ -1,0 +1,202 @@
+//! Binary upgrade (`weir upgrade`) under a continuous load of keep-alive and new-connection
+//! clients: the new process takes the listeners over without a failed request or a refused
+//! connection, a long request finishes on the old one, and a failed upgrade changes nothing.
+
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
+mod common;
+
+use common::*;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// `/slow` goes to `slow`, everything else to `app`, whose target is `instance`. The pid file,
+/// upgrade socket and log of the new process are in the test's folder.
+fn config(instance: &Instance, slow: &Instance) -> String {
+    format!(
+        "server:\n  pid_file: weir.pid\n  upgrade_sock: weir-upgrade.sock\n  \
+         error_log: new-weir.log\n  graceful_shutdown_timeout: 10s\n\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: slow, paths: [/slow], upstream: slow }}\n  \
+         - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n  \
+         slow:\n    targets: [{{ address: \"{}\", name: {} }}]\n",
+        instance.address(),
+        instance.id,
+        slow.address(),
+        slow.id
+    )
+}
+
+/// `weir upgrade --config FILE`.
+fn weir_upgrade(weir: &Weir) -> Output {
+    Command::new(weir_bin())
+        .args(["upgrade", "--config"])
+        .arg(weir.config())
+        .output()
+        .unwrap()
+}
+
+/// The pid in the test's pid file.
+fn pid_file(weir: &Weir) -> u32 {
+    let text = std::fs::read_to_string(weir.dir.path().join("weir.pid")).unwrap();
+    text.trim().parse().unwrap()
+}
+
+/// Stops the process `weir upgrade` started, which the harness does not own.
+struct Started(u32);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
+
+fn port_of(instance: &Instance) -> u16 {
+    instance
+        .address()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one() {
+    let (a, b) = (Instance::start("a"), Instance::start("b"));
+    let slow = Instance::start_slow("slow", Duration::from_secs(3));
+    let mut weir = Weir::start_logging(&config(&a, &slow), "info");
+    let old = weir.pid;
+    assert_eq!(pid_file(&weir), old, "weir writes its pid at start");
+    let load = Load::mixed(weir.url("/"), 20);
+    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
+        .then_some(()))
+    .is_some());
+
+    let long_url = weir.url("/slow");
+    let long = std::thread::spawn(move || {
+        let r = client().get(long_url).send().unwrap();
+        (r.status().as_u16(), served_by(&r))
+    });
+    assert!(
+        poll_until(Duration::from_secs(5), || (connections_to(port_of(&slow))
+            > 0)
+        .then_some(()))
+        .is_some(),
+        "the long request reached the slow instance"
+    );
+
+    // The new process serves the new file, so `b` answering shows it has taken over.
+    weir.rewrite(&config(&b, &slow));
+    let out = weir_upgrade(&weir);
+    let new = pid_file(&weir);
+    let _started = Started(new);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir upgrade: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(new, old);
+    assert!(
+        stdout.contains(&format!("weir (pid {new}) now serves")),
+        "{stdout}"
+    );
+    let by_new = poll_until(Duration::from_secs(10), || {
+        let r = client().get(weir.url("/")).send().ok()?;
+        (served_by(&r) == "b").then_some(())
+    });
+    assert!(
+        by_new.is_some(),
+        "the new process serves the new configuration"
+    );
+
+    assert_eq!(long.join().unwrap(), (200, "slow".to_string()));
+    let status = weir.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the old process exits 0 after draining: {status:?}"
+    );
+    assert!(weir
+        .wait_log(&["handing the listeners over"], Duration::ZERO)
+        .is_some());
+
+    // With the old process gone, everything is served by the new one.
+    let after = load.served();
+    assert!(
+        poll_until(Duration::from_secs(10), || (load.served() > after + 200)
+            .then_some(()))
+        .is_some()
+    );
+    let tally = load.finish();
+    assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
+    assert!(tally.by_instance["a"] > 0 && tally.by_instance["b"] > 0);
+    assert_eq!(
+        pid_file(&weir),
+        new,
+        "the old process left the new pid file alone"
+    );
+}
+
+#[test]
+fn a_failed_upgrade_leaves_the_old_process_serving() {
+    let a = Instance::start("a");
+    let slow = Instance::start_slow("slow", Duration::from_secs(3));
+    let good = config(&a, &slow);
+    let mut weir = Weir::start_logging(&good, "info");
+    let load = Load::mixed(weir.url("/"), 20);
+    assert!(poll_until(Duration::from_secs(10), || (load.served() > 100)
+        .then_some(()))
+    .is_some());
+
+    weir.rewrite(&good.replace("targets: [{ address", "targets: [{ adress"));
+    let out = weir_upgrade(&weir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("weir.yaml:") && stderr.contains("unknown key `adress`"),
+        "the reason, with its location: {stderr}"
+    );
+    assert_eq!(pid_file(&weir), weir.pid, "no new process took over");
+
+    let before = load.served();
+    assert!(
+        poll_until(Duration::from_secs(10), || (load.served() > before + 100)
+            .then_some(()))
+        .is_some()
+    );
+    assert!(
+        weir.wait_exit(Duration::ZERO).is_none(),
+        "the old process runs"
+    );
+    let tally = load.finish();
+    assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
+}
+
+#[test]
+fn upgrade_without_a_running_weir_says_so() {
+    let a = Instance::start("a");
+    let (dir, path) = write_config(&config(&a, &a).replace("{port}", &free_port().to_string()));
+    let upgrade = || {
+        let out = Command::new(weir_bin())
+            .args(["upgrade", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let stderr = upgrade();
+    assert!(stderr.contains("no pid in"), "{stderr}");
+    // A stale pid file naming another program: that program is not signalled.
+    std::fs::write(
+        dir.path().join("weir.pid"),
+        format!("{}\n", std::process::id()),
+    )
+    .unwrap();
+    let stderr = upgrade();
+    assert!(stderr.contains("is not a running weir"), "{stderr}");
+}

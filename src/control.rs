@@ -7,6 +7,7 @@ use crate::server::{self, BuildError};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -19,12 +20,22 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often progress is looked at.
 const POLL: Duration = Duration::from_millis(20);
 
-/// `weir reload`: checks the file, then sends SIGHUP to the running weir.
+/// `weir reload`: checks the file, then sends SIGHUP to the running weir. When the running
+/// weir is another binary than this one (a new one was installed), it upgrades to this one
+/// instead, as HAProxy's reload does: so `systemctl reload` after a package upgrade swaps
+/// the binary without a lost connection, and the new process stays in the service's cgroup.
 pub fn reload(path: &Path) -> ExitCode {
     let Some(config) = checked(path) else {
         return ExitCode::FAILURE;
     };
-    match running(&config.server.pid_file).and_then(|pid| signal(pid, Signal::SIGHUP)) {
+    let running = running(&config.server.pid_file);
+    if let Ok(pid) = running {
+        if !same_binary(pid) {
+            println!("weir reload: weir (pid {pid}) runs another binary than this one: upgrading");
+            return upgrade_checked(path, &config);
+        }
+    }
+    match running.and_then(|pid| signal(pid, Signal::SIGHUP)) {
         Ok(pid) => {
             println!(
                 "{}: configuration is valid; weir (pid {pid}) is reloading it",
@@ -44,10 +55,14 @@ pub fn reload(path: &Path) -> ExitCode {
 /// process holds the listeners. Until SIGQUIT nothing is changed, so a new process that fails
 /// to start leaves the old one serving.
 pub fn upgrade(path: &Path) -> ExitCode {
-    let Some(config) = checked(path) else {
-        return ExitCode::FAILURE;
-    };
-    match upgrade_to(path, &config) {
+    match checked(path) {
+        Some(config) => upgrade_checked(path, &config),
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn upgrade_checked(path: &Path, config: &Config) -> ExitCode {
+    match upgrade_to(path, config) {
         Ok((old, new)) => {
             println!(
                 "weir upgrade: weir (pid {new}) now serves {}; pid {old} finishes its in-flight \
@@ -216,6 +231,18 @@ fn running(pid_file: &Path) -> Result<i32, String> {
             "pid {pid} from {} is not a running weir; is weir running with this configuration?",
             pid_file.display()
         ))
+    }
+}
+
+/// Whether `pid` runs the very file this process runs (same device and inode; a replaced
+/// binary keeps running from its old inode).
+fn same_binary(pid: i32) -> bool {
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe"));
+    let ours = std::fs::metadata("/proc/self/exe");
+    match (theirs, ours) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        // Another user's process: nothing to compare, so reload as asked.
+        _ => true,
     }
 }
 

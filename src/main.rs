@@ -154,6 +154,8 @@ fn test(path: &Path) -> ExitCode {
 
 /// Loads a configuration and serves it until stopped.
 fn run(path: &Path, start: server::Start) -> ExitCode {
+    // A daemon works from `/`, and SIGHUP re-reads the file.
+    let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let config = match config::load(path) {
         Ok(c) => c,
         Err(errors) => {

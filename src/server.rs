@@ -13,6 +13,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use std::fs::OpenOptions;
 use std::sync::Arc;
 
 /// Why a server could not be assembled.
@@ -33,6 +34,14 @@ pub enum BuildError {
     /// Listener certificates or TLS settings that could not be used.
     #[error(transparent)]
     Tls(#[from] TlsErrors),
+    /// The log file of a daemon that cannot be written.
+    #[error("cannot open server.error_log {}: {source}", path.display())]
+    ErrorLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl BuildError {
@@ -111,9 +120,17 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
         resolved,
     )?));
     let process = &config.server;
+    let daemon = process.daemon || start.daemon;
+    if let Some(path) = process.error_log.as_ref().filter(|_| daemon) {
+        let opened = OpenOptions::new().create(true).append(true).open(path);
+        opened.map_err(|source| BuildError::ErrorLog {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let conf = ServerConf {
         threads: process.threads,
-        daemon: process.daemon || start.daemon,
+        daemon,
         // A daemon's parent exits only once the child is up, or with an error if it is not.
         daemon_wait_for_ready: true,
         pid_file: process.pid_file.display().to_string(),

@@ -9,32 +9,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// `/slow` goes to `slow`, everything else to `app`.
-fn config(app: &Instance, slow: &Instance, server: &str) -> String {
-    format!(
-        "server: {{ pid_file: weir.pid, {server} }}\n\
-         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
-         routes:\n  - {{ name: slow, paths: [/slow], upstream: slow }}\n  \
-         - {{ name: all, upstream: app }}\n\
-         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n  \
-         slow:\n    targets: [{{ address: \"{}\", name: {} }}]\n",
-        app.address(),
-        app.id,
-        slow.address(),
-        slow.id
-    )
-}
-
-fn port_of(instance: &Instance) -> u16 {
-    instance
-        .address()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// Starts `n` requests to `/slow`, half on a keep-alive client that has served a request
 /// before, and waits until weir holds all of them open to the instance.
 fn slow_requests(weir: &Weir, slow: &Instance, n: usize) -> Vec<std::thread::JoinHandle<String>> {
@@ -60,7 +34,7 @@ fn slow_requests(weir: &Weir, slow: &Instance, n: usize) -> Vec<std::thread::Joi
         })
         .collect();
     let held = poll_until(Duration::from_secs(5), || {
-        (connections_to(port_of(slow)) >= n).then_some(())
+        (connections_to(slow.port()) >= n).then_some(())
     });
     assert!(held.is_some(), "{n} slow requests reached the instance");
     requests
@@ -84,7 +58,7 @@ fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close
     let app = Instance::start("app");
     let slow = Instance::start_slow("slow", Duration::from_secs(2));
     let server = "grace_period: 1s, graceful_shutdown_timeout: 10s";
-    let mut weir = Weir::start_logging(&config(&app, &slow, server), "info");
+    let mut weir = Weir::start_logging(&slow_route(&app, &slow, server), "info");
     let pid_file = weir.dir.path().join("weir.pid");
     let load = Load::mixed(weir.url("/"), 20);
     assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
@@ -132,7 +106,7 @@ fn sigterm_gives_up_on_requests_at_graceful_shutdown_timeout() {
     let app = Instance::start("app");
     let slow = Instance::start_slow("slow", Duration::from_secs(30));
     let server = "graceful_shutdown_timeout: 1s";
-    let mut weir = Weir::start_logging(&config(&app, &slow, server), "info");
+    let mut weir = Weir::start_logging(&slow_route(&app, &slow, server), "info");
     let in_flight = slow_requests(&weir, &slow, 2);
 
     weir.signal("TERM");
@@ -157,7 +131,7 @@ fn sigint_exits_at_once() {
     let app = Instance::start("app");
     let slow = Instance::start_slow("slow", Duration::from_secs(30));
     let mut weir = Weir::start_logging(
-        &config(&app, &slow, "graceful_shutdown_timeout: 30s"),
+        &slow_route(&app, &slow, "graceful_shutdown_timeout: 30s"),
         "info",
     );
     let _in_flight = slow_requests(&weir, &slow, 1);

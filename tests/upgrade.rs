@@ -10,22 +10,11 @@ use common::*;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// `/slow` goes to `slow`, everything else to `app`, whose target is `instance`. The pid file,
-/// upgrade socket and log of the new process are in the test's folder.
-fn config(instance: &Instance, slow: &Instance) -> String {
-    format!(
-        "server:\n  pid_file: weir.pid\n  upgrade_sock: weir-upgrade.sock\n  \
-         error_log: new-weir.log\n  graceful_shutdown_timeout: 10s\n\
-         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
-         routes:\n  - {{ name: slow, paths: [/slow], upstream: slow }}\n  \
-         - {{ name: all, upstream: app }}\n\
-         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n  \
-         slow:\n    targets: [{{ address: \"{}\", name: {} }}]\n",
-        instance.address(),
-        instance.id,
-        slow.address(),
-        slow.id
-    )
+/// The upgrade socket and the log of the new process are in the test's folder.
+fn config(app: &Instance, slow: &Instance) -> String {
+    let server = "upgrade_sock: weir-upgrade.sock, error_log: new-weir.log, \
+                  graceful_shutdown_timeout: 10s";
+    slow_route(app, slow, server)
 }
 
 /// `weir upgrade --config FILE`.
@@ -43,29 +32,11 @@ fn pid_file(weir: &Weir) -> u32 {
     text.trim().parse().unwrap()
 }
 
-/// Stops the process `weir upgrade` started, which the harness does not own.
-struct Started(u32);
-
-impl Drop for Started {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
-    }
-}
-
-fn port_of(instance: &Instance) -> u16 {
-    instance
-        .address()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-#[test]
-fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one() {
+/// Upgrades a weir under load with `command` (given the running weir and its new file, which
+/// moves `/` to another instance and adds a listener): no request fails, a long request
+/// finishes on the old process, the new process serves the new file and the old one exits.
+/// Returns the new process's pid and what `command` printed.
+fn upgrade_under_load(command: impl FnOnce(&Weir) -> Output) -> (Detached, String) {
     let (a, b) = (Instance::start("a"), Instance::start("b"));
     let slow = Instance::start_slow("slow", Duration::from_secs(3));
     let mut weir = Weir::start_logging(&config(&a, &slow), "info");
@@ -82,22 +53,23 @@ fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one()
         (r.status().as_u16(), served_by(&r))
     });
     assert!(
-        poll_until(Duration::from_secs(5), || (connections_to(port_of(&slow))
-            > 0)
-        .then_some(()))
+        poll_until(Duration::from_secs(5), || (connections_to(slow.port()) > 0)
+            .then_some(()))
         .is_some(),
         "the long request reached the slow instance"
     );
 
-    // The new process serves the new file, so `b` answering shows it has taken over.
-    weir.rewrite(&config(&b, &slow));
-    let out = weir_upgrade(&weir);
+    // `b` answering shows the new process has taken over; so does the added listener.
+    let second = "  - { name: second, address: \"127.0.0.1:{port2}\" }\n";
+    let new_yaml = config(&b, &slow).replace("routes:", &format!("{second}routes:"));
+    weir.rewrite(&new_yaml);
+    let out = command(&weir);
     let new = pid_file(&weir);
-    let _started = Started(new);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let started = Detached(new);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
-        "weir upgrade: {stdout}{}",
+        "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert_ne!(new, old);
@@ -113,6 +85,8 @@ fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one()
         by_new.is_some(),
         "the new process serves the new configuration"
     );
+    let second_url = format!("http://127.0.0.1:{}/", weir.port2);
+    assert_eq!(client().get(second_url).send().unwrap().status(), 200);
 
     assert_eq!(long.join().unwrap(), (200, "slow".to_string()));
     let status = weir.wait_exit(Duration::from_secs(20));
@@ -139,6 +113,32 @@ fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one()
         new,
         "the old process left the new pid file alone"
     );
+    (started, stdout)
+}
+
+#[test]
+fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one() {
+    upgrade_under_load(weir_upgrade);
+}
+
+#[test]
+fn reload_with_a_new_binary_installed_upgrades_to_it() {
+    let installed = tempfile::tempdir().unwrap();
+    let binary = installed.path().join("weir");
+    std::fs::copy(weir_bin(), &binary).unwrap();
+    let (new, stdout) = upgrade_under_load(|weir| {
+        Command::new(&binary)
+            .args(["reload", "--config"])
+            .arg(weir.config())
+            .output()
+            .unwrap()
+    });
+    assert!(
+        stdout.contains("runs another binary than this one: upgrading"),
+        "{stdout}"
+    );
+    let exe = std::fs::read_link(format!("/proc/{}/exe", new.0)).unwrap();
+    assert_eq!(exe, binary, "the new process runs the new binary");
 }
 
 #[test]

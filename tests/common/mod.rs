@@ -59,6 +59,18 @@ impl Drop for Proc {
     }
 }
 
+/// A process the test started without owning it (a daemon, the process `weir upgrade`
+/// starts), killed when dropped.
+pub struct Detached(pub u32);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .status();
+    }
+}
+
 /// A running demo instance.
 pub struct Instance {
     pub id: String,
@@ -119,6 +131,10 @@ impl Instance {
 
     pub fn address(&self) -> String {
         self.listen.clone()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listen.rsplit(':').next().unwrap().parse().unwrap()
     }
 }
 
@@ -254,6 +270,23 @@ pub fn connections_to(port: u16) -> usize {
             fields.get(2).is_some_and(|r| r.ends_with(&remote)) && fields.get(3) == Some(&"01")
         })
         .count()
+}
+
+/// One listener on `{port}`; `/slow` goes to `slow`, everything else to `app`; `server` is
+/// the inside of the `server: { }` mapping (the pid file is `weir.pid` beside the file).
+pub fn slow_route(app: &Instance, slow: &Instance, server: &str) -> String {
+    format!(
+        "server: {{ pid_file: weir.pid, {server} }}\n\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: slow, paths: [/slow], upstream: slow }}\n  \
+         - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n  \
+         slow:\n    targets: [{{ address: \"{}\", name: {} }}]\n",
+        app.address(),
+        app.id,
+        slow.address(),
+        slow.id
+    )
 }
 
 /// A configuration with one listener on `{port}`, one catch-all route and one upstream.

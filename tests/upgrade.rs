@@ -142,6 +142,41 @@ fn reload_with_a_new_binary_installed_upgrades_to_it() {
 }
 
 #[test]
+fn an_https_listener_upgrades_under_http2_and_new_tls_connections() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("site", &["site.test"], &[]);
+    let a = Instance::start("a");
+    let yaml = format!(
+        "server: {{ pid_file: weir.pid, upgrade_sock: weir-upgrade.sock, error_log: new.log }}\n\
+         listeners:\n  - name: secure\n    address: \"127.0.0.1:{{port}}\"\n    \
+         protocol: https\n    tls:\n      certificates: [{{ cert: \"{}\", key: \"{}\" }}]\n\
+         routes: [{{ name: all, upstream: app }}]\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: a }}]\n",
+        cert.display(),
+        key.display(),
+        a.address()
+    );
+    let mut weir = Weir::start_logging(&yaml, "info");
+    let url = format!("https://site.test:{}/", weir.port);
+    let first = ca.builder(&["site.test"]).build().unwrap().get(&url).send();
+    assert_eq!(first.unwrap().version(), reqwest::Version::HTTP_2);
+    // Half the clients keep one HTTP/2 connection, half make a TLS handshake per request.
+    let load = Load::mixed_with(url, 20, || ca.builder(&["site.test"]));
+    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200).then_some(())).is_some());
+
+    let out = weir_upgrade(&weir);
+    let _new = Detached(pid_file(&weir));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = weir.wait_exit(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "old process: {status:?}");
+    let after = load.served();
+    assert!(poll_until(Duration::from_secs(10), || (load.served() > after + 200).then_some(()))
+        .is_some());
+    let tally = load.finish();
+    assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
+}
+
+#[test]
 fn a_failed_upgrade_leaves_the_old_process_serving() {
     let a = Instance::start("a");
     let slow = Instance::start_slow("slow", Duration::from_secs(3));

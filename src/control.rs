@@ -94,6 +94,10 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
     // once it has them; a stale one would look like readiness.
     let _ = std::fs::remove_file(sock);
     let mut child = start(path, process.error_log.as_deref())?;
+    let log = match &process.error_log {
+        Some(file) => format!(" (its log: {})", file.display()),
+        None => String::new(),
+    };
     let keeps = format!("weir (pid {old}) keeps serving");
     wait(READY_TIMEOUT, || {
         if sock.exists() {
@@ -102,7 +106,7 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
         match child.try_wait() {
             // A daemonizing process (`server.daemon`) returns 0 once its child is ready.
             Ok(Some(status)) if !status.success() => Some(Err(format!(
-                "the new process exited ({status}) before taking over; {keeps}"
+                "the new process exited ({status}) before taking over{log}; {keeps}"
             ))),
             _ => None,
         }
@@ -118,7 +122,7 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
     wait(TAKEOVER_TIMEOUT, || {
         if exited(&mut child) {
             return Some(Err(format!(
-                "the new process exited while taking over; pid {old} is draining: \
+                "the new process exited while taking over{log}; pid {old} is draining: \
                  start weir again"
             )));
         }

@@ -72,6 +72,14 @@ impl Inner {
             );
             config.listeners = current.config.listeners.clone();
         }
+        if config.server != current.config.server {
+            log::warn!(
+                "reload: {}: the server section changed; process settings apply with \
+                 `weir upgrade`. Everything else is applied",
+                self.path.display()
+            );
+            config.server = current.config.server.clone();
+        }
         let mut prepared = Vec::new();
         let mut errors = Vec::new();
         for l in &config.listeners {

@@ -85,6 +85,42 @@ fn twenty_reloads_under_load_move_traffic_and_fail_no_request() {
 }
 
 #[test]
+fn a_reload_that_changes_listeners_applies_the_rest_and_points_to_upgrade() {
+    let (a1, b1) = (Instance::start("a1"), Instance::start("b1"));
+    let weir = Weir::start_logging(&config(&[&a1], ""), "info");
+    let moved = config(&[&b1], "")
+        .replace("weir.pid\"", "weir.pid\", graceful_shutdown_timeout: 3s")
+        .replace(
+            "routes:",
+            "  - { name: second, address: \"127.0.0.1:{port2}\" }\nroutes:",
+        );
+    weir.rewrite(&moved);
+    let out = weir_reload(&weir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    weir.wait_log(
+        &["listeners were added", "needs `weir upgrade`"],
+        Duration::from_secs(5),
+    )
+    .expect("the reload says listeners need an upgrade");
+    weir.wait_log(&["the server section changed"], Duration::ZERO)
+        .expect("and so do process settings");
+    let only_b1: HashSet<String> = ["b1".to_string()].into();
+    assert!(
+        served_only_by(&weir, &only_b1, 20),
+        "routing changed all the same"
+    );
+    let second = format!("http://127.0.0.1:{}/", weir.port2);
+    assert!(
+        client().get(second).send().is_err(),
+        "the new listener is not bound"
+    );
+}
+
+#[test]
 fn an_invalid_reload_changes_nothing_and_says_why() {
     let (a1, b1) = (Instance::start("a1"), Instance::start("b1"));
     let weir = Weir::start_logging(&config(&[&a1], ""), "info");

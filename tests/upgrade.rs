@@ -162,16 +162,28 @@ fn an_https_listener_upgrades_under_http2_and_new_tls_connections() {
     assert_eq!(first.unwrap().version(), reqwest::Version::HTTP_2);
     // Half the clients keep one HTTP/2 connection, half make a TLS handshake per request.
     let load = Load::mixed_with(url, 20, || ca.builder(&["site.test"]));
-    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200).then_some(())).is_some());
+    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
+        .then_some(()))
+    .is_some());
 
     let out = weir_upgrade(&weir);
     let _new = Detached(pid_file(&weir));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status = weir.wait_exit(Duration::from_secs(20));
-    assert!(status.is_some_and(|s| s.success()), "old process: {status:?}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "old process: {status:?}"
+    );
     let after = load.served();
-    assert!(poll_until(Duration::from_secs(10), || (load.served() > after + 200).then_some(()))
-        .is_some());
+    assert!(
+        poll_until(Duration::from_secs(10), || (load.served() > after + 200)
+            .then_some(()))
+        .is_some()
+    );
     let tally = load.finish();
     assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
 }

@@ -88,7 +88,7 @@ pub struct Config {
 }
 
 /// `server:` settings that map onto the process.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     /// Worker threads of the proxy service; defaults to the number of CPUs.
     pub threads: usize,

@@ -64,7 +64,7 @@ fn the_systemd_unit_commands_start_reload_and_stop_a_daemon() {
         "the daemon logs to server.error_log"
     );
 
-    succeed(Command::new("kill").args(["-TERM", &pid]));
+    signal(pid.parse().unwrap(), Signal::SIGTERM);
     let gone = poll_until(Duration::from_secs(15), || {
         (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
     });

@@ -58,11 +58,7 @@ fn demo_serves_three_instances_over_http_and_https_and_stops_on_ctrl_c() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
 
-    let status = Command::new("kill")
-        .args(["-INT", &demo.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal(demo.0.id(), Signal::SIGINT);
     let exited = poll_until(Duration::from_secs(10), || demo.0.try_wait().unwrap());
     assert!(exited.is_some(), "weir demo did not stop on SIGINT");
     let mut banner = String::new();

@@ -134,11 +134,7 @@ fn an_invalid_reload_changes_nothing_and_says_why() {
     let location = format!("{}:9:14: upstreams.app.retries", weir.config().display());
     assert!(stderr.starts_with(&location), "{stderr}");
     // A SIGHUP sent anyway is refused by the running weir, which says why.
-    let hup = Command::new("kill")
-        .args(["-HUP", &weir.pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    weir.signal(Signal::SIGHUP);
     weir.wait_log(&["reload failed", &location], Duration::from_secs(5))
         .expect("the refused reload is logged with its location");
     let only_a1: HashSet<String> = ["a1".to_string()].into();

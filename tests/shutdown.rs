@@ -66,7 +66,7 @@ fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close
     .is_some());
     let in_flight = slow_requests(&weir, &slow, 4);
 
-    weir.signal("TERM");
+    weir.signal(Signal::SIGTERM);
     let stopped = Instant::now();
     assert!(weir
         .wait_log(&["SIGTERM: accepting for 1s more"], Duration::from_secs(5))
@@ -109,7 +109,7 @@ fn sigterm_gives_up_on_requests_at_graceful_shutdown_timeout() {
     let mut weir = Weir::start_logging(&slow_route(&app, &slow, server), "info");
     let in_flight = slow_requests(&weir, &slow, 2);
 
-    weir.signal("TERM");
+    weir.signal(Signal::SIGTERM);
     let stopped = Instant::now();
     let status = weir.wait_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
@@ -135,7 +135,7 @@ fn sigint_exits_at_once() {
         "info",
     );
     let _in_flight = slow_requests(&weir, &slow, 1);
-    weir.signal("INT");
+    weir.signal(Signal::SIGINT);
     let stopped = Instant::now();
     assert!(weir.wait_exit(Duration::from_secs(5)).is_some());
     assert!(

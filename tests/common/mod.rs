@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
 
+pub use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -59,15 +60,18 @@ impl Drop for Proc {
     }
 }
 
+/// Sends `sig` to `pid`; a process that is gone already is no error.
+pub fn signal(pid: u32, sig: Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
 /// A process the test started without owning it (a daemon, the process `weir upgrade`
 /// starts), killed when dropped.
 pub struct Detached(pub u32);
 
 impl Drop for Detached {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.0.to_string()])
-            .status();
+        signal(self.0, Signal::SIGKILL);
     }
 }
 
@@ -242,13 +246,9 @@ impl Weir {
         std::fs::rename(&tmp, self.config()).unwrap();
     }
 
-    /// Sends `signal` (e.g. "TERM") to the process.
-    pub fn signal(&self, signal: &str) {
-        succeed(
-            Command::new("kill")
-                .arg(format!("-{signal}"))
-                .arg(self.pid.to_string()),
-        );
+    /// Sends `sig` to the process.
+    pub fn signal(&self, sig: Signal) {
+        signal(self.pid, sig);
     }
 
     /// Waits until the process has exited; its status.

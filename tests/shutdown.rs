@@ -61,9 +61,7 @@ fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close
     let mut weir = Weir::start_logging(&slow_route(&app, &slow, server), "info");
     let pid_file = weir.dir.path().join("weir.pid");
     let load = Load::mixed(weir.url("/"), 20);
-    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
-        .then_some(()))
-    .is_some());
+    load.wait_more(200);
     let in_flight = slow_requests(&weir, &slow, 4);
 
     weir.signal(Signal::SIGTERM);

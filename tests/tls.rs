@@ -314,10 +314,7 @@ fn replaced_certificates_are_served_without_a_restart_and_no_request_fails() {
     assert_eq!(served_serial(weir.port, "site.test"), first);
     let url = format!("https://site.test:{}/", weir.port);
     let load = Load::mixed_with(url, 8, || ca.builder(&["site.test"]));
-    poll_until(Duration::from_secs(10), || {
-        (load.served() > 50).then_some(())
-    })
-    .expect("load is flowing");
+    load.wait_more(50);
 
     // 1. New files on disk are picked up on their own.
     ca.issue("site", &["site.test"], &[]);

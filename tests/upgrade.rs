@@ -43,9 +43,7 @@ fn upgrade_under_load(command: impl FnOnce(&Weir) -> Output) -> (Detached, Strin
     let old = weir.pid;
     assert_eq!(pid_file(&weir), old, "weir writes its pid at start");
     let load = Load::mixed(weir.url("/"), 20);
-    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
-        .then_some(()))
-    .is_some());
+    load.wait_more(200);
 
     let long_url = weir.url("/slow");
     let long = std::thread::spawn(move || {
@@ -99,12 +97,7 @@ fn upgrade_under_load(command: impl FnOnce(&Weir) -> Output) -> (Detached, Strin
         .is_some());
 
     // With the old process gone, everything is served by the new one.
-    let after = load.served();
-    assert!(
-        poll_until(Duration::from_secs(10), || (load.served() > after + 200)
-            .then_some(()))
-        .is_some()
-    );
+    load.wait_more(200);
     let tally = load.finish();
     assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
     assert!(tally.by_instance["a"] > 0 && tally.by_instance["b"] > 0);
@@ -162,9 +155,7 @@ fn an_https_listener_upgrades_under_http2_and_new_tls_connections() {
     assert_eq!(first.unwrap().version(), reqwest::Version::HTTP_2);
     // Half the clients keep one HTTP/2 connection, half make a TLS handshake per request.
     let load = Load::mixed_with(url, 20, || ca.builder(&["site.test"]));
-    assert!(poll_until(Duration::from_secs(10), || (load.served() > 200)
-        .then_some(()))
-    .is_some());
+    load.wait_more(200);
 
     let out = weir_upgrade(&weir);
     let _new = Detached(pid_file(&weir));
@@ -178,12 +169,7 @@ fn an_https_listener_upgrades_under_http2_and_new_tls_connections() {
         status.is_some_and(|s| s.success()),
         "old process: {status:?}"
     );
-    let after = load.served();
-    assert!(
-        poll_until(Duration::from_secs(10), || (load.served() > after + 200)
-            .then_some(()))
-        .is_some()
-    );
+    load.wait_more(200);
     let tally = load.finish();
     assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
 }
@@ -195,9 +181,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     let good = config(&a, &slow);
     let mut weir = Weir::start_logging(&good, "info");
     let load = Load::mixed(weir.url("/"), 20);
-    assert!(poll_until(Duration::from_secs(10), || (load.served() > 100)
-        .then_some(()))
-    .is_some());
+    load.wait_more(100);
 
     weir.rewrite(&good.replace("targets: [{ address", "targets: [{ adress"));
     let out = weir_upgrade(&weir);
@@ -209,12 +193,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     );
     assert_eq!(pid_file(&weir), weir.pid, "no new process took over");
 
-    let before = load.served();
-    assert!(
-        poll_until(Duration::from_secs(10), || (load.served() > before + 100)
-            .then_some(()))
-        .is_some()
-    );
+    load.wait_more(100);
     assert!(
         weir.wait_exit(Duration::ZERO).is_none(),
         "the old process runs"

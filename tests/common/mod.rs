@@ -576,6 +576,15 @@ impl Load {
         self.served.load(Ordering::Relaxed)
     }
 
+    /// Waits until `n` more requests have succeeded; panics after 10 s, as the load is stuck.
+    pub fn wait_more(&self, n: usize) {
+        let target = self.served() + n;
+        poll_until(Duration::from_secs(10), || {
+            (self.served() >= target).then_some(())
+        })
+        .unwrap_or_else(|| panic!("fewer than {n} requests succeeded in 10 s"));
+    }
+
     pub fn finish(self) -> Tally {
         self.stop.store(true, Ordering::Relaxed);
         let mut total = Tally::default();

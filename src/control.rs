@@ -7,7 +7,8 @@ use crate::server::{self, BuildError};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::MetadataExt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -17,21 +18,27 @@ use std::time::{Duration, Instant};
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time from SIGQUIT to the new process holding the listeners.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time the new process gets to bind listeners the file adds (Pingora retries a busy
+/// address for 30 s).
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(40);
 /// How often progress is looked at.
 const POLL: Duration = Duration::from_millis(20);
 
-/// `weir reload`: checks the file, then sends SIGHUP to the running weir. When the running
-/// weir is another binary than this one (a new one was installed), it upgrades to this one
-/// instead, as HAProxy's reload does: so `systemctl reload` after a package upgrade swaps
-/// the binary without a lost connection, and the new process stays in the service's cgroup.
+/// `weir reload`: checks the file, then sends SIGHUP to the running weir. When the file the
+/// running weir was started from has been replaced by this binary (a new one was installed
+/// at the same path), it upgrades to it instead, as HAProxy's reload re-executes its binary:
+/// so `systemctl reload` after a package upgrade swaps the binary without a lost connection,
+/// and the new process starts inside the service (its cgroup, user and environment).
 pub fn reload(path: &Path) -> ExitCode {
     let Some(config) = checked(path) else {
         return ExitCode::FAILURE;
     };
     let running = running(&config.server.pid_file);
     if let Ok(pid) = running {
-        if !same_binary(pid) {
-            println!("weir reload: weir (pid {pid}) runs another binary than this one: upgrading");
+        if installed_over(pid) {
+            println!(
+                "weir reload: a new binary was installed over the one pid {pid} runs: upgrading"
+            );
             return upgrade_checked(path, &config);
         }
     }
@@ -82,25 +89,23 @@ fn upgrade_checked(path: &Path, config: &Config) -> ExitCode {
 fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
     let process = &config.server;
     let old = running(&process.pid_file)?;
+    let keeps = format!("weir (pid {old}) keeps serving");
+    same_context(old).map_err(|e| format!("{e}; {keeps}"))?;
     let sock = &process.upgrade_sock;
-    let folder = sock.parent().unwrap_or(Path::new("/"));
-    if !folder.is_dir() {
-        return Err(format!(
-            "the folder of server.upgrade_sock ({}) does not exist; weir (pid {old}) keeps serving",
-            sock.display()
-        ));
-    }
     // The new process creates the socket when it is ready for the listeners, and removes it
     // once it has them; a stale one would look like readiness.
-    let _ = std::fs::remove_file(sock);
-    let mut child = start(path, process.error_log.as_deref())?;
-    let log = match &process.error_log {
-        Some(file) => format!(" (its log: {})", file.display()),
-        None => String::new(),
-    };
-    let keeps = format!("weir (pid {old}) keeps serving");
+    match std::fs::remove_file(sock) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "cannot remove the old {} ({e}); {keeps}",
+                sock.display()
+            ))
+        }
+        _ => {}
+    }
+    let (mut child, log) = start(path, process.error_log.as_deref(), old)?;
     wait(READY_TIMEOUT, || {
-        if sock.exists() {
+        if is_socket(sock) {
             return Some(Ok(()));
         }
         match child.try_wait() {
@@ -119,11 +124,11 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
         ))
     })?;
     signal(old, Signal::SIGQUIT)?;
-    wait(TAKEOVER_TIMEOUT, || {
+    let new = wait(TAKEOVER_TIMEOUT, || {
         if exited(&mut child) {
             return Some(Err(format!(
-                "the new process exited while taking over{log}; pid {old} is draining: \
-                 start weir again"
+                "the new process exited while taking over{log}; unless pid {old} had handed \
+                 its listeners over already, it keeps serving"
             )));
         }
         let new = pid_in(&process.pid_file).filter(|pid| *pid != old && alive(*pid));
@@ -134,13 +139,80 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
             "the new process did not take the listeners within {}s of SIGQUIT",
             TAKEOVER_TIMEOUT.as_secs()
         ))
+    })?;
+    // Listeners the file adds are bound only now; one that cannot be ends the process.
+    wait(LISTEN_TIMEOUT, || {
+        if exited(&mut child) {
+            return Some(Err(format!(
+                "the new process took the listeners over, then exited: some listener could \
+                 not be bound{log}; start weir again"
+            )));
+        }
+        let listening = config.listeners.iter().all(|l| accepts(l.address));
+        listening.then_some(Ok(()))
     })
-    .map(|new| (old, new))
+    .unwrap_or_else(|| {
+        Err(format!(
+            "the new process does not accept on every listener after {}s{log}",
+            LISTEN_TIMEOUT.as_secs()
+        ))
+    })?;
+    Ok((old, new))
+}
+
+/// Whether something accepts connections on `address` (the loopback address of its family
+/// for a wildcard one).
+fn accepts(address: SocketAddr) -> bool {
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    TcpStream::connect_timeout(&address, POLL * 10).is_ok()
+}
+
+fn is_socket(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// Refuses to start the new process in another context than the old one's: under another
+/// user, or outside the systemd service the old one runs in (systemd would lose it).
+fn same_context(old: i32) -> Result<(), String> {
+    let owner = |pid: &str| std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
+    if let (Ok(theirs), Ok(ours)) = (owner(&old.to_string()), owner("self")) {
+        if theirs != ours {
+            return Err(format!(
+                "weir (pid {old}) runs as uid {theirs} and this command as uid {ours}; \
+                 run it as the same user"
+            ));
+        }
+    }
+    let cgroup = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/cgroup"));
+    if let (Ok(theirs), Ok(ours)) = (cgroup(&old.to_string()), cgroup("self")) {
+        let service = theirs
+            .trim()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if theirs != ours && service.ends_with(".service") {
+            return Err(format!(
+                "weir (pid {old}) runs in the systemd service {service}, and a process started \
+                 from here would run outside it: install the binary, then \
+                 `systemctl reload {service}`"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Starts this binary on `path` with `--upgrade`, in its own process group so that it
-/// outlives this command and a Ctrl-C meant for it. Its output goes to `error_log` if set.
-fn start(path: &Path, error_log: Option<&Path>) -> Result<Child, String> {
+/// outlives this command and a Ctrl-C meant for it. Its output goes to `error_log` if set,
+/// else where the old process's goes (a file, a terminal, a pipe), else where this command's
+/// goes. Also says where its log is, for messages.
+fn start(path: &Path, error_log: Option<&Path>, old: i32) -> Result<(Child, String), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut command = Command::new(exe);
@@ -150,14 +222,24 @@ fn start(path: &Path, error_log: Option<&Path>) -> Result<Child, String> {
         .arg("--upgrade")
         .stdin(Stdio::null())
         .process_group(0);
-    if let Some(log) = error_log {
-        let file = open_log(log)?;
+    let (output, log) = match error_log {
+        Some(file) => (
+            Some(open_log(file)?),
+            format!(" (its log: {})", file.display()),
+        ),
+        None => (
+            open_log(Path::new(&format!("/proc/{old}/fd/2"))).ok(),
+            format!(" (its log goes where pid {old}'s goes)"),
+        ),
+    };
+    if let Some(file) = output {
         let copy = file.try_clone().map_err(|e| e.to_string())?;
         command.stdout(copy).stderr(file);
     }
-    command
+    let child = command
         .spawn()
-        .map_err(|e| format!("cannot start the new process: {e}"))
+        .map_err(|e| format!("cannot start the new process: {e}"))?;
+    Ok((child, log))
 }
 
 fn open_log(path: &Path) -> Result<File, String> {
@@ -238,16 +320,19 @@ fn running(pid_file: &Path) -> Result<i32, String> {
     }
 }
 
-/// Whether `pid` runs the very file this process runs (same device and inode; a replaced
-/// binary keeps running from its old inode).
-fn same_binary(pid: i32) -> bool {
-    let theirs = std::fs::metadata(format!("/proc/{pid}/exe"));
-    let ours = std::fs::metadata("/proc/self/exe");
-    match (theirs, ours) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        // Another user's process: nothing to compare, so reload as asked.
-        _ => true,
-    }
+/// Whether this binary now sits at the path `pid` was started from, in place of the file it
+/// runs (a replaced binary keeps running from its old inode, which /proc shows as deleted).
+fn installed_over(pid: i32) -> bool {
+    let Ok(theirs) = std::fs::read_link(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    let theirs = theirs.to_string_lossy();
+    let path = Path::new(theirs.strip_suffix(" (deleted)").unwrap_or(&theirs));
+    let ours = std::fs::canonicalize("/proc/self/exe");
+    let inode = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    ours.is_ok_and(|ours| {
+        ours == path && inode(&ours) != inode(Path::new(&format!("/proc/{pid}/exe")))
+    })
 }
 
 fn pid_in(pid_file: &Path) -> Option<i32> {

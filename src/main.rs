@@ -154,6 +154,7 @@ fn test(path: &Path) -> ExitCode {
 
 /// Loads a configuration and serves it until stopped.
 fn run(path: &Path, start: server::Start) -> ExitCode {
+    let early = process::EarlySignals::register();
     // A daemon works from `/`, and SIGHUP re-reads the file.
     let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let config = match config::load(path) {
@@ -166,7 +167,7 @@ fn run(path: &Path, start: server::Start) -> ExitCode {
     let process = config.server.clone();
     match server::build(config, start) {
         Ok((server, _runtime)) => {
-            process::run(server, &process);
+            process::run(server, &process, early);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -177,6 +178,7 @@ fn run(path: &Path, start: server::Start) -> ExitCode {
 }
 
 fn run_demo() -> ExitCode {
+    let early = process::EarlySignals::register();
     let mut config = match config::parse(std::path::Path::new("conf/demo.yaml"), demo::DEMO_CONFIG)
     {
         Ok(c) => c,
@@ -214,6 +216,6 @@ fn run_demo() -> ExitCode {
         }
     }
     println!("{}", demo::DEMO_BANNER);
-    process::run(server, &process);
+    process::run(server, &process, early);
     ExitCode::SUCCESS
 }

@@ -75,7 +75,9 @@ impl Inner {
         if config.server != current.config.server {
             log::warn!(
                 "reload: {}: the server section changed; process settings apply with \
-                 `weir upgrade`. Everything else is applied",
+                 `weir upgrade` (except pid_file and upgrade_sock, which the running weir \
+                 and the new one must share: change those with a restart). Everything else \
+                 is applied",
                 self.path.display()
             );
             config.server = current.config.server.clone();

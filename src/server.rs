@@ -2,7 +2,7 @@
 //! on every listener, and the shared runtime it serves from.
 
 use crate::config::{Config, Protocol};
-use crate::process::{Draining, Lifecycle};
+use crate::process::{Draining, Lifecycle, Listening};
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
@@ -131,9 +131,17 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
     let conf = ServerConf {
         threads: process.threads,
         daemon,
-        // A daemon's parent exits only once the child is up, or with an error if it is not.
+        // A daemon's parent returns once the child has started and bootstraps, or with an
+        // error if it does not get that far.
         daemon_wait_for_ready: true,
-        pid_file: process.pid_file.display().to_string(),
+        // A daemon writes its pid at the fork, before it holds any listener. In an upgrade
+        // that would name a process that may yet fail while the old one still serves, so it
+        // goes aside; the lifecycle writes the real file once the listeners are taken over.
+        pid_file: if start.upgrade {
+            format!("{}.new", process.pid_file.display())
+        } else {
+            process.pid_file.display().to_string()
+        },
         upgrade_sock: process.upgrade_sock.display().to_string(),
         error_log: process.error_log.as_ref().map(|p| p.display().to_string()),
         user: process.user.clone(),
@@ -169,7 +177,7 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
     }
     let lifecycle = server.add_service(background_service("weir lifecycle", lifecycle));
     server
-        .add_service(proxy)
+        .add_service(Listening::new(proxy, process.pid_file.clone()))
         .add_dependencies([&bootstrap, &lifecycle]);
     let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
     let reloader = Reloader::new(config.path.clone(), runtime.clone(), certs.clone())?;

@@ -1,6 +1,6 @@
 //! The commands of conf/weir.service, run as systemd runs them, against a test file: the
-//! check, the daemon (`--daemon`: the parent returns once the child serves, the pid file and
-//! the error log are written), a reload, and a graceful stop.
+//! check, the daemon (`--daemon`: the parent returns once the child has started, with the pid
+//! file written; the daemon logs to the error log), a reload, and a graceful stop.
 
 #![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
 
@@ -46,7 +46,7 @@ fn the_systemd_unit_commands_start_reload_and_stop_a_daemon() {
     let (pid_file, log) = (dir.path().join("weir.pid"), dir.path().join("weir.log"));
 
     succeed(&mut unit_command("ExecStartPre", &config));
-    // The parent returns once the daemon is up, as Type=forking expects.
+    // The parent returns once the daemon has started, as Type=forking expects.
     succeed(&mut unit_command("ExecStart", &config));
     let pid = std::fs::read_to_string(&pid_file)
         .unwrap()

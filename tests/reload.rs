@@ -113,11 +113,6 @@ fn a_reload_that_changes_listeners_applies_the_rest_and_points_to_upgrade() {
         served_only_by(&weir, &only_b1, 20),
         "routing changed all the same"
     );
-    let second = format!("http://127.0.0.1:{}/", weir.port2);
-    assert!(
-        client().get(second).send().is_err(),
-        "the new listener is not bound"
-    );
 }
 
 #[test]

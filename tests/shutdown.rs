@@ -57,7 +57,7 @@ fn fresh_request(weir: &Weir) -> String {
 fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close() {
     let app = Instance::start("app");
     let slow = Instance::start_slow("slow", Duration::from_secs(2));
-    let server = "grace_period: 1s, graceful_shutdown_timeout: 10s";
+    let server = "grace_period: 3s, graceful_shutdown_timeout: 10s";
     let mut weir = Weir::start_logging(&slow_route(&app, &slow, server), "info");
     let pid_file = weir.dir.path().join("weir.pid");
     let load = Load::mixed(weir.url("/"), 20);
@@ -67,7 +67,7 @@ fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close
     weir.signal(Signal::SIGTERM);
     let stopped = Instant::now();
     assert!(weir
-        .wait_log(&["SIGTERM: accepting for 1s more"], Duration::from_secs(5))
+        .wait_log(&["SIGTERM: accepting for 3s more"], Duration::from_secs(5))
         .is_some());
     // Within the grace period the listeners still accept, and every request is served.
     assert_eq!(fresh_request(&weir), "200");
@@ -92,7 +92,7 @@ fn sigterm_finishes_in_flight_requests_and_refuses_only_once_the_listeners_close
     let status = weir.wait_exit(Duration::from_secs(10));
     assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
     assert!(
-        stopped.elapsed() < Duration::from_secs(6),
+        stopped.elapsed() < Duration::from_secs(8),
         "weir exits once drained, not at the timeout: {:?}",
         stopped.elapsed()
     );
@@ -135,10 +135,28 @@ fn sigint_exits_at_once() {
     let _in_flight = slow_requests(&weir, &slow, 1);
     weir.signal(Signal::SIGINT);
     let stopped = Instant::now();
-    assert!(weir.wait_exit(Duration::from_secs(5)).is_some());
+    let status = weir.wait_exit(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
     assert!(
         stopped.elapsed() < Duration::from_secs(2),
         "{:?}",
         stopped.elapsed()
     );
+}
+
+#[test]
+fn sigquit_without_a_new_process_keeps_weir_serving() {
+    let app = Instance::start("app");
+    let weir = Weir::start_logging(&slow_route(&app, &app, "upgrade_sock: up.sock"), "info");
+    let load = Load::mixed(weir.url("/"), 20);
+    weir.signal(Signal::SIGQUIT);
+    assert!(weir
+        .wait_log(
+            &["SIGQUIT: no new process waits on"],
+            Duration::from_secs(10)
+        )
+        .is_some());
+    load.wait_more(200);
+    let tally = load.finish();
+    assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
 }

@@ -7,6 +7,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -36,10 +37,12 @@ fn pid_file(weir: &Weir) -> u32 {
 /// moves `/` to another instance and adds a listener): no request fails, a long request
 /// finishes on the old process, the new process serves the new file and the old one exits.
 /// Returns the new process's pid and what `command` printed.
-fn upgrade_under_load(command: impl FnOnce(&Weir) -> Output) -> (Detached, String) {
+fn upgrade_under_load(binary: &Path, command: impl FnOnce(&Weir) -> Output) -> (Detached, String) {
     let (a, b) = (Instance::start("a"), Instance::start("b"));
-    let slow = Instance::start_slow("slow", Duration::from_secs(3));
-    let mut weir = Weir::start_logging(&config(&a, &slow), "info");
+    // Longer than the 5 s the old process keeps accepting after the hand-over, so that the
+    // request is still in flight when it drains.
+    let slow = Instance::start_slow("slow", Duration::from_secs(7));
+    let mut weir = Weir::start_from(binary, &config(&a, &slow), "info");
     let old = weir.pid;
     assert_eq!(pid_file(&weir), old, "weir writes its pid at start");
     let load = Load::mixed(weir.url("/"), 20);
@@ -95,6 +98,14 @@ fn upgrade_under_load(command: impl FnOnce(&Weir) -> Output) -> (Detached, Strin
     assert!(weir
         .wait_log(&["handing the listeners over"], Duration::ZERO)
         .is_some());
+    assert!(weir
+        .wait_log(&["listeners closed; draining"], Duration::ZERO)
+        .is_some());
+    assert_eq!(
+        weir.log_count("draining 0 in-flight"),
+        0,
+        "the long request was in flight when the old process drained"
+    );
 
     // With the old process gone, everything is served by the new one.
     load.wait_more(200);
@@ -111,15 +122,19 @@ fn upgrade_under_load(command: impl FnOnce(&Weir) -> Output) -> (Detached, Strin
 
 #[test]
 fn upgrade_under_load_fails_no_request_and_the_old_process_finishes_a_long_one() {
-    upgrade_under_load(weir_upgrade);
+    upgrade_under_load(Path::new(weir_bin()), weir_upgrade);
 }
 
 #[test]
-fn reload_with_a_new_binary_installed_upgrades_to_it() {
+fn reload_after_a_new_binary_is_installed_upgrades_to_it() {
     let installed = tempfile::tempdir().unwrap();
     let binary = installed.path().join("weir");
     std::fs::copy(weir_bin(), &binary).unwrap();
-    let (new, stdout) = upgrade_under_load(|weir| {
+    let (new, stdout) = upgrade_under_load(&binary, |weir| {
+        // Installed as a package manager does: written aside, then renamed over.
+        let fresh = installed.path().join("weir.new");
+        std::fs::copy(weir_bin(), &fresh).unwrap();
+        std::fs::rename(&fresh, &binary).unwrap();
         Command::new(&binary)
             .args(["reload", "--config"])
             .arg(weir.config())
@@ -127,7 +142,7 @@ fn reload_with_a_new_binary_installed_upgrades_to_it() {
             .unwrap()
     });
     assert!(
-        stdout.contains("runs another binary than this one: upgrading"),
+        stdout.contains("a new binary was installed over"),
         "{stdout}"
     );
     let exe = std::fs::read_link(format!("/proc/{}/exe", new.0)).unwrap();

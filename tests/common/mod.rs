@@ -164,6 +164,11 @@ impl Weir {
     /// Starts weir with `RUST_LOG=level`, keeping its log for [`Weir::wait_log`]. `yaml` may
     /// use `{port2}` for a second listener and `{dir}` for the folder of the file.
     pub fn start_logging(yaml: &str, level: &str) -> Self {
+        Self::start_from(Path::new(weir_bin()), yaml, level)
+    }
+
+    /// As [`Weir::start_logging`], running `binary`.
+    pub fn start_from(binary: &Path, yaml: &str, level: &str) -> Self {
         let (port, port2) = (free_port(), free_port());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("weir.yaml");
@@ -172,7 +177,7 @@ impl Weir {
             .replace("{port2}", &port2.to_string())
             .replace("{dir}", &dir.path().display().to_string());
         std::fs::write(&path, yaml).unwrap();
-        let mut child = Command::new(weir_bin())
+        let mut child = Command::new(binary)
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", level)

@@ -238,13 +238,15 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
             );
         }
     }
+    let upgrade_sock = beside(
+        file,
+        raw.upgrade_sock.as_deref().unwrap_or(DEFAULT_UPGRADE_SOCK),
+    );
+    upgrade_socket(&upgrade_sock, report);
     Server {
         threads,
         pid_file: beside(file, raw.pid_file.as_deref().unwrap_or(DEFAULT_PID_FILE)),
-        upgrade_sock: beside(
-            file,
-            raw.upgrade_sock.as_deref().unwrap_or(DEFAULT_UPGRADE_SOCK),
-        ),
+        upgrade_sock,
         error_log: raw.error_log.as_deref().map(|p| beside(file, p)),
         user: raw.user.clone(),
         group: raw.group.clone(),
@@ -261,6 +263,27 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
             report,
         ),
         daemon: raw.daemon,
+    }
+}
+
+/// A Unix socket path must fit `sun_path` (108 bytes with its NUL), and its folder must
+/// exist, or the new process of an upgrade could not wait on it.
+fn upgrade_socket(path: &Path, report: &mut Report) {
+    const SUN_PATH: usize = 107;
+    let length = path.as_os_str().len();
+    if length > SUN_PATH {
+        report.value(
+            "server.upgrade_sock",
+            format!(
+                "{} is {length} bytes long; a Unix socket path has at most {SUN_PATH}",
+                path.display()
+            ),
+        );
+    } else if !path.parent().is_some_and(Path::is_dir) {
+        report.value(
+            "server.upgrade_sock",
+            format!("the folder of {} does not exist", path.display()),
+        );
     }
 }
 

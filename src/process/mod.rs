@@ -1,124 +1,32 @@
 //! The process around the proxy: its pid file, its stop signals, and the drain that lets
 //! in-flight requests finish after SIGTERM or after a binary upgrade took the listeners over.
 
+mod drain;
+mod listening;
+mod signals;
+
+pub use drain::{Draining, InFlight};
+pub use listening::Listening;
+pub use signals::{EarlySignals, Signals};
+
 use crate::config;
 use async_trait::async_trait;
 use log::{info, warn};
-use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
-use pingora::protocols::http::ServerSession;
-use pingora::server::{
-    ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch,
-};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::BackgroundService;
 use pingora::services::ServiceReadyNotifier;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, Mutex};
 
-/// Requests this process is serving. One process serves one proxy, so the count is
-/// process-wide; a draining process exits as soon as it reaches zero.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// How often a draining process looks at the count.
-const DRAIN_POLL: Duration = Duration::from_millis(20);
+/// How often a draining process looks at the count, and a SIGQUIT for a new process.
+const POLL: Duration = Duration::from_millis(20);
 
 /// How long idle keep-alive connections stay open once the listeners close. A client that
 /// sends on one meanwhile is answered, with `Connection: close`; closing them at once would
 /// race clients that are sending their next request at that moment.
 pub const IDLE_LINGER: Duration = Duration::from_secs(1);
-
-/// Counts one request as in flight until dropped.
-pub struct InFlight(());
-
-impl InFlight {
-    /// Counts a request that has started.
-    pub fn enter() -> Self {
-        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        Self(())
-    }
-
-    /// Requests being served now.
-    pub fn count() -> usize {
-        IN_FLIGHT.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The HTTP proxy, whose idle keep-alive connections close [`IDLE_LINGER`] after the
-/// listeners do rather than at once.
-pub struct Draining<A> {
-    app: Arc<A>,
-}
-
-impl<A> Draining<A> {
-    /// Wraps the proxy `app`.
-    pub fn new(app: A) -> Self {
-        Self { app: Arc::new(app) }
-    }
-}
-
-#[async_trait]
-impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Draining<A> {
-    async fn process_new_http(
-        self: &Arc<Self>,
-        session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
-        self.app.process_new_http(session, shutdown).await
-    }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.app.server_options()
-    }
-
-    async fn http_cleanup(&self) {
-        // Meanwhile requests still come in on open connections; the shutdown watch makes
-        // each answer close its connection.
-        tokio::time::sleep(IDLE_LINGER).await;
-        self.app.http_cleanup().await;
-    }
-}
-
-/// Stop signals as operators know them from nginx and HAProxy: SIGQUIT hands the listeners to
-/// a new process (`--upgrade`), SIGTERM stops gracefully, SIGINT stops at once.
-pub struct Signals {
-    /// Time SIGTERM keeps the listeners accepting before they close.
-    pub grace_period: Duration,
-}
-
-#[async_trait]
-impl ShutdownSignalWatch for Signals {
-    async fn recv(&self) -> ShutdownSignal {
-        let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
-            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
-            _ = int.recv() => ShutdownSignal::FastShutdown,
-            _ = term.recv() => {
-                if self.grace_period.is_zero() {
-                    return ShutdownSignal::GracefulTerminate;
-                }
-                info!(
-                    "SIGTERM: accepting for {} more (grace_period), then draining",
-                    humantime::format_duration(self.grace_period)
-                );
-                tokio::select! {
-                    _ = tokio::time::sleep(self.grace_period) => ShutdownSignal::GracefulTerminate,
-                    _ = int.recv() => ShutdownSignal::FastShutdown,
-                }
-            }
-        }
-    }
-}
 
 /// Follows the server through its phases: writes the pid file once the listeners are this
 /// process's (so `weir upgrade` sees the new process take over), and once they are closed,
@@ -148,6 +56,8 @@ impl Lifecycle {
 
     async fn drain(&self) -> ! {
         let started = Instant::now();
+        // Pingora no longer listens for signals once it drains; SIGINT still means now.
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         info!(
             "listeners closed; draining {} in-flight requests",
             InFlight::count()
@@ -168,7 +78,13 @@ impl Lifecycle {
                 );
                 break;
             }
-            tokio::time::sleep(DRAIN_POLL).await;
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = int.recv() => {
+                    warn!("SIGINT: exiting with {left} requests in flight");
+                    break;
+                }
+            }
         }
         remove_pid_file(&self.pid_file);
         std::process::exit(0)
@@ -207,28 +123,40 @@ impl BackgroundService for Lifecycle {
 
 /// Serves until a stop signal, then removes the pid file (a graceful stop exits from
 /// [`Lifecycle`] once drained).
-pub fn run(server: Server, settings: &config::Server) {
+pub fn run(server: Server, settings: &config::Server, early: EarlySignals) {
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals {
             grace_period: settings.grace_period,
+            upgrade_sock: settings.upgrade_sock.clone(),
+            early,
         }),
     });
     remove_pid_file(&settings.pid_file);
 }
 
-/// Writes this process's pid, which `weir reload` and `weir upgrade` signal.
+/// Writes this process's pid, which `weir reload`, `weir upgrade` and systemd read: whole,
+/// through a rename, so that no reader ever sees an empty file. A daemon's is written at
+/// the fork already.
 fn write_pid_file(path: &Path) {
-    if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+    if holds_our_pid(path) {
+        return;
+    }
+    let aside = path.with_extension("pid-writing");
+    let written = std::fs::write(&aside, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&aside, path));
+    if let Err(e) = written {
         warn!("cannot write the pid file {}: {e}", path.display());
     }
+}
+
+fn holds_our_pid(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| text.trim() == std::process::id().to_string())
 }
 
 /// Removes the pid file if it still holds this process's pid: after an upgrade it holds the
 /// new process's.
 pub fn remove_pid_file(path: &Path) {
-    let ours = std::fs::read_to_string(path)
-        .is_ok_and(|text| text.trim() == std::process::id().to_string());
-    if ours {
+    if holds_our_pid(path) {
         let _ = std::fs::remove_file(path);
     }
 }

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod headers;
 pub mod listener;
 pub mod process;
+pub mod procfs;
 pub mod proxy;
 pub mod reload;
 pub mod routing;

@@ -154,7 +154,7 @@ fn test(path: &Path) -> ExitCode {
 
 /// Loads a configuration and serves it until stopped.
 fn run(path: &Path, start: server::Start) -> ExitCode {
-    let early = process::EarlySignals::register();
+    process::StopSignals::get();
     // A daemon works from `/`, and SIGHUP re-reads the file.
     let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let config = match config::load(path) {
@@ -167,7 +167,7 @@ fn run(path: &Path, start: server::Start) -> ExitCode {
     let process = config.server.clone();
     match server::build(config, start) {
         Ok((server, _runtime)) => {
-            process::run(server, &process, early);
+            process::run(server, &process);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -178,7 +178,7 @@ fn run(path: &Path, start: server::Start) -> ExitCode {
 }
 
 fn run_demo() -> ExitCode {
-    let early = process::EarlySignals::register();
+    process::StopSignals::get();
     let mut config = match config::parse(std::path::Path::new("conf/demo.yaml"), demo::DEMO_CONFIG)
     {
         Ok(c) => c,
@@ -216,6 +216,6 @@ fn run_demo() -> ExitCode {
         }
     }
     println!("{}", demo::DEMO_BANNER);
-    process::run(server, &process, early);
+    process::run(server, &process);
     ExitCode::SUCCESS
 }

@@ -2,7 +2,7 @@
 //! on every listener, and the shared runtime it serves from.
 
 use crate::config::{Config, Protocol};
-use crate::process::{Draining, Lifecycle, Listening};
+use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
 use crate::proxy::Proxy;
 use crate::reload::Reloader;
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
@@ -138,7 +138,7 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
         // that would name a process that may yet fail while the old one still serves, so it
         // goes aside; the lifecycle writes the real file once the listeners are taken over.
         pid_file: if start.upgrade {
-            format!("{}.new", process.pid_file.display())
+            scratch_pid_file(&process.pid_file).display().to_string()
         } else {
             process.pid_file.display().to_string()
         },

@@ -145,10 +145,12 @@ fn sigint_exits_at_once() {
 }
 
 #[test]
-fn sigquit_without_a_new_process_keeps_weir_serving() {
+fn sigquit_without_a_new_process_keeps_weir_serving_despite_a_stale_socket() {
     let app = Instance::start("app");
     let weir = Weir::start_logging(&slow_route(&app, &app, "upgrade_sock: up.sock"), "info");
     let load = Load::mixed(weir.url("/"), 20);
+    // A socket file left by a new process that died: nobody listens on it.
+    drop(std::os::unix::net::UnixListener::bind(weir.dir.path().join("up.sock")).unwrap());
     weir.signal(Signal::SIGQUIT);
     assert!(weir
         .wait_log(

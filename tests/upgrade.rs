@@ -208,6 +208,20 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     );
     assert_eq!(pid_file(&weir), weir.pid, "no new process took over");
 
+    // A listener the new file adds on an address another program holds: refused up front,
+    // as the new process would find out only after the hand-over.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let added = format!("  - {{ name: second, address: \"{address}\" }}\nroutes:");
+    weir.rewrite(&good.replace("routes:", &added));
+    let out = weir_upgrade(&weir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let reason = format!("listener `second` cannot bind {address}");
+    assert!(stderr.contains(&reason), "{stderr}");
+    assert!(stderr.contains(&format!("weir (pid {}) keeps serving", weir.pid)));
+    assert_eq!(pid_file(&weir), weir.pid, "no new process took over");
+
     load.wait_more(100);
     assert!(
         weir.wait_exit(Duration::ZERO).is_none(),

@@ -44,10 +44,14 @@ impl<S: Service + 'static> Service for Listening<S> {
             tokio::spawn(
                 async move { service.start_service(fds, shutdown, listeners_per_fd).await },
             );
-        if let Err(e) = run.await {
-            error!("{}: cannot listen ({e}); exiting", self.name);
-            remove_pid_file(&self.pid_file);
-            std::process::exit(1);
+        match run.await {
+            Err(e) if e.is_panic() => {
+                error!("{}: cannot listen ({e}); exiting", self.name);
+                remove_pid_file(&self.pid_file);
+                std::process::exit(1);
+            }
+            // Done, or cancelled by a shutdown.
+            _ => {}
         }
     }
 

@@ -7,17 +7,16 @@ mod signals;
 
 pub use drain::{Draining, InFlight};
 pub use listening::Listening;
-pub use signals::{EarlySignals, Signals};
+pub use signals::{Signals, StopSignals};
 
-use crate::config;
+use crate::{config, procfs};
 use async_trait::async_trait;
-use log::{info, warn};
+use log::{error, info, warn};
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::BackgroundService;
 use pingora::services::ServiceReadyNotifier;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, Mutex};
 
 /// How often a draining process looks at the count, and a SIGQUIT for a new process.
@@ -31,8 +30,8 @@ pub const IDLE_LINGER: Duration = Duration::from_secs(1);
 /// Follows the server through its phases: writes the pid file once the listeners are this
 /// process's (so `weir upgrade` sees the new process take over), and once they are closed,
 /// exits as soon as no request is in flight (after [`IDLE_LINGER`]) or
-/// `graceful_shutdown_timeout` has passed.
-/// Pingora itself would wait out its whole grace period, however idle.
+/// `graceful_shutdown_timeout` has passed, or at once on SIGINT. Pingora itself would wait
+/// out its whole grace period, however idle.
 pub struct Lifecycle {
     phases: Mutex<broadcast::Receiver<ExecutionPhase>>,
     pid_file: PathBuf,
@@ -54,10 +53,8 @@ impl Lifecycle {
         }
     }
 
-    async fn drain(&self) -> ! {
+    async fn drain(&self, handed_over: bool) -> ! {
         let started = Instant::now();
-        // Pingora no longer listens for signals once it drains; SIGINT still means now.
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         info!(
             "listeners closed; draining {} in-flight requests",
             InFlight::count()
@@ -78,15 +75,28 @@ impl Lifecycle {
                 );
                 break;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(POLL) => {}
-                _ = int.recv() => {
-                    warn!("SIGINT: exiting with {left} requests in flight");
-                    break;
-                }
+            if StopSignals::get().interrupted() {
+                warn!("SIGINT: exiting with {left} requests in flight");
+                break;
             }
+            tokio::time::sleep(POLL).await;
         }
+        self.exit(handed_over)
+    }
+
+    /// Exits 0, or 1 when the listeners went to a new process that is gone by now: then
+    /// nothing serves, and a supervisor (systemd's `Restart=on-failure`) should start weir.
+    fn exit(&self, handed_over: bool) -> ! {
         remove_pid_file(&self.pid_file);
+        let successor = procfs::read_pid(&self.pid_file).filter(|pid| procfs::alive(*pid));
+        if handed_over && successor.is_none() {
+            error!(
+                "the listeners went to a new process, which is gone ({} names no running \
+                 weir); exiting with failure",
+                self.pid_file.display()
+            );
+            std::process::exit(1);
+        }
         std::process::exit(0)
     }
 }
@@ -102,8 +112,20 @@ impl BackgroundService for Lifecycle {
     ) {
         let mut ready = Some(ready);
         let mut phases = self.phases.lock().await;
+        // Once stopping, Pingora no longer reads signals; SIGINT must still end the process.
+        let (mut stopping, mut handed_over) = (false, false);
         loop {
-            match phases.recv().await {
+            let phase = tokio::select! {
+                phase = phases.recv() => phase,
+                _ = tokio::time::sleep(POLL), if stopping => {
+                    if StopSignals::get().interrupted() {
+                        warn!("SIGINT: exiting at once");
+                        self.exit(handed_over);
+                    }
+                    continue;
+                }
+            };
+            match phase {
                 Ok(ExecutionPhase::BootstrapComplete) => {
                     write_pid_file(&self.pid_file);
                     if let Some(ready) = ready.take() {
@@ -112,8 +134,12 @@ impl BackgroundService for Lifecycle {
                 }
                 Ok(ExecutionPhase::GracefulUpgradeTransferringFds) => {
                     info!("SIGQUIT: handing the listeners over to the new process");
+                    (stopping, handed_over) = (true, true);
                 }
-                Ok(ExecutionPhase::ShutdownGracePeriod) => self.drain().await,
+                Ok(ExecutionPhase::GracefulTerminate | ExecutionPhase::ShutdownStarted) => {
+                    stopping = true;
+                }
+                Ok(ExecutionPhase::ShutdownGracePeriod) => self.drain(handed_over).await,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -123,21 +149,29 @@ impl BackgroundService for Lifecycle {
 
 /// Serves until a stop signal, then removes the pid file (a graceful stop exits from
 /// [`Lifecycle`] once drained).
-pub fn run(server: Server, settings: &config::Server, early: EarlySignals) {
+pub fn run(server: Server, settings: &config::Server) {
     server.run(RunArgs {
         shutdown_signal: Box::new(Signals {
             grace_period: settings.grace_period,
             upgrade_sock: settings.upgrade_sock.clone(),
-            early,
         }),
     });
     remove_pid_file(&settings.pid_file);
+}
+
+/// Where a daemon started with `--upgrade` lets Pingora write its pid at the fork: aside,
+/// as it holds no listener yet. The lifecycle writes the real file once it does.
+pub fn scratch_pid_file(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    PathBuf::from(name)
 }
 
 /// Writes this process's pid, which `weir reload`, `weir upgrade` and systemd read: whole,
 /// through a rename, so that no reader ever sees an empty file. A daemon's is written at
 /// the fork already.
 fn write_pid_file(path: &Path) {
+    remove_pid_file(&scratch_pid_file(path));
     if holds_our_pid(path) {
         return;
     }
@@ -150,7 +184,7 @@ fn write_pid_file(path: &Path) {
 }
 
 fn holds_our_pid(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|text| text.trim() == std::process::id().to_string())
+    procfs::read_pid(path) == Some(std::process::id() as i32)
 }
 
 /// Removes the pid file if it still holds this process's pid: after an upgrade it holds the

@@ -266,8 +266,9 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
     }
 }
 
-/// A Unix socket path must fit `sun_path` (108 bytes with its NUL), and its folder must
-/// exist, or the new process of an upgrade could not wait on it.
+/// A Unix socket path must fit `sun_path` (108 bytes with its NUL), or the new process of
+/// an upgrade could not wait on it. (Its folder may appear later, as systemd's
+/// RuntimeDirectory does; `weir upgrade` checks it.)
 fn upgrade_socket(path: &Path, report: &mut Report) {
     const SUN_PATH: usize = 107;
     let length = path.as_os_str().len();
@@ -278,11 +279,6 @@ fn upgrade_socket(path: &Path, report: &mut Report) {
                 "{} is {length} bytes long; a Unix socket path has at most {SUN_PATH}",
                 path.display()
             ),
-        );
-    } else if !path.parent().is_some_and(Path::is_dir) {
-        report.value(
-            "server.upgrade_sock",
-            format!("the folder of {} does not exist", path.display()),
         );
     }
 }

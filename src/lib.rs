@@ -5,11 +5,13 @@
 //! [`upstream`] and [`headers`]. [`server`] assembles the Pingora services; [`process`] runs
 //! them from start to drained exit, and [`control`] drives a running weir (reload, upgrade).
 
+pub mod admin;
 pub mod config;
 pub mod control;
 pub mod demo;
 pub mod headers;
 pub mod listener;
+pub mod metrics;
 pub mod process;
 pub mod procfs;
 pub mod proxy;

@@ -5,6 +5,7 @@
 //! a failed reload changes nothing and logs every error with its location.
 
 use crate::config::{self, Listener, Protocol};
+use crate::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::server;
 use crate::tls::{ListenerCerts, TlsErrors};
@@ -82,6 +83,14 @@ impl Inner {
             );
             config.server = current.config.server.clone();
         }
+        if config.admin != current.config.admin {
+            log::warn!(
+                "reload: {}: the admin section changed; it applies with `weir upgrade`. \
+                 Everything else is applied",
+                self.path.display()
+            );
+            config.admin = current.config.admin.clone();
+        }
         let mut prepared = Vec::new();
         let mut errors = Vec::new();
         for l in &config.listeners {
@@ -132,14 +141,18 @@ impl BackgroundService for Reloader {
             let path = inner.path.display().to_string();
             log::info!("SIGHUP: reloading {path}");
             // Loading reads files and may resolve names: off the async threads.
-            match tokio::task::spawn_blocking(move || inner.reload()).await {
-                Ok(Ok(summary)) => log::info!("reloaded {path}: {summary}"),
-                Ok(Err(errors)) => {
+            let outcome = match tokio::task::spawn_blocking(move || inner.reload()).await {
+                Ok(outcome) => outcome,
+                Err(e) => Err(e.to_string()),
+            };
+            metrics::count_reload(outcome.is_ok());
+            match outcome {
+                Ok(summary) => log::info!("reloaded {path}: {summary}"),
+                Err(errors) => {
                     for line in errors.lines() {
                         log::error!("reload failed, the running configuration stays: {line}");
                     }
                 }
-                Err(e) => log::error!("reload failed, the running configuration stays: {e}"),
             }
         }
     }

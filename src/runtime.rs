@@ -5,6 +5,7 @@
 use crate::config::{Config, HeaderRules};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
+use crate::metrics::{RequestCounters, RouteMetrics};
 use crate::routing::RouteTable;
 use crate::tls::TlsError;
 use crate::upstream::{Pool, Resolved, StateCarry};
@@ -41,6 +42,8 @@ pub struct CompiledRoute {
     pub strip_prefix: bool,
     /// Route-level header rules (applied after the pool's).
     pub headers: HeaderRules,
+    /// Its metric handles.
+    pub metrics: RouteMetrics,
 }
 
 /// Everything a request needs, compiled from one configuration.
@@ -59,6 +62,8 @@ pub struct Runtime {
     pub headers: HeaderPolicy,
     /// Scheme, redirect and HSTS of each listener.
     pub listeners: Listeners,
+    /// Requests answered before any route matched (no route, a redirect, a bad request).
+    pub unrouted: RequestCounters,
 }
 
 impl Runtime {
@@ -92,7 +97,9 @@ impl Runtime {
                         route: r.name.clone(),
                         upstream: r.upstream.clone(),
                     })?;
+                let instances = pools[pool].targets.iter().map(|t| t.label());
                 Ok(CompiledRoute {
+                    metrics: RouteMetrics::new(&r.name, &r.upstream, instances),
                     name: r.name.clone(),
                     pool,
                     strip_prefix: r.strip_prefix,
@@ -101,6 +108,7 @@ impl Runtime {
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(Self {
+            unrouted: RequestCounters::new("", "", ""),
             routes,
             table: RouteTable::new(&config.routes),
             pools,

@@ -1,6 +1,7 @@
 //! Builds the Pingora server from a configuration: process settings, the HTTP proxy service
 //! on every listener, and the shared runtime it serves from.
 
+use crate::admin::AdminApi;
 use crate::config::{Config, Protocol};
 use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
 use crate::proxy::Proxy;
@@ -9,6 +10,7 @@ use crate::runtime::{CompileError, Runtime, SharedRuntime};
 use crate::tls::{ListenerCerts, TlsErrors, Watcher};
 use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
 use arc_swap::ArcSwap;
+use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -179,6 +181,14 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
     server
         .add_service(Listening::new(proxy, process.pid_file.clone()))
         .add_dependencies([&bootstrap, &lifecycle]);
+    if let Some(admin) = &config.admin {
+        let api = HttpServer::new_app(AdminApi::new(admin, runtime.clone()));
+        let mut service = Service::new("weir admin".to_string(), api);
+        service.add_tcp(&admin.address.to_string());
+        server
+            .add_service(Listening::new(service, process.pid_file.clone()))
+            .add_dependencies([&bootstrap, &lifecycle]);
+    }
     let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
     let reloader = Reloader::new(config.path.clone(), runtime.clone(), certs.clone())?;
     server.add_service(background_service("weir reload", reloader));

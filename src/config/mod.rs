@@ -58,6 +58,8 @@ pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
 pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Port of the HTTPS URL `redirect_https` sends to when no `https` listener is configured.
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
+/// Port of the admin listener when `admin.address` is not set (on 127.0.0.1).
+pub const DEFAULT_ADMIN_PORT: u16 = 9901;
 /// Pid file when `server.pid_file` is not set.
 pub const DEFAULT_PID_FILE: &str = "/tmp/weir.pid";
 /// Socket the listeners are handed over on in a binary upgrade, when `server.upgrade_sock` is
@@ -85,6 +87,17 @@ pub struct Config {
     pub headers: GlobalHeaders,
     /// DNS servers for `discovery: dns`; empty means the system's (`/etc/resolv.conf`).
     pub resolver: Vec<SocketAddr>,
+    /// The admin listener (API, status page, /metrics), if configured.
+    pub admin: Option<Admin>,
+}
+
+/// `admin:`: where the admin API, the status page and /metrics are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Bound address; loopback by default.
+    pub address: SocketAddr,
+    /// Bearer token required for writes, and for every request off loopback.
+    pub token: Option<String>,
 }
 
 /// `server:` settings that map onto the process.

@@ -28,6 +28,18 @@ pub struct RawConfig {
     /// DNS servers (`ip:port`) for `discovery: dns`; the system's when omitted.
     #[serde(default)]
     pub resolver: Vec<String>,
+    /// The admin listener; none when the section is missing.
+    pub admin: Option<RawAdmin>,
+}
+
+/// `admin:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// `ip:port` of the admin API, status page and /metrics.
+    pub address: Option<String>,
+    /// Bearer token for writes (and for every request off loopback).
+    pub token: Option<String>,
 }
 
 /// `server:`.

@@ -8,6 +8,7 @@ use crate::runtime::Runtime;
 use crate::upstream::{InflightGuard, Pool, Target, Tried};
 use http::HeaderValue;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What one request carries from phase to phase.
 pub struct RequestCtx {
@@ -27,6 +28,10 @@ pub struct RequestCtx {
     pub tried: Tried,
     /// Attempts so far (the first included).
     pub attempts: u32,
+    /// When the request started.
+    pub started: Instant,
+    /// When the last attempt was sent to an instance.
+    pub upstream_started: Option<Instant>,
     /// Keeps a draining process alive until this request is done.
     _in_flight: InFlight,
 }
@@ -64,7 +69,37 @@ impl RequestCtx {
             upstream: None,
             tried: Tried::default(),
             attempts: 0,
+            started: Instant::now(),
+            upstream_started: None,
             _in_flight: InFlight::enter(),
+        }
+    }
+
+    /// Counts the finished request in the handles its runtime resolved: by route and
+    /// instance, with its durations and retries. `status` 0 (the client left before an
+    /// answer) counts as nginx's 499.
+    pub fn record(&self, status: u16) {
+        let status = if status == 0 { 499 } else { status };
+        let Some(route) = self.route.and_then(|m| self.runtime.routes.get(m.route)) else {
+            self.runtime.unrouted.count(status);
+            return;
+        };
+        let metrics = &route.metrics;
+        metrics
+            .duration
+            .observe(self.started.elapsed().as_secs_f64());
+        if self.attempts > 1 {
+            metrics.retries.inc_by(u64::from(self.attempts - 1));
+        }
+        let Some(chosen) = &self.upstream else {
+            metrics.no_target.count(status);
+            return;
+        };
+        let by_target = metrics.by_target.get(chosen.target.index);
+        by_target.unwrap_or(&metrics.no_target).count(status);
+        if let Some(sent) = self.upstream_started {
+            let took = sent.elapsed().as_secs_f64();
+            chosen.target.metrics.duration.observe(took);
         }
     }
 }

@@ -99,6 +99,7 @@ impl ProxyHttp for Proxy {
             })?;
         ctx.tried.insert(pick.target.index);
         ctx.attempts += 1;
+        ctx.upstream_started = Some(std::time::Instant::now());
         let peer = Box::new(pick.target.peer.clone());
         ctx.upstream = Some(Chosen {
             _inflight: InflightGuard::new(&pick.target),
@@ -203,6 +204,10 @@ impl ProxyHttp for Proxy {
             upstream_response.apply(&route.headers.response)?;
         }
         Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.record(session.response_written().map_or(0, |r| r.status.as_u16()));
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _e: &Error) -> bool {

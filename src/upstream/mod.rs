@@ -26,6 +26,7 @@ pub use target::{InflightGuard, Target, TargetState};
 
 use crate::config::HeaderRules;
 use crate::config::{self, Balance, Passive};
+use crate::metrics::TargetMetrics;
 use crate::tls::TlsError;
 use health::Verdict;
 use least_conn::{LeastConn, P2c};
@@ -195,6 +196,7 @@ impl Pool {
                     t.name.clone()
                 };
                 targets.push(Arc::new(Target {
+                    metrics: TargetMetrics::new(&spec.name, &name),
                     name: http::HeaderValue::from_str(&name)
                         .unwrap_or_else(|_| http::HeaderValue::from_static("invalid-name")),
                     index: targets.len(),
@@ -331,6 +333,7 @@ impl Pool {
             return;
         }
         let time = health.eject(now, &self.passive);
+        target.metrics.ejections.inc();
         log::warn!(
             "upstream `{}`: instance `{}` ejected for {:?} after {} failure(s); last: {why}",
             self.name,

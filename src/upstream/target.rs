@@ -1,6 +1,7 @@
 //! One instance of an upstream, and the live state that outlives runtime rebuilds.
 
 use super::health::Health;
+use crate::metrics::TargetMetrics;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +49,8 @@ pub struct Target {
     pub peer: HttpPeer,
     /// Live state, shared across reloads.
     pub state: Arc<TargetState>,
+    /// Its metric handles.
+    pub metrics: TargetMetrics,
 }
 
 impl Target {

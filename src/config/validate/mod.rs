@@ -21,6 +21,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "upstreams",
     "headers",
     "resolver",
+    "admin",
 ];
 
 const NO_LISTENERS: &str =
@@ -61,6 +62,7 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
             "upstreams" => raw.upstreams = named(value, key, report),
             "headers" => raw.headers = one(value, key, report).unwrap_or_default(),
             "resolver" => raw.resolver = list(value, key, report),
+            "admin" => raw.admin = Some(one(value, key, report).unwrap_or_default()),
             other => {
                 let message = unknown(other, "key", TOP_LEVEL_KEYS);
                 report.key(other, message);
@@ -191,7 +193,35 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
             .collect(),
         headers: global_headers(&raw.headers, report),
         resolver: resolver(&raw.resolver, report),
+        admin: raw.admin.as_ref().and_then(|a| admin(a, report)),
     }
+}
+
+fn admin(raw: &RawAdmin, report: &mut Report) -> Option<Admin> {
+    let address = match raw.address.as_deref() {
+        None => SocketAddr::from(([127, 0, 0, 1], DEFAULT_ADMIN_PORT)),
+        Some(text) => match text.parse() {
+            Ok(address) => address,
+            Err(_) => {
+                report.value(
+                    "admin.address",
+                    format!("`{text}` is not an ip:port, e.g. 127.0.0.1:9901"),
+                );
+                return None;
+            }
+        },
+    };
+    let token = raw.token.clone().filter(|t| !t.is_empty());
+    if token.is_none() && !address.ip().is_loopback() {
+        report.value(
+            "admin.address",
+            format!(
+                "{address} is reachable from other machines, so the admin listener needs a \
+                 `token`"
+            ),
+        );
+    }
+    Some(Admin { address, token })
 }
 
 fn resolver(raw: &[String], report: &mut Report) -> Vec<SocketAddr> {

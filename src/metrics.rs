@@ -1,0 +1,275 @@
+//! Prometheus metric families. Names are constants here; labels come only from names in the
+//! configuration (route, upstream, instance), never from a request. Label handles are
+//! resolved when a runtime is compiled ([`RouteMetrics`], [`TargetMetrics`]), so a request
+//! only increments counters it already holds. Gauges of live state (in-flight requests,
+//! health) are read from the current runtime at scrape time ([`Live`]), costing requests
+//! nothing.
+
+use crate::runtime::SharedRuntime;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::sync::LazyLock;
+
+/// Metric names, as dashboards and alerts query them.
+pub mod names {
+    /// Requests answered, by route, upstream, instance and status class.
+    pub const REQUESTS: &str = "weir_requests_total";
+    /// Time from request to the end of the response, by route and upstream.
+    pub const REQUEST_DURATION: &str = "weir_request_duration_seconds";
+    /// Time an instance took, from the request sent to the end of its response.
+    pub const UPSTREAM_DURATION: &str = "weir_upstream_duration_seconds";
+    /// Requests being served by an instance now.
+    pub const IN_FLIGHT: &str = "weir_in_flight_requests";
+    /// 1 when an instance may take requests, 0 when it is down or ejected.
+    pub const HEALTH: &str = "weir_upstream_health";
+    /// Passive ejections of an instance.
+    pub const EJECTIONS: &str = "weir_upstream_ejections_total";
+    /// Attempts after the first, by route and upstream.
+    pub const RETRIES: &str = "weir_retries_total";
+    /// Configuration reloads, by result.
+    pub const RELOADS: &str = "weir_config_reloads_total";
+    /// Always 1, labelled with the version.
+    pub const BUILD_INFO: &str = "weir_build_info";
+}
+
+/// Status classes, the last label of [`names::REQUESTS`]; index = status / 100 - 1.
+const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Latency buckets in seconds: 1 ms to 30 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The families requests and reloads count into, one set per process.
+struct Families {
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_duration: HistogramVec,
+    ejections: IntCounterVec,
+    retries: IntCounterVec,
+    reloads: IntCounterVec,
+    build_info: IntGaugeVec,
+}
+
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+    let counter = |name: &str, help: &str, labels: &[&str]| {
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+    };
+    let histogram = |name: &str, help: &str, labels: &[&str]| {
+        let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
+        HistogramVec::new(opts, labels).expect("valid metric")
+    };
+    let build_info = IntGaugeVec::new(
+        Opts::new(names::BUILD_INFO, "weir's version (the value is always 1)"),
+        &["version"],
+    )
+    .expect("valid metric");
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+    Families {
+        requests: counter(
+            names::REQUESTS,
+            "Requests answered",
+            &["route", "upstream", "instance", "code_class"],
+        ),
+        request_duration: histogram(
+            names::REQUEST_DURATION,
+            "Time from request to the end of the response",
+            &["route", "upstream"],
+        ),
+        upstream_duration: histogram(
+            names::UPSTREAM_DURATION,
+            "Time an instance took to answer",
+            &["upstream", "instance"],
+        ),
+        ejections: counter(
+            names::EJECTIONS,
+            "Passive ejections",
+            &["upstream", "instance"],
+        ),
+        retries: counter(
+            names::RETRIES,
+            "Attempts after the first",
+            &["route", "upstream"],
+        ),
+        reloads: counter(names::RELOADS, "Configuration reloads", &["result"]),
+        build_info,
+    }
+});
+
+/// One counter per status class for one (route, upstream, instance).
+#[derive(Debug, Clone)]
+pub struct RequestCounters([IntCounter; 5]);
+
+impl RequestCounters {
+    /// The counters of `route` through `upstream` to `instance` (empty names for none).
+    pub fn new(route: &str, upstream: &str, instance: &str) -> Self {
+        Self(CODE_CLASSES.map(|class| {
+            FAMILIES
+                .requests
+                .with_label_values(&[route, upstream, instance, class])
+        }))
+    }
+
+    /// Counts a request answered with `status` (one outside 100-599 counts as 5xx).
+    pub fn count(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.0[class].inc();
+    }
+}
+
+/// The handles of one route.
+#[derive(Debug, Clone)]
+pub struct RouteMetrics {
+    /// Request duration.
+    pub duration: Histogram,
+    /// Retries.
+    pub retries: IntCounter,
+    /// Requests answered through each target of the route's pool, by target index.
+    pub by_target: Vec<RequestCounters>,
+    /// Requests answered without reaching a target (none available, or refused before).
+    pub no_target: RequestCounters,
+}
+
+impl RouteMetrics {
+    /// Handles for `route` to `upstream`, whose targets are named `instances`.
+    pub fn new<'a>(route: &str, upstream: &str, instances: impl Iterator<Item = &'a str>) -> Self {
+        Self {
+            duration: FAMILIES
+                .request_duration
+                .with_label_values(&[route, upstream]),
+            retries: FAMILIES.retries.with_label_values(&[route, upstream]),
+            by_target: instances
+                .map(|i| RequestCounters::new(route, upstream, i))
+                .collect(),
+            no_target: RequestCounters::new(route, upstream, ""),
+        }
+    }
+}
+
+/// The handles of one target.
+#[derive(Debug, Clone)]
+pub struct TargetMetrics {
+    /// Time the instance took.
+    pub duration: Histogram,
+    /// Passive ejections.
+    pub ejections: IntCounter,
+}
+
+impl TargetMetrics {
+    /// Handles for `instance` of `upstream`.
+    pub fn new(upstream: &str, instance: &str) -> Self {
+        Self {
+            duration: FAMILIES
+                .upstream_duration
+                .with_label_values(&[upstream, instance]),
+            ejections: FAMILIES.ejections.with_label_values(&[upstream, instance]),
+        }
+    }
+}
+
+/// Counts a configuration reload that `succeeded` or not.
+pub fn count_reload(succeeded: bool) {
+    let result = if succeeded { "success" } else { "failure" };
+    FAMILIES.reloads.with_label_values(&[result]).inc();
+}
+
+/// Gauges of the live state of the current runtime, collected at scrape time.
+pub struct Live {
+    runtime: SharedRuntime,
+    descs: Vec<Desc>,
+}
+
+impl Live {
+    /// Collects from `runtime`.
+    pub fn new(runtime: SharedRuntime) -> Self {
+        let descs = [
+            (names::IN_FLIGHT, "Requests being served by an instance"),
+            (
+                names::HEALTH,
+                "1 when an instance may take requests, else 0",
+            ),
+        ]
+        .iter()
+        .map(|(name, help)| {
+            Desc::new(
+                name.to_string(),
+                help.to_string(),
+                vec!["upstream".into(), "instance".into()],
+                Default::default(),
+            )
+            .expect("valid metric")
+        })
+        .collect();
+        Self { runtime, descs }
+    }
+}
+
+impl Collector for Live {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let gauge = |name: &str, help: &str| {
+            IntGaugeVec::new(Opts::new(name, help), &["upstream", "instance"])
+                .expect("valid metric")
+        };
+        let in_flight = gauge(names::IN_FLIGHT, "Requests being served by an instance");
+        let health = gauge(
+            names::HEALTH,
+            "1 when an instance may take requests, else 0",
+        );
+        let runtime = self.runtime.load();
+        let now = crate::upstream::now_ms();
+        for pool in &runtime.pools {
+            for t in &pool.targets {
+                let labels = [pool.name.as_str(), t.label()];
+                in_flight
+                    .with_label_values(&labels)
+                    .set(t.state.inflight() as i64);
+                health
+                    .with_label_values(&labels)
+                    .set(i64::from(t.state.health.available(now)));
+            }
+        }
+        let mut families = in_flight.collect();
+        families.extend(health.collect());
+        families
+    }
+}
+
+/// What `registry` holds, in Prometheus's text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and every family has valid names.
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A registry of every family, the live gauges of `runtime`, and process metrics.
+pub fn registry(runtime: SharedRuntime) -> Registry {
+    let registry = Registry::new();
+    let f = &*FAMILIES;
+    let collectors: Vec<Box<dyn Collector>> = vec![
+        Box::new(f.requests.clone()),
+        Box::new(f.request_duration.clone()),
+        Box::new(f.upstream_duration.clone()),
+        Box::new(f.ejections.clone()),
+        Box::new(f.retries.clone()),
+        Box::new(f.reloads.clone()),
+        Box::new(f.build_info.clone()),
+        Box::new(Live::new(runtime)),
+        Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+    ];
+    for c in collectors {
+        // Each family is registered once, into a fresh registry.
+        let _ = registry.register(c);
+    }
+    registry
+}

@@ -1,0 +1,135 @@
+//! The admin listener's /metrics and /status, scraped as Prometheus and an operator would.
+
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The value of the sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (label_text, value) = match rest.strip_prefix('{') {
+            Some(labelled) => labelled.split_once("} ")?,
+            None => ("", rest.strip_prefix(' ')?),
+        };
+        let found: HashMap<&str, &str> = label_text
+            .split(',')
+            .filter_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                Some((k, v.trim_matches('"')))
+            })
+            .collect();
+        let matches = labels.iter().all(|(k, v)| found.get(k) == Some(v));
+        matches.then(|| value.parse().ok()).flatten()
+    })
+}
+
+fn scrape(weir: &Weir) -> String {
+    wait_listening(weir.port2);
+    let url = format!("http://127.0.0.1:{}/metrics", weir.port2);
+    let response = client().get(url).send().unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().unwrap()
+}
+
+#[test]
+fn request_counters_match_what_each_instance_served() {
+    let (a, b, c) = (
+        Instance::start("a"),
+        Instance::start("b"),
+        Instance::start("c"),
+    );
+    let admin = "admin: { address: \"127.0.0.1:{port2}\" }\n";
+    let weir = Weir::start(&single_upstream(
+        "round_robin",
+        &[(&a, 1), (&b, 1), (&c, 1)],
+        admin,
+    ));
+    let mut served: HashMap<String, f64> = HashMap::new();
+    let http = client();
+    for _ in 0..30 {
+        let r = http.get(weir.url("/")).send().unwrap();
+        assert_eq!(r.status(), 200);
+        *served.entry(served_by(&r)).or_default() += 1.0;
+    }
+    let text = scrape(&weir);
+    for id in ["a", "b", "c"] {
+        let labels = [
+            ("route", "all"),
+            ("upstream", "app"),
+            ("instance", id),
+            ("code_class", "2xx"),
+        ];
+        assert_eq!(
+            sample(&text, "weir_requests_total", &labels),
+            Some(served[id]),
+            "{id} in:\n{text}"
+        );
+        let in_flight = [("upstream", "app"), ("instance", id)];
+        assert_eq!(
+            sample(&text, "weir_in_flight_requests", &in_flight),
+            Some(0.0)
+        );
+    }
+    let route = [("route", "all"), ("upstream", "app")];
+    let count = sample(&text, "weir_request_duration_seconds_count", &route);
+    assert_eq!(count, Some(30.0));
+    assert_eq!(sample(&text, "weir_build_info", &[]), Some(1.0));
+    assert!(sample(&text, "process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0));
+
+    let status_url = format!("http://127.0.0.1:{}/status", weir.port2);
+    let status: serde_json::Value = http.get(status_url).send().unwrap().json().unwrap();
+    assert_eq!(status["upstreams"][0]["name"], "app");
+    assert_eq!(status["upstreams"][0]["available"], 3);
+    assert_eq!(status["routes"], 1);
+}
+
+#[test]
+fn the_health_gauge_drops_when_an_instance_dies() {
+    let (a, mut b) = (Instance::start("a"), Instance::start("b"));
+    let extra = "    health_check: { type: tcp, interval: 100ms, unhealthy_failures: 1 }\n\
+                 admin: { address: \"127.0.0.1:{port2}\" }\n";
+    let weir = Weir::start(&single_upstream("round_robin", &[(&a, 1), (&b, 1)], extra));
+    let health = |id: &str| {
+        sample(
+            &scrape(&weir),
+            "weir_upstream_health",
+            &[("upstream", "app"), ("instance", id)],
+        )
+    };
+    assert_eq!(health("b"), Some(1.0));
+    b.kill();
+    let dropped = poll_until(Duration::from_secs(5), || {
+        (health("b") == Some(0.0)).then_some(())
+    });
+    assert!(dropped.is_some(), "b is reported down");
+    assert_eq!(health("a"), Some(1.0));
+}
+
+#[test]
+fn an_admin_listener_off_loopback_needs_its_token() {
+    let a = Instance::start("a");
+    let admin = "admin: { address: \"0.0.0.0:{port2}\", token: s3cret }\n";
+    let weir = Weir::start(&single_upstream("round_robin", &[(&a, 1)], admin));
+    wait_listening(weir.port2);
+    let url = format!("http://127.0.0.1:{}/status", weir.port2);
+    let http = client();
+    let refused = http.get(&url).send().unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Bearer"));
+    let wrong = http.get(&url).bearer_auth("guess").send().unwrap();
+    assert_eq!(wrong.status(), 401);
+    let allowed = http.get(&url).bearer_auth("s3cret").send().unwrap();
+    assert_eq!(allowed.status(), 200);
+    let missing = http
+        .get(url.replace("/status", "/nothing"))
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

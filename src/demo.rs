@@ -163,6 +163,8 @@ Try:
   curl -i -H 'X-Request-ID: my-id-1' http://127.0.0.1:8080/hello
   curl -s http://127.0.0.1:8080/health            # an instance's health answer
   curl -s --cacert certs/dev/ca.crt https://localhost:8443/   # HTTP/2 over TLS
+  curl -s http://127.0.0.1:9901/status            # the admin listener: upstreams, instances
+  curl -s http://127.0.0.1:9901/metrics | grep weir_requests_total
 
 Ctrl-C stops everything.
 ";

@@ -58,6 +58,14 @@ fn demo_serves_three_instances_over_http_and_https_and_stops_on_ctrl_c() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
 
+    wait_listening(9901);
+    let metrics = c.get("http://127.0.0.1:9901/metrics").send().unwrap();
+    let metrics = metrics.text().unwrap();
+    assert!(
+        metrics.contains("weir_requests_total{code_class=\"2xx\",instance=\"instance-1\""),
+        "the demo's /metrics counts its requests:\n{metrics}"
+    );
+
     signal(demo.0.id(), Signal::SIGINT);
     let exited = poll_until(Duration::from_secs(10), || demo.0.try_wait().unwrap());
     assert!(exited.is_some(), "weir demo did not stop on SIGINT");
@@ -67,7 +75,7 @@ fn demo_serves_three_instances_over_http_and_https_and_stops_on_ctrl_c() {
         banner.contains("curl"),
         "prints the commands to try: {banner}"
     );
-    for port in [8080, 8443, 9001, 9002, 9003] {
+    for port in [8080, 8443, 9001, 9002, 9003, 9901] {
         assert!(
             TcpStream::connect(("127.0.0.1", port)).is_err(),
             "port {port} still open after Ctrl-C"

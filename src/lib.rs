@@ -5,6 +5,7 @@
 //! [`upstream`] and [`headers`]. [`server`] assembles the Pingora services; [`process`] runs
 //! them from start to drained exit, and [`control`] drives a running weir (reload, upgrade).
 
+pub mod access_log;
 pub mod admin;
 pub mod config;
 pub mod control;

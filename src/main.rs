@@ -74,7 +74,12 @@ fn status_code(s: &str) -> Result<http::StatusCode, http::status::InvalidStatusC
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // RUST_LOG, when set, decides; else `server.log_level` does, once the file is read.
+    let level_from_env = std::env::var_os("RUST_LOG").is_some();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("trace")).init();
+    if !level_from_env {
+        log::set_max_level(log::LevelFilter::Info);
+    }
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Demo) => run_demo(),
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
                     upgrade: cli.upgrade,
                     daemon: cli.daemon,
                 },
+                level_from_env,
             ),
             None => {
                 eprintln!("weir: give a configuration with --config FILE, or try `weir demo`");
@@ -153,7 +159,7 @@ fn test(path: &Path) -> ExitCode {
 }
 
 /// Loads a configuration and serves it until stopped.
-fn run(path: &Path, start: server::Start) -> ExitCode {
+fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
     process::StopSignals::get();
     // A daemon works from `/`, and SIGHUP re-reads the file.
     let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -165,6 +171,9 @@ fn run(path: &Path, start: server::Start) -> ExitCode {
         }
     };
     let process = config.server.clone();
+    if !level_from_env {
+        log::set_max_level(level_filter(process.log_level));
+    }
     match server::build(config, start) {
         Ok((server, _runtime)) => {
             process::run(server, &process);
@@ -218,4 +227,14 @@ fn run_demo() -> ExitCode {
     println!("{}", demo::DEMO_BANNER);
     process::run(server, &process);
     ExitCode::SUCCESS
+}
+
+fn level_filter(level: config::LogLevel) -> log::LevelFilter {
+    match level {
+        config::LogLevel::Error => log::LevelFilter::Error,
+        config::LogLevel::Warn => log::LevelFilter::Warn,
+        config::LogLevel::Info => log::LevelFilter::Info,
+        config::LogLevel::Debug => log::LevelFilter::Debug,
+        config::LogLevel::Trace => log::LevelFilter::Trace,
+    }
 }

@@ -60,6 +60,24 @@ fn sockets(listeners: &[Listener]) -> Vec<(&str, std::net::SocketAddr, bool)> {
         .collect()
 }
 
+/// Settings a running process keeps until a new one starts (`weir upgrade`): when the file
+/// changes them, the running value stays, and the log says so. (pid_file and upgrade_sock
+/// must even stay the same across the upgrade: both processes use them.)
+fn keep_running<T: PartialEq + Clone>(
+    file: &dyn std::fmt::Display,
+    what: &str,
+    new: &mut T,
+    running: &T,
+) {
+    if new != running {
+        log::warn!(
+            "reload: {file}: {what} changed; it applies with `weir upgrade` (pid_file and \
+             upgrade_sock with a restart). Everything else is applied"
+        );
+        *new = running.clone();
+    }
+}
+
 impl Inner {
     /// Reads, checks and applies the file; `Err` holds every problem, one per line.
     fn reload(&self) -> Result<String, String> {
@@ -73,24 +91,25 @@ impl Inner {
             );
             config.listeners = current.config.listeners.clone();
         }
-        if config.server != current.config.server {
-            log::warn!(
-                "reload: {}: the server section changed; process settings apply with \
-                 `weir upgrade` (except pid_file and upgrade_sock, which the running weir \
-                 and the new one must share: change those with a restart). Everything else \
-                 is applied",
-                self.path.display()
-            );
-            config.server = current.config.server.clone();
-        }
-        if config.admin != current.config.admin {
-            log::warn!(
-                "reload: {}: the admin section changed; it applies with `weir upgrade`. \
-                 Everything else is applied",
-                self.path.display()
-            );
-            config.admin = current.config.admin.clone();
-        }
+        let file = self.path.display();
+        keep_running(
+            &file,
+            "the server section",
+            &mut config.server,
+            &current.config.server,
+        );
+        keep_running(
+            &file,
+            "the access_log section",
+            &mut config.access_log,
+            &current.config.access_log,
+        );
+        keep_running(
+            &file,
+            "the admin section",
+            &mut config.admin,
+            &current.config.admin,
+        );
         let mut prepared = Vec::new();
         let mut errors = Vec::new();
         for l in &config.listeners {

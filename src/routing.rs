@@ -179,6 +179,7 @@ mod tests {
             upstream: "u".into(),
             strip_prefix: false,
             headers: HeaderRules::default(),
+            access_log: true,
         }
     }
 

@@ -44,6 +44,8 @@ pub struct CompiledRoute {
     pub headers: HeaderRules,
     /// Its metric handles.
     pub metrics: RouteMetrics,
+    /// Whether its requests go to the access log.
+    pub access_log: bool,
 }
 
 /// Everything a request needs, compiled from one configuration.
@@ -104,6 +106,7 @@ impl Runtime {
                     pool,
                     strip_prefix: r.strip_prefix,
                     headers: r.headers.clone(),
+                    access_log: r.access_log,
                 })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;

@@ -1,6 +1,7 @@
 //! Builds the Pingora server from a configuration: process settings, the HTTP proxy service
 //! on every listener, and the shared runtime it serves from.
 
+use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
 use crate::config::{Config, Protocol};
 use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
@@ -36,6 +37,14 @@ pub enum BuildError {
     /// Listener certificates or TLS settings that could not be used.
     #[error(transparent)]
     Tls(#[from] TlsErrors),
+    /// The access log that cannot be opened.
+    #[error("cannot open the access log {}: {source}", path.display())]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The log file of a daemon that cannot be written.
     #[error("cannot open server.error_log {}: {source}", path.display())]
     ErrorLog {
@@ -165,7 +174,17 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
         process.graceful_shutdown_timeout,
     );
     let bootstrap = server.bootstrap_as_a_service();
-    let proxy = pingora::proxy::http_proxy(&server.configuration, Proxy::new(runtime.clone()));
+    let access_log = config.access_log.as_ref().map(AccessLog::start).transpose();
+    let access_log = access_log.map_err(|source| BuildError::AccessLog {
+        path: config
+            .access_log
+            .as_ref()
+            .and_then(|a| a.path.clone())
+            .unwrap_or_default(),
+        source,
+    })?;
+    let proxy = Proxy::new(runtime.clone(), access_log);
+    let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
     let mut proxy = Service::new("weir http".to_string(), Draining::new(proxy));
     for listener in &config.listeners {
         let address = listener.address.to_string();

@@ -12,6 +12,7 @@ mod source;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use schema::{LogFormat, LogLevel};
 
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -89,6 +90,17 @@ pub struct Config {
     pub resolver: Vec<SocketAddr>,
     /// The admin listener (API, status page, /metrics), if configured.
     pub admin: Option<Admin>,
+    /// The access log, if configured.
+    pub access_log: Option<AccessLog>,
+}
+
+/// `access_log:`: one line per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    /// Line format.
+    pub format: LogFormat,
+    /// A file (reopened on SIGUSR1), or `None` for stdout.
+    pub path: Option<PathBuf>,
 }
 
 /// `admin:`: where the admin API, the status page and /metrics are served.
@@ -124,6 +136,8 @@ pub struct Server {
     pub graceful_shutdown_timeout: Duration,
     /// Run in the background, as `-d` does.
     pub daemon: bool,
+    /// Level of the error log when RUST_LOG is not set.
+    pub log_level: LogLevel,
 }
 
 /// What a listener speaks.
@@ -242,6 +256,8 @@ pub struct Route {
     pub strip_prefix: bool,
     /// Route-level header rules, applied after the upstream's.
     pub headers: HeaderRules,
+    /// Whether its requests go to the access log.
+    pub access_log: bool,
 }
 
 /// Header changes for one direction, applied in the order remove → set → add.

@@ -30,6 +30,19 @@ pub struct RawConfig {
     pub resolver: Vec<String>,
     /// The admin listener; none when the section is missing.
     pub admin: Option<RawAdmin>,
+    /// The access log; none when the section is missing.
+    pub access_log: Option<RawAccessLog>,
+}
+
+/// `access_log:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccessLog {
+    /// `json` (default) or `combined`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// `stdout` (default) or a file.
+    pub path: Option<String>,
 }
 
 /// `admin:`.
@@ -65,6 +78,37 @@ pub struct RawServer {
     /// Run in the background.
     #[serde(default)]
     pub daemon: bool,
+    /// Level of the error log when RUST_LOG is not set.
+    #[serde(default)]
+    pub log_level: LogLevel,
+}
+
+/// `access_log.format`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// Apache's and nginx's combined format.
+    Combined,
+}
+
+/// `server.log_level`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    /// Errors only.
+    Error,
+    /// And warnings.
+    Warn,
+    /// And what weir does (reloads, health changes).
+    #[default]
+    Info,
+    /// And detail for debugging.
+    Debug,
+    /// Everything.
+    Trace,
 }
 
 /// Protocol spoken on a listener.
@@ -164,6 +208,8 @@ pub struct RawRoute {
     /// Header rules for requests and responses on this route.
     #[serde(default)]
     pub headers: RawHeaderRules,
+    /// `false` keeps this route's requests out of the access log.
+    pub access_log: Option<bool>,
 }
 
 /// `set` / `add` / `remove` for one direction.

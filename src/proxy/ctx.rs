@@ -75,6 +75,12 @@ impl RequestCtx {
         }
     }
 
+    /// Whether the request goes to the access log: unless its route turned the log off.
+    pub fn logged(&self) -> bool {
+        let route = self.route.and_then(|m| self.runtime.routes.get(m.route));
+        route.is_none_or(|r| r.access_log)
+    }
+
     /// Counts the finished request in the handles its runtime resolved: by route and
     /// instance, with its durations and retries. `status` 0 (the client left before an
     /// answer) counts as nginx's 499.

@@ -6,6 +6,7 @@ mod respond;
 
 pub use ctx::RequestCtx;
 
+use crate::access_log::{AccessLog, Entry};
 use crate::headers::EditHeaders;
 use crate::runtime::SharedRuntime;
 use crate::upstream::InflightGuard;
@@ -20,12 +21,16 @@ use std::net::{IpAddr, Ipv4Addr};
 /// The HTTP proxy of every HTTP and HTTPS listener.
 pub struct Proxy {
     runtime: SharedRuntime,
+    access_log: Option<AccessLog>,
 }
 
 impl Proxy {
-    /// A proxy serving from `runtime`.
-    pub fn new(runtime: SharedRuntime) -> Self {
-        Self { runtime }
+    /// A proxy serving from `runtime`, logging requests to `access_log`.
+    pub fn new(runtime: SharedRuntime, access_log: Option<AccessLog>) -> Self {
+        Self {
+            runtime,
+            access_log,
+        }
     }
 }
 
@@ -207,7 +212,11 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        ctx.record(session.response_written().map_or(0, |r| r.status.as_u16()));
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        ctx.record(status);
+        if let Some(log) = self.access_log.as_ref().filter(|_| ctx.logged()) {
+            log.write(&entry(session, ctx, status));
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _e: &Error) -> bool {
@@ -237,6 +246,42 @@ impl ProxyHttp for Proxy {
             error_code: status,
             can_reuse_downstream: false,
         }
+    }
+}
+
+/// The access log line of a finished request.
+fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a> {
+    let req = session.req_header();
+    let header = |name| {
+        req.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    let host = req.uri.host().unwrap_or(header(http::header::HOST));
+    let chosen = ctx.upstream.as_ref();
+    let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
+    Entry {
+        time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        request_id: ctx.request_id.to_str().unwrap_or_default(),
+        client_ip: ctx.client.map_or(UNKNOWN_PEER, |c| c.ip).to_string(),
+        method: req.method.as_str(),
+        host,
+        path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+        status: if status == 0 { 499 } else { status },
+        bytes: session.body_bytes_sent(),
+        duration: ctx.started.elapsed().as_secs_f64(),
+        upstream: ctx.pool().map_or("", |p| p.name.as_str()),
+        instance: chosen.map_or("", |c| c.target.label()),
+        retries: ctx.attempts.saturating_sub(1),
+        tls_version: tls.map_or("", |t| &t.version),
+        referer: header(http::header::REFERER),
+        user_agent: header(http::header::USER_AGENT),
+        version: match req.version {
+            http::Version::HTTP_10 => "HTTP/1.0",
+            http::Version::HTTP_2 => "HTTP/2.0",
+            _ => "HTTP/1.1",
+        },
     }
 }
 

@@ -22,6 +22,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "headers",
     "resolver",
     "admin",
+    "access_log",
 ];
 
 const NO_LISTENERS: &str =
@@ -63,6 +64,7 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
             "headers" => raw.headers = one(value, key, report).unwrap_or_default(),
             "resolver" => raw.resolver = list(value, key, report),
             "admin" => raw.admin = Some(one(value, key, report).unwrap_or_default()),
+            "access_log" => raw.access_log = Some(one(value, key, report).unwrap_or_default()),
             other => {
                 let message = unknown(other, "key", TOP_LEVEL_KEYS);
                 report.key(other, message);
@@ -194,6 +196,14 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
         headers: global_headers(&raw.headers, report),
         resolver: resolver(&raw.resolver, report),
         admin: raw.admin.as_ref().and_then(|a| admin(a, report)),
+        access_log: raw.access_log.as_ref().map(|a| AccessLog {
+            format: a.format,
+            path: a
+                .path
+                .as_deref()
+                .filter(|p| *p != "stdout")
+                .map(|p| beside(path, p)),
+        }),
     }
 }
 
@@ -293,6 +303,7 @@ fn server(file: &Path, raw: &RawServer, report: &mut Report) -> Server {
             report,
         ),
         daemon: raw.daemon,
+        log_level: raw.log_level,
     }
 }
 
@@ -409,6 +420,7 @@ fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Rout
             upstream: r.upstream.clone(),
             strip_prefix: r.strip_prefix,
             headers: header_rules(&r.headers, &join_key(&path, "headers"), report),
+            access_log: r.access_log.unwrap_or(true),
         });
     }
     out

@@ -1,0 +1,167 @@
+//! The access log as an operator reads it: JSON lines that carry the request id the client
+//! saw, the combined format, a route kept out, logrotate's SIGUSR1, and the log level.
+
+#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `/quiet` is a route kept out of the log; everything else goes to `app`.
+fn config(app: &Instance, access_log: &str) -> String {
+    format!(
+        "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: quiet, paths: [/quiet], upstream: app, access_log: false }}\n  \
+         - {{ name: all, paths: [/api], upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n\
+         access_log: {access_log}\n",
+        app.address(),
+        app.id
+    )
+}
+
+/// The lines of `file` once it has at least `n`.
+fn lines(file: &Path, n: usize) -> Vec<String> {
+    poll_until(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        (lines.len() >= n).then_some(lines)
+    })
+    .unwrap_or_else(|| panic!("{} has fewer than {n} lines", file.display()))
+}
+
+#[test]
+fn json_lines_carry_the_request_id_the_client_saw() {
+    let app = Instance::start("app-1");
+    let weir = Weir::start(&config(&app, "{ format: json, path: access.log }"));
+    let log = weir.dir.path().join("access.log");
+    let http = client();
+    let mut seen = Vec::new();
+    for path in ["/api/a?x=1", "/quiet", "/api/b", "/nowhere"] {
+        let r = http.get(weir.url(path)).send().unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        seen.push((path, r.status().as_u16(), id));
+    }
+    let given = http
+        .get(weir.url("/api/c"))
+        .header("X-Request-ID", "client-id-7")
+        .send()
+        .unwrap();
+    assert_eq!(given.status(), 200);
+
+    let lines = lines(&log, 4);
+    let entries: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(entries.len(), 4, "/quiet is not logged: {lines:?}");
+    let logged: Vec<(&str, u64, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+                e["request_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(&str, u64, &str)> = seen
+        .iter()
+        .filter(|(path, _, _)| *path != "/quiet")
+        .map(|(path, status, id)| (*path, u64::from(*status), id.as_str()))
+        .chain([("/api/c", 200, "client-id-7")])
+        .collect();
+    assert_eq!(logged, expected);
+    let first = &entries[0];
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["client_ip"], "127.0.0.1");
+    assert_eq!(first["upstream"], "app");
+    assert_eq!(first["instance"], "app-1");
+    assert_eq!(first["retries"], 0);
+    assert_eq!(first["tls_version"], "");
+    assert!(first["bytes"].as_u64().unwrap() > 0);
+    assert!(first["duration"].as_f64().unwrap() >= 0.0);
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert!(first["host"].as_str().unwrap().starts_with("127.0.0.1"));
+    let unrouted = &entries[2];
+    assert_eq!(
+        (&unrouted["upstream"], &unrouted["instance"]),
+        (&"".into(), &"".into())
+    );
+}
+
+#[test]
+fn combined_lines_and_a_reopen_on_sigusr1() {
+    let app = Instance::start("app-1");
+    let weir = Weir::start_logging(
+        &config(&app, "{ format: combined, path: access.log }"),
+        "info",
+    );
+    let log = weir.dir.path().join("access.log");
+    let http = client();
+    let r = http
+        .get(weir.url("/api/one"))
+        .header("User-Agent", "test-agent/1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let line = lines(&log, 1).remove(0);
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+    assert!(
+        line.contains("] \"GET /api/one HTTP/1.1\" 200 ")
+            && line.ends_with("\"-\" \"test-agent/1\""),
+        "{line}"
+    );
+
+    // logrotate: move the file away, then SIGUSR1.
+    let rotated = weir.dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    weir.signal(Signal::SIGUSR1);
+    weir.wait_log(
+        &["SIGUSR1: reopened the access log"],
+        Duration::from_secs(5),
+    )
+    .expect("the reopen is logged");
+    http.get(weir.url("/api/two")).send().unwrap();
+    let fresh = lines(&log, 1);
+    assert!(fresh[0].contains("/api/two"), "{fresh:?}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert_eq!(
+        old.lines().count(),
+        1,
+        "the rotated file keeps its line only: {old}"
+    );
+}
+
+#[test]
+fn log_level_sets_the_error_log_unless_rust_log_does() {
+    let app = Instance::start("app-1");
+    let started = |level: &str| {
+        let port = free_port();
+        let yaml = config(&app, "{ path: access.log }").replace("{port}", &port.to_string());
+        let yaml = format!("server: {{ log_level: {level} }}\n{yaml}");
+        let (dir, path) = write_config(&yaml);
+        let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+        let child = Command::new(weir_bin())
+            .arg("--config")
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap();
+        let _weir = Proc(child);
+        wait_listening(port);
+        client()
+            .get(format!("http://127.0.0.1:{port}/nowhere"))
+            .send()
+            .unwrap();
+        lines(&dir.path().join("access.log"), 1);
+        std::fs::read_to_string(dir.path().join("stderr")).unwrap()
+    };
+    assert!(started("info").contains(" INFO "));
+    let quiet = started("warn");
+    assert!(!quiet.contains(" INFO "), "{quiet}");
+}

@@ -116,7 +116,7 @@ impl RequestCounters {
         }))
     }
 
-    /// Counts a request answered with `status` (one outside 100-599 counts as 5xx).
+    /// Counts a request answered with `status` (one above 599 counts as 5xx).
     pub fn count(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.0[class].inc();

@@ -81,11 +81,9 @@ impl RequestCtx {
         route.is_none_or(|r| r.access_log)
     }
 
-    /// Counts the finished request in the handles its runtime resolved: by route and
-    /// instance, with its durations and retries. `status` 0 (the client left before an
-    /// answer) counts as nginx's 499.
+    /// Counts the finished request, answered with `status`, in the handles its runtime
+    /// resolved: by route and instance, with its durations and retries.
     pub fn record(&self, status: u16) {
-        let status = if status == 0 { 499 } else { status };
         let Some(route) = self.route.and_then(|m| self.runtime.routes.get(m.route)) else {
             self.runtime.unrouted.count(status);
             return;

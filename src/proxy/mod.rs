@@ -212,7 +212,10 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        // A client that left before its answer: nginx's 499.
+        let status = session
+            .response_written()
+            .map_or(499, |r| r.status.as_u16());
         ctx.record(status);
         if let Some(log) = self.access_log.as_ref().filter(|_| ctx.logged()) {
             log.write(&entry(session, ctx, status));
@@ -268,7 +271,7 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
         method: req.method.as_str(),
         host,
         path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
-        status: if status == 0 { 499 } else { status },
+        status,
         bytes: session.body_bytes_sent(),
         duration: ctx.started.elapsed().as_secs_f64(),
         upstream: ctx.pool().map_or("", |p| p.name.as_str()),

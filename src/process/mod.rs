@@ -29,7 +29,7 @@ pub const IDLE_LINGER: Duration = Duration::from_secs(1);
 
 /// Follows the server through its phases: writes the pid file once the listeners are this
 /// process's (so `weir upgrade` sees the new process take over), and once they are closed,
-/// exits as soon as no request is in flight (after [`IDLE_LINGER`]) or
+/// exits as soon as no request has been in flight for [`IDLE_LINGER`], or once
 /// `graceful_shutdown_timeout` has passed, or at once on SIGINT. Pingora itself would wait
 /// out its whole grace period, however idle.
 pub struct Lifecycle {
@@ -59,9 +59,14 @@ impl Lifecycle {
             "listeners closed; draining {} in-flight requests",
             InFlight::count()
         );
+        // Quiet for IDLE_LINGER since the last request: connections still open (idle
+        // keep-alive, HTTP/2 after GOAWAY, a handshake under way) have had their turn.
+        let mut last_busy = started;
         loop {
             let left = InFlight::count();
-            if left == 0 && started.elapsed() >= IDLE_LINGER {
+            if left > 0 {
+                last_busy = Instant::now();
+            } else if last_busy.elapsed() >= IDLE_LINGER {
                 info!(
                     "drained in {:.1}s; exiting",
                     started.elapsed().as_secs_f64()

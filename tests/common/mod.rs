@@ -562,7 +562,7 @@ impl Load {
                                     .failed
                                     .push(format!("{}: {}", r.status(), r.text().unwrap()))
                             }
-                            Err(e) => tally.failed.push(e.to_string()),
+                            Err(e) => tally.failed.push(format!("{e:?}")),
                         }
                     }
                     tally

@@ -89,7 +89,7 @@ fn request_counters_match_what_each_instance_served() {
 }
 
 #[test]
-fn the_health_gauge_drops_when_an_instance_dies() {
+fn a_dead_instance_shows_in_the_health_gauge_and_the_admin_api() {
     let (a, mut b) = (Instance::start("a"), Instance::start("b"));
     let extra = "    health_check: { type: tcp, interval: 100ms, unhealthy_failures: 1 }\n\
                  admin: { address: \"127.0.0.1:{port2}\" }\n";
@@ -108,6 +108,34 @@ fn the_health_gauge_drops_when_an_instance_dies() {
     });
     assert!(dropped.is_some(), "b is reported down");
     assert_eq!(health("a"), Some(1.0));
+
+    // The same, instance by instance, from the admin API.
+    let admin = |path: &str| {
+        let url = format!("http://127.0.0.1:{}{path}", weir.port2);
+        let r = client().get(url).send().unwrap();
+        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+    };
+    let (status, list) = admin("/upstreams");
+    assert_eq!((status, &list["data"][0]["name"]), (200, &"app".into()));
+    let instance = |app: &serde_json::Value, id: &str| {
+        let all = app["data"].as_array().unwrap();
+        all.iter().find(|i| i["instance"] == id).unwrap().clone()
+    };
+    let states = poll_until(Duration::from_secs(5), || {
+        let (status, app) = admin("/upstreams/app/health");
+        assert_eq!(status, 200);
+        let (a_state, b_state) = (instance(&app, "a"), instance(&app, "b"));
+        (a_state["last_check"] == "passed" && b_state["last_check"] == "failed")
+            .then_some((a_state, b_state))
+    });
+    let (a_state, b_state) = states.expect("both instances were checked");
+    assert_eq!(a_state["health"], "healthy");
+    assert_eq!(b_state["health"], "unhealthy");
+    assert_eq!(b_state["in_flight"], 0);
+    assert_eq!(b_state["weight"], 1);
+    let (status, missing) = admin("/upstreams/nope/health");
+    assert_eq!(status, 404);
+    assert!(missing["error"].as_str().unwrap().contains("`nope`"));
 }
 
 #[test]

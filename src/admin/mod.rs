@@ -1,6 +1,7 @@
-//! The admin listener: `/metrics` for Prometheus and `GET /status`, as JSON. Reads need no
-//! token on a loopback address; off loopback every request needs `admin.token` as a bearer
-//! token (validation makes sure there is one).
+//! The admin listener: `/metrics` for Prometheus; `GET /status`, `/upstreams`,
+//! `/upstreams/{name}` and `/upstreams/{name}/health` as JSON, modelled on Kong's Admin API.
+//! Reads need no token on a loopback address; off loopback every request needs
+//! `admin.token` as a bearer token (validation makes sure there is one).
 
 use crate::config::Admin;
 use crate::metrics;
@@ -74,6 +75,65 @@ impl AdminApi {
     }
 }
 
+impl AdminApi {
+    /// `GET /upstreams`: every upstream, as Kong lists them.
+    fn upstreams(&self) -> Value {
+        let runtime = self.runtime.load();
+        let data: Vec<Value> = runtime
+            .pools
+            .iter()
+            .map(|pool| json!({ "name": pool.name, "instances": pool.targets.len() }))
+            .collect();
+        json!({ "data": data })
+    }
+
+    /// `GET /upstreams/{name}` (its instances) or `…/health` (with their live state).
+    fn upstream(&self, name: &str, health: bool) -> Response<Vec<u8>> {
+        let runtime = self.runtime.load();
+        let Some(pool) = runtime.pools.iter().find(|p| p.name == name) else {
+            let error = json!({ "error": format!("no upstream named `{name}`") });
+            return reply(StatusCode::NOT_FOUND, error);
+        };
+        let now = crate::upstream::now_ms();
+        let instances: Vec<Value> = pool
+            .targets
+            .iter()
+            .map(|t| {
+                let mut instance = json!({
+                    "instance": t.label(),
+                    "address": t.addr.to_string(),
+                    "weight": t.weight,
+                    "backup": t.backup,
+                });
+                if health {
+                    let state = &t.state.health;
+                    let ejected_for = state.ejected_for(now);
+                    let verdict = match (state.healthy(), ejected_for) {
+                        (false, _) => "unhealthy",
+                        (true, Some(_)) => "ejected",
+                        (true, None) => "healthy",
+                    };
+                    instance["health"] = verdict.into();
+                    instance["in_flight"] = t.state.inflight().into();
+                    instance["ejected_for_seconds"] =
+                        ejected_for.map_or(0.0, |d| d.as_secs_f64()).into();
+                    instance["last_check"] = match state.last_check() {
+                        Some(true) => "passed",
+                        Some(false) => "failed",
+                        None => "none",
+                    }
+                    .into();
+                }
+                instance
+            })
+            .collect();
+        reply(
+            StatusCode::OK,
+            json!({ "name": pool.name, "data": instances }),
+        )
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -87,13 +147,17 @@ impl ServeHttp for AdminApi {
             let error = json!({ "error": format!("{} is read-only", path) });
             return reply(StatusCode::METHOD_NOT_ALLOWED, error);
         }
-        match path.as_str() {
-            "/metrics" => Response::builder()
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["metrics"] => Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
                 .body(metrics::render(&self.registry).into_bytes())
                 .unwrap_or_default(),
-            "/status" => reply(StatusCode::OK, self.status()),
+            ["status"] => reply(StatusCode::OK, self.status()),
+            ["upstreams"] => reply(StatusCode::OK, self.upstreams()),
+            ["upstreams", name] => self.upstream(name, false),
+            ["upstreams", name, "health"] => self.upstream(name, true),
             _ => reply(
                 StatusCode::NOT_FOUND,
                 json!({ "error": "no such endpoint", "path": path }),

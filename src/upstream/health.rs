@@ -90,6 +90,21 @@ impl Health {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    /// How much longer a passive ejection keeps the instance out, if it does.
+    pub fn ejected_for(&self, now: u64) -> Option<Duration> {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        (now < until).then(|| Duration::from_millis(until - now))
+    }
+
+    /// The last active check's result, if any check ran: `true` for a pass.
+    pub fn last_check(&self) -> Option<bool> {
+        let checks = self.checks.lock().ok()?;
+        match (checks.successes, checks.failures) {
+            (0, 0) => None,
+            (passes, _) => Some(passes > 0),
+        }
+    }
+
     /// Slow start: takes this turn with a probability growing from ~0 to 1 over `window`
     /// after the instance became available, so its share ramps up instead of jumping.
     pub fn takes_turn(&self, now: u64, window: u64) -> bool {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// How long buffered lines may wait before they are written out when traffic is light.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -18,8 +18,9 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// What one line says about one request.
 #[derive(Debug, Serialize)]
 pub struct Entry<'a> {
-    /// When the request finished, RFC 3339 in UTC.
-    pub time: String,
+    /// When the request finished; RFC 3339 in UTC in JSON.
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
     /// The request id the client saw.
     pub request_id: &'a str,
     /// The client's address (as trusted proxies reported it).
@@ -88,9 +89,14 @@ impl AccessLog {
     }
 }
 
+/// A time as RFC 3339 in UTC, to the millisecond, formatted only for JSON lines.
+fn rfc3339<S: serde::Serializer>(time: &SystemTime, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(&humantime::format_rfc3339_millis(*time))
+}
+
 /// `client - - [10/Oct/2000:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326 "referer" "agent"`.
 fn combined(e: &Entry) -> String {
-    let time = chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z");
+    let time = chrono::DateTime::<chrono::Local>::from(e.time).format("%d/%b/%Y:%H:%M:%S %z");
     let dash = |s: &str| {
         if s.is_empty() {
             "-".to_string()

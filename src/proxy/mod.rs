@@ -265,7 +265,7 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
     let chosen = ctx.upstream.as_ref();
     let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
     Entry {
-        time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        time: std::time::SystemTime::now(),
         request_id: ctx.request_id.to_str().unwrap_or_default(),
         client_ip: ctx.client.map_or(UNKNOWN_PEER, |c| c.ip).to_string(),
         method: req.method.as_str(),

@@ -152,10 +152,16 @@ pub const DEMO_INSTANCES: [(&str, &str); 3] = [
     ("instance-3", "127.0.0.1:9003"),
 ];
 
-/// What `weir demo` prints once it is up.
+/// The environment variable conf/demo.yaml takes the admin token from; `weir demo` sets it
+/// to a random token unless it is set already.
+pub const DEMO_TOKEN_VARIABLE: &str = "WEIR_ADMIN_TOKEN";
+
+/// What `weir demo` prints once it is up; `{token}` stands for the admin token.
 pub const DEMO_BANNER: &str = "\
 weir demo: three instances (127.0.0.1:9001-9003) behind http://127.0.0.1:8080 and
-https://localhost:8443
+https://localhost:8443; status page at http://127.0.0.1:9901/
+
+Admin token (for the status page's buttons and API writes): {token}
 
 Try:
   curl -i http://127.0.0.1:8080/                  # round robin: run it a few times
@@ -165,6 +171,8 @@ Try:
   curl -s --cacert certs/dev/ca.crt https://localhost:8443/   # HTTP/2 over TLS
   curl -s http://127.0.0.1:9901/status            # the admin listener: upstreams, instances
   curl -s http://127.0.0.1:9901/metrics | grep weir_requests_total
+  curl -s -X POST -H 'Authorization: Bearer {token}' \\
+       http://127.0.0.1:9901/upstreams/demo/targets/127.0.0.1:9003/drain
 
 Ctrl-C stops everything.
 ";

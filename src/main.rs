@@ -163,8 +163,9 @@ fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
     process::StopSignals::get();
     // A daemon works from `/`, and SIGHUP re-reads the file.
     let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let config = match config::load(path) {
-        Ok(c) => c,
+    let loaded = config::read(path).and_then(|text| Ok((config::parse(path, &text)?, text)));
+    let (config, text) = match loaded {
+        Ok(loaded) => loaded,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::FAILURE;
@@ -174,7 +175,7 @@ fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
     if !level_from_env {
         log::set_max_level(level_filter(process.log_level));
     }
-    match server::build(config, start) {
+    match server::build(config, &text, start) {
         Ok((server, _runtime)) => {
             process::run(server, &process);
             ExitCode::SUCCESS
@@ -188,6 +189,13 @@ fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
 
 fn run_demo() -> ExitCode {
     process::StopSignals::get();
+    // The demo's admin token (conf/demo.yaml reads it from the environment): the caller's,
+    // or a fresh random one, printed below.
+    let token = std::env::var(demo::DEMO_TOKEN_VARIABLE)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+    std::env::set_var(demo::DEMO_TOKEN_VARIABLE, &token);
     let mut config = match config::parse(std::path::Path::new("conf/demo.yaml"), demo::DEMO_CONFIG)
     {
         Ok(c) => c,
@@ -206,7 +214,8 @@ fn run_demo() -> ExitCode {
         eprint!("{}", demo::DEMO_NO_HTTPS);
     }
     let process = config.server.clone();
-    let (mut server, _runtime) = match server::build(config, server::Start::default()) {
+    let built = server::build(config, demo::DEMO_CONFIG, server::Start::default());
+    let (mut server, _runtime) = match built {
         Ok(s) => s,
         Err(e) => {
             eprintln!("weir demo: {e}");
@@ -224,7 +233,7 @@ fn run_demo() -> ExitCode {
             }
         }
     }
-    println!("{}", demo::DEMO_BANNER);
+    println!("{}", demo::DEMO_BANNER.replace("{token}", &token));
     process::run(server, &process);
     ExitCode::SUCCESS
 }

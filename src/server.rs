@@ -6,7 +6,7 @@ use crate::admin::AdminApi;
 use crate::config::{Config, Protocol};
 use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
 use crate::proxy::Proxy;
-use crate::reload::Reloader;
+use crate::reload::{LiveConfig, Reloader};
 use crate::runtime::{CompileError, Runtime, SharedRuntime};
 use crate::tls::{ListenerCerts, TlsErrors, Watcher};
 use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
@@ -120,8 +120,13 @@ pub struct Start {
 /// Compiles the runtime and assembles a server ready to run: the HTTP proxy on every
 /// listener (one service, so one pool of worker threads), behind the bootstrap that binds or
 /// inherits the sockets; the supervisor of health checks and discovery; the certificate
-/// watcher; the reloader; and the lifecycle that drains and exits.
-pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), BuildError> {
+/// watcher; the reloader; and the lifecycle that drains and exits. `text` is the YAML that
+/// `config` was parsed from, the base of admin API edits.
+pub fn build(
+    config: Config,
+    text: &str,
+    start: Start,
+) -> Result<(Server, SharedRuntime), BuildError> {
     let resolved = resolve(&config)?;
     let certs = certificates(&config)?;
     let config = Arc::new(config);
@@ -200,17 +205,22 @@ pub fn build(config: Config, start: Start) -> Result<(Server, SharedRuntime), Bu
     server
         .add_service(Listening::new(proxy, process.pid_file.clone()))
         .add_dependencies([&bootstrap, &lifecycle]);
+    let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
+    let live = Arc::new(LiveConfig::new(
+        config.path.clone(),
+        text,
+        runtime.clone(),
+        certs.clone(),
+    ));
     if let Some(admin) = &config.admin {
-        let api = HttpServer::new_app(AdminApi::new(admin, runtime.clone()));
+        let api = HttpServer::new_app(AdminApi::new(admin, live.clone()));
         let mut service = Service::new("weir admin".to_string(), api);
         service.add_tcp(&admin.address.to_string());
         server
             .add_service(Listening::new(service, process.pid_file.clone()))
             .add_dependencies([&bootstrap, &lifecycle]);
     }
-    let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
-    let reloader = Reloader::new(config.path.clone(), runtime.clone(), certs.clone())?;
-    server.add_service(background_service("weir reload", reloader));
+    server.add_service(background_service("weir reload", Reloader::new(live)?));
     server.add_service(background_service("weir certificates", Watcher::new(certs)));
     let supervisor = Supervisor::new(runtime.clone(), Dns::new(&config.resolver)?);
     server.add_service(background_service("weir supervisor", supervisor));

@@ -7,9 +7,11 @@ mod common;
 
 use common::*;
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[test]
@@ -18,11 +20,22 @@ fn demo_serves_three_instances_over_http_and_https_and_stops_on_ctrl_c() {
     let child = Command::new(weir_bin())
         .arg("demo")
         .env("RUST_LOG", "error")
+        .env_remove("WEIR_ADMIN_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut demo = Proc(child);
+    let banner = Arc::new(Mutex::new(String::new()));
+    let stdout = BufReader::new(demo.0.stdout.take().unwrap());
+    let sink = banner.clone();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let mut banner = sink.lock().unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+        }
+    });
     wait_listening(8080);
     let c = client();
     let mut seen = HashSet::new();
@@ -66,11 +79,32 @@ fn demo_serves_three_instances_over_http_and_https_and_stops_on_ctrl_c() {
         "the demo's /metrics counts its requests:\n{metrics}"
     );
 
+    // The demo makes an admin token and prints it: writes with it work, with any other 401.
+    let token = poll_until(Duration::from_secs(10), || {
+        let banner = banner.lock().unwrap();
+        let line = banner.lines().find(|l| l.starts_with("Admin token"))?;
+        Some(line.rsplit(' ').next()?.to_string())
+    })
+    .expect("the demo prints its admin token");
+    assert_eq!(token.len(), 32, "a random token: {token}");
+    let drain = "http://127.0.0.1:9901/upstreams/demo/targets/instance-3/drain";
+    let guessed = c.post(drain).bearer_auth("0".repeat(32)).send().unwrap();
+    assert_eq!(guessed.status(), 401);
+    let drained = c.post(drain).bearer_auth(&token).send().unwrap();
+    assert_eq!(drained.status(), 200);
+    for _ in 0..4 {
+        let resp = c.get("http://127.0.0.1:8080/").send().unwrap();
+        assert_ne!(
+            served_by(&resp),
+            "instance-3",
+            "drained through the printed token"
+        );
+    }
+
     signal(demo.0.id(), Signal::SIGINT);
     let exited = poll_until(Duration::from_secs(10), || demo.0.try_wait().unwrap());
     assert!(exited.is_some(), "weir demo did not stop on SIGINT");
-    let mut banner = String::new();
-    std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
+    let banner = banner.lock().unwrap();
     assert!(
         banner.contains("curl"),
         "prints the commands to try: {banner}"

@@ -1,169 +1,357 @@
-//! The admin listener: `/metrics` for Prometheus; `GET /status`, `/upstreams`,
-//! `/upstreams/{name}` and `/upstreams/{name}/health` as JSON, modelled on Kong's Admin API.
-//! Reads need no token on a loopback address; off loopback every request needs
-//! `admin.token` as a bearer token (validation makes sure there is one).
+//! The admin listener, modelled on Kong's Admin API: `/metrics` for Prometheus, JSON reads
+//! (`GET /status`, `/upstreams`, `/upstreams/{name}`, `/upstreams/{name}/health`,
+//! `/config`) and writes (targets added, removed, drained and enabled; `POST /reload`).
+//!
+//! Reads need no token on a loopback address; off loopback every request needs `admin.token`
+//! as a bearer token (validation makes sure there is one). Writes always need it: with no
+//! token configured they are turned off (403, saying how to turn them on), never open.
+
+mod targets;
+mod views;
 
 use crate::config::Admin;
 use crate::metrics;
-use crate::runtime::SharedRuntime;
+use crate::reload::{EditError, LiveConfig, Saved};
 use async_trait::async_trait;
 use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::Registry;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Instant;
+use targets::NewTarget;
 
-/// Answers the admin endpoints from the current runtime.
+/// The largest request body a write accepts.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Answers the admin endpoints from the running configuration.
 pub struct AdminApi {
-    runtime: SharedRuntime,
+    live: Arc<LiveConfig>,
     registry: Registry,
-    /// The bearer token every request must carry, when the listener is off loopback.
-    required_token: Option<String>,
+    token: Option<String>,
+    /// Off loopback, reads need the token too.
+    reads_need_token: bool,
     started: Instant,
 }
 
+/// A request, as the endpoints need it.
+struct Request {
+    method: Method,
+    segments: Vec<String>,
+    body: Vec<u8>,
+}
+
 impl AdminApi {
-    /// The admin API of `settings`, serving from `runtime`.
-    pub fn new(settings: &Admin, runtime: SharedRuntime) -> Self {
-        let loopback = settings.address.ip().is_loopback();
+    /// The admin API of `settings`, serving `live`.
+    pub fn new(settings: &Admin, live: Arc<LiveConfig>) -> Self {
         Self {
-            registry: metrics::registry(runtime.clone()),
-            runtime,
-            required_token: settings.token.clone().filter(|_| !loopback),
+            registry: metrics::registry(live.runtime().clone()),
+            live,
+            token: settings.token.clone(),
+            reads_need_token: !settings.address.ip().is_loopback(),
             started: Instant::now(),
         }
     }
 
-    fn authorized(&self, session: &ServerSession) -> bool {
-        let Some(token) = &self.required_token else {
-            return true;
-        };
+    /// `None` when the request may go on, else the refusal.
+    fn refuse(&self, session: &ServerSession, write: bool) -> Option<Response<Vec<u8>>> {
         let given = session.req_header().headers.get(header::AUTHORIZATION);
         let given = given.and_then(|v| v.to_str().ok());
-        given.and_then(|v| v.strip_prefix("Bearer ")) == Some(token.as_str())
+        let given = given.and_then(|v| v.strip_prefix("Bearer "));
+        let valid = match (&self.token, given) {
+            (Some(token), Some(given)) => {
+                constant_time_eq::constant_time_eq(token.as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+        if valid || !(write || self.reads_need_token) {
+            return None;
+        }
+        if self.token.is_none() {
+            let error = "admin writes are turned off: set `admin.token` (for example \
+                         token: \"${WEIR_ADMIN_TOKEN}\") and send it as `Authorization: Bearer \
+                         <token>`";
+            return Some(reply(StatusCode::FORBIDDEN, json!({ "error": error })));
+        }
+        let error = "this needs `Authorization: Bearer <admin.token>`";
+        Some(reply(StatusCode::UNAUTHORIZED, json!({ "error": error })))
     }
 
-    fn status(&self) -> Value {
-        let runtime = self.runtime.load();
-        let now = crate::upstream::now_ms();
-        let upstreams: Vec<Value> = runtime
-            .pools
-            .iter()
-            .map(|pool| {
-                let available = pool
-                    .targets
-                    .iter()
-                    .filter(|t| t.state.health.available(now))
-                    .count();
-                json!({
-                    "name": pool.name,
-                    "instances": pool.targets.len(),
-                    "available": available,
-                })
+    /// Reads what the endpoints need from the session, the body of writes included.
+    async fn request(session: &mut ServerSession) -> Result<Request, Response<Vec<u8>>> {
+        let req = session.req_header();
+        let method = req.method.clone();
+        let segments = req
+            .uri
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
             })
             .collect();
-        json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "uptime_seconds": self.started.elapsed().as_secs(),
-            "config": runtime.config.path.display().to_string(),
-            "listeners": runtime.config.listeners.len(),
-            "routes": runtime.routes.len(),
-            "upstreams": upstreams,
+        let mut body = Vec::new();
+        if method != Method::GET {
+            loop {
+                match session.read_request_body().await {
+                    Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_BODY => {
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(Some(_)) => {
+                        let error = format!("the body is larger than {MAX_BODY} bytes");
+                        return Err(reply(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            json!({ "error": error }),
+                        ));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let error = format!("reading the body: {e}");
+                        return Err(reply(StatusCode::BAD_REQUEST, json!({ "error": error })));
+                    }
+                }
+            }
+        }
+        Ok(Request {
+            method,
+            segments,
+            body,
         })
     }
-}
 
-impl AdminApi {
-    /// `GET /upstreams`: every upstream, as Kong lists them.
-    fn upstreams(&self) -> Value {
-        let runtime = self.runtime.load();
-        let data: Vec<Value> = runtime
-            .pools
-            .iter()
-            .map(|pool| json!({ "name": pool.name, "instances": pool.targets.len() }))
-            .collect();
-        json!({ "data": data })
+    /// The answer to a read.
+    fn read(&self, segments: &[&str]) -> Response<Vec<u8>> {
+        let runtime = self.live.runtime().load();
+        match segments {
+            ["metrics"] => Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                .body(metrics::render(&self.registry).into_bytes())
+                .unwrap_or_default(),
+            ["status"] => reply(
+                StatusCode::OK,
+                views::status(&runtime, self.started.elapsed()),
+            ),
+            ["upstreams"] => reply(StatusCode::OK, views::upstreams(&runtime)),
+            ["upstreams", name] | ["upstreams", name, "health"] => {
+                match views::upstream(&runtime, name, segments.len() == 3) {
+                    Some(view) => reply(StatusCode::OK, view),
+                    None => not_found_upstream(name),
+                }
+            }
+            ["config"] => {
+                let (document, unsaved) = self.live.document();
+                reply(
+                    StatusCode::OK,
+                    json!({
+                        "file": self.live.path().display().to_string(),
+                        "persist": self.live.persists(),
+                        "unsaved_changes": unsaved,
+                        "config": views::config(&document),
+                    }),
+                )
+            }
+            _ => not_found(segments),
+        }
     }
 
-    /// `GET /upstreams/{name}` (its instances) or `…/health` (with their live state).
-    fn upstream(&self, name: &str, health: bool) -> Response<Vec<u8>> {
-        let runtime = self.runtime.load();
-        let Some(pool) = runtime.pools.iter().find(|p| p.name == name) else {
-            let error = json!({ "error": format!("no upstream named `{name}`") });
-            return reply(StatusCode::NOT_FOUND, error);
-        };
-        let now = crate::upstream::now_ms();
-        let instances: Vec<Value> = pool
-            .targets
-            .iter()
-            .map(|t| {
-                let mut instance = json!({
-                    "instance": t.label(),
-                    "address": t.addr.to_string(),
-                    "weight": t.weight,
-                    "backup": t.backup,
-                });
-                if health {
-                    let state = &t.state.health;
-                    let ejected_for = state.ejected_for(now);
-                    let verdict = match (state.healthy(), ejected_for) {
-                        (false, _) => "unhealthy",
-                        (true, Some(_)) => "ejected",
-                        (true, None) => "healthy",
-                    };
-                    instance["health"] = verdict.into();
-                    instance["in_flight"] = t.state.inflight().into();
-                    instance["ejected_for_seconds"] =
-                        ejected_for.map_or(0.0, |d| d.as_secs_f64()).into();
-                    instance["last_check"] = match state.last_check() {
-                        Some(true) => "passed",
-                        Some(false) => "failed",
-                        None => "none",
-                    }
-                    .into();
+    /// The answer to a write; edits run off the async threads (they may resolve names and
+    /// write the file).
+    async fn write(&self, method: &Method, segments: &[&str], body: &[u8]) -> Response<Vec<u8>> {
+        let live = self.live.clone();
+        let text = |s: &&str| s.to_string();
+        match (method, segments) {
+            (&Method::POST, ["reload"]) => {
+                let Some(outcome) = blocking(move || live.reload("admin API")).await else {
+                    return internal_error();
+                };
+                match outcome {
+                    Ok(summary) => reply(StatusCode::OK, json!({ "reloaded": summary })),
+                    Err(errors) => reply(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({
+                            "error": "the file is not valid; the running configuration stays",
+                            "errors": errors.lines().collect::<Vec<_>>(),
+                        }),
+                    ),
                 }
-                instance
-            })
-            .collect();
-        reply(
-            StatusCode::OK,
-            json!({ "name": pool.name, "data": instances }),
-        )
+            }
+            (&Method::POST, ["upstreams", upstream, "targets"]) => {
+                let target: NewTarget = match parse_body(body) {
+                    Ok(target) => target,
+                    Err(bad) => return reply(StatusCode::BAD_REQUEST, bad),
+                };
+                let upstream = text(upstream);
+                let what = format!("added target {} to `{upstream}`", target.address);
+                let name = upstream.clone();
+                let outcome = blocking(move || {
+                    let mut index = 0;
+                    let saved = live.edit(&what, |doc| {
+                        index = targets::add(doc, &name, &target)?;
+                        Ok(())
+                    });
+                    (saved, format!("upstreams.{name}.targets[{index}]."))
+                })
+                .await;
+                let Some((saved, located)) = outcome else {
+                    return internal_error();
+                };
+                self.edited(saved, StatusCode::CREATED, &upstream, Some(&located))
+            }
+            (&Method::DELETE, ["upstreams", upstream, "targets", address]) => {
+                let (upstream, address) = (text(upstream), text(address));
+                let what = format!("removed target {address} from `{upstream}`");
+                let name = upstream.clone();
+                let outcome =
+                    blocking(move || live.edit(&what, |doc| targets::remove(doc, &name, &address)))
+                        .await;
+                let Some(saved) = outcome else {
+                    return internal_error();
+                };
+                self.edited(saved, StatusCode::OK, &upstream, None)
+            }
+            (
+                &Method::POST,
+                ["upstreams", upstream, "targets", address, action @ ("drain" | "enable")],
+            ) => {
+                let drain = *action == "drain";
+                let (upstream, address) = (text(upstream), text(address));
+                let what = format!("{action} target {address} of `{upstream}`");
+                let name = upstream.clone();
+                let outcome = blocking(move || {
+                    live.edit(&what, |doc| targets::set_drain(doc, &name, &address, drain))
+                })
+                .await;
+                let Some(saved) = outcome else {
+                    return internal_error();
+                };
+                self.edited(saved, StatusCode::OK, &upstream, None)
+            }
+            _ => not_found(segments),
+        }
+    }
+
+    /// The answer to an edit of `upstream`: its instances now, and whether the change was
+    /// written to the file. `located` is the YAML path prefix of the target the edit added,
+    /// to name the field an error is about.
+    fn edited(
+        &self,
+        saved: Result<Saved, EditError>,
+        success: StatusCode,
+        upstream: &str,
+        located: Option<&str>,
+    ) -> Response<Vec<u8>> {
+        let saved = match saved {
+            Ok(saved) => saved,
+            Err(EditError::Invalid(errors)) => {
+                let field = located.and_then(|prefix| {
+                    errors.iter().find_map(|e| {
+                        let rest = e.strip_prefix(prefix)?;
+                        rest.split(':').next()
+                    })
+                });
+                let body = json!({ "error": errors.join("; "), "field": field, "errors": errors });
+                return reply(StatusCode::BAD_REQUEST, body);
+            }
+            Err(e) => {
+                let status = match e {
+                    EditError::NotFound(_) => StatusCode::NOT_FOUND,
+                    EditError::Conflict(_) => StatusCode::CONFLICT,
+                    EditError::Invalid(_) | EditError::Failed(_) => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                };
+                return reply(status, json!({ "error": e.to_string() }));
+            }
+        };
+        let runtime = self.live.runtime().load();
+        let mut body = views::upstream(&runtime, upstream, false).unwrap_or_default();
+        body["persisted"] = (saved == Saved::Persisted).into();
+        if saved == Saved::RuntimeOnly {
+            body["note"] = "runtime only: the next reload of the file drops this change; \
+                            `admin.persist: true` writes changes back to the file"
+                .into();
+        }
+        reply(success, body)
     }
 }
 
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        if !self.authorized(session) {
-            let error = json!({ "error": "this admin listener needs `Authorization: Bearer <admin.token>`" });
-            return reply(StatusCode::UNAUTHORIZED, error);
+        let write = !matches!(session.req_header().method, Method::GET | Method::HEAD);
+        if let Some(refusal) = self.refuse(session, write) {
+            return refusal;
         }
-        let req = session.req_header();
-        let path = req.uri.path().to_string();
-        if req.method != Method::GET {
-            let error = json!({ "error": format!("{} is read-only", path) });
-            return reply(StatusCode::METHOD_NOT_ALLOWED, error);
-        }
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["metrics"] => Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                .body(metrics::render(&self.registry).into_bytes())
-                .unwrap_or_default(),
-            ["status"] => reply(StatusCode::OK, self.status()),
-            ["upstreams"] => reply(StatusCode::OK, self.upstreams()),
-            ["upstreams", name] => self.upstream(name, false),
-            ["upstreams", name, "health"] => self.upstream(name, true),
-            _ => reply(
-                StatusCode::NOT_FOUND,
-                json!({ "error": "no such endpoint", "path": path }),
+        let request = match Self::request(session).await {
+            Ok(request) => request,
+            Err(bad) => return bad,
+        };
+        let segments: Vec<&str> = request.segments.iter().map(String::as_str).collect();
+        match request.method {
+            Method::GET | Method::HEAD => self.read(&segments),
+            Method::POST | Method::DELETE => {
+                self.write(&request.method, &segments, &request.body).await
+            }
+            ref other => reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "error": format!("{other} is not used here: GET reads, POST and DELETE write") }),
             ),
         }
     }
+}
+
+/// Runs `work` on the blocking threads; `None` if it panicked.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// A JSON body, or the error that names what is wrong with it.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Value> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // Missing and unknown fields are named in the message, at the path of their object.
+        let field = if inner.is_syntax() || inner.is_eof() {
+            None
+        } else if path == "." {
+            inner.to_string().split('`').nth(1).map(str::to_string)
+        } else {
+            Some(path)
+        };
+        let error = if inner.is_syntax() || inner.is_eof() {
+            format!("the body is not valid JSON: {inner}")
+        } else {
+            inner.to_string()
+        };
+        json!({ "error": error, "field": field })
+    })
+}
+
+/// The 404 of an unknown upstream.
+fn not_found_upstream(name: &str) -> Response<Vec<u8>> {
+    let error = json!({ "error": format!("no upstream named `{name}`") });
+    reply(StatusCode::NOT_FOUND, error)
+}
+
+/// The 404 of an unknown endpoint.
+fn not_found(segments: &[&str]) -> Response<Vec<u8>> {
+    let path = format!("/{}", segments.join("/"));
+    reply(
+        StatusCode::NOT_FOUND,
+        json!({ "error": "no such endpoint", "path": path }),
+    )
+}
+
+/// The 500 of an edit that panicked.
+fn internal_error() -> Response<Vec<u8>> {
+    let error =
+        json!({ "error": "the change failed unexpectedly; the running configuration stays" });
+    reply(StatusCode::INTERNAL_SERVER_ERROR, error)
 }
 
 /// A JSON answer.

@@ -110,6 +110,9 @@ pub struct Admin {
     pub address: SocketAddr,
     /// Bearer token required for writes, and for every request off loopback.
     pub token: Option<String>,
+    /// Write admin API changes back to the file (atomically), so that they survive a reload
+    /// and a restart; otherwise they last until the next reload.
+    pub persist: bool,
 }
 
 /// `server:` settings that map onto the process.
@@ -310,6 +313,8 @@ pub struct Target {
     pub weight: u32,
     /// Used only when no primary target is available.
     pub backup: bool,
+    /// Takes no new requests; those in flight finish.
+    pub drain: bool,
 }
 
 /// Per-upstream timeouts.
@@ -419,8 +424,12 @@ pub struct GlobalHeaders {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors::unreadable(path, &e))?;
-    parse(path, &text)
+    parse(path, &read(path)?)
+}
+
+/// The text of a configuration file.
+pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| ConfigErrors::unreadable(path, &e))
 }
 
 /// Validates configuration text; `path` is used in error locations.

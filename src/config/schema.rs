@@ -53,6 +53,9 @@ pub struct RawAdmin {
     pub address: Option<String>,
     /// Bearer token for writes (and for every request off loopback).
     pub token: Option<String>,
+    /// Whether admin API changes are written back to the file.
+    #[serde(default)]
+    pub persist: bool,
 }
 
 /// `server:`.
@@ -443,6 +446,9 @@ pub struct RawTarget {
     /// Used only when no primary target is available.
     #[serde(default)]
     pub backup: bool,
+    /// Takes no new requests; those in flight finish (the admin API's drain sets it).
+    #[serde(default)]
+    pub drain: bool,
 }
 
 /// `timeouts:`.

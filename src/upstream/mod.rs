@@ -3,8 +3,8 @@
 //! Each algorithm is a Pingora [`BackendSelection`]: Pingora's own for weighted random and
 //! consistent (Ketama) hashing, weir's for smooth weighted round robin, least connections and
 //! power of two choices. A pool holds one of them in an enum, so a pick is a direct call, not
-//! a trait object. Targets with weight 0 are left out of the selector: they take no new
-//! traffic. Backup targets have a selector of their own, asked only when no primary is
+//! a trait object. Targets with weight 0, and drained ones, are left out of the selector:
+//! they take no new traffic (requests in flight keep the snapshot that holds them). Backup targets have a selector of their own, asked only when no primary is
 //! available. Health is checked per candidate at pick time, so an ejection takes effect on
 //! the very next request without rebuilding anything.
 
@@ -63,7 +63,7 @@ impl Tier {
         balance: &Balance,
         targets: impl Iterator<Item = &'a Arc<Target>>,
     ) -> Option<Self> {
-        let targets: Box<[Arc<Target>]> = targets.filter(|t| t.weight > 0).cloned().collect();
+        let targets: Box<[Arc<Target>]> = targets.filter(|t| t.selectable()).cloned().collect();
         if targets.is_empty() {
             return None;
         }
@@ -203,6 +203,7 @@ impl Pool {
                     addr,
                     weight: t.weight,
                     backup: t.backup,
+                    drain: t.drain,
                     peer,
                     state: carry.get(&addr).cloned().unwrap_or_else(|| {
                         Arc::new(TargetState::new(initially_healthy, ramp_from))
@@ -293,7 +294,7 @@ impl Pool {
 
     /// Attempts one request may make: the first plus `retries`, at most one per target.
     pub fn max_attempts(&self) -> u32 {
-        let selectable = self.targets.iter().filter(|t| t.weight > 0).count();
+        let selectable = self.targets.iter().filter(|t| t.selectable()).count();
         (self.retries + 1).min(u32::try_from(selectable).unwrap_or(u32::MAX))
     }
 

@@ -45,6 +45,8 @@ pub struct Target {
     pub weight: u32,
     /// Used only when no primary target is available.
     pub backup: bool,
+    /// Drained: takes no new requests.
+    pub drain: bool,
     /// Connection settings; cloned per request so Pingora's pool reuses connections.
     pub peer: HttpPeer,
     /// Live state, shared across reloads.
@@ -54,6 +56,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// Whether it may take new requests at all: weight above 0 and not drained.
+    pub fn selectable(&self) -> bool {
+        self.weight > 0 && !self.drain
+    }
+
     /// The instance name for logs.
     pub fn label(&self) -> &str {
         self.name.to_str().unwrap_or("?")

@@ -251,6 +251,12 @@ impl Weir {
         std::fs::rename(&tmp, self.config()).unwrap();
     }
 
+    /// Kills the process and keeps its folder, to start another one from the same file.
+    pub fn kill(self) -> tempfile::TempDir {
+        drop(self._proc);
+        self.dir
+    }
+
     /// Sends `sig` to the process.
     pub fn signal(&self, sig: Signal) {
         signal(self.pid, sig);

@@ -231,7 +231,11 @@ fn admin(raw: &RawAdmin, report: &mut Report) -> Option<Admin> {
             ),
         );
     }
-    Some(Admin { address, token })
+    Some(Admin {
+        address,
+        token,
+        persist: raw.persist,
+    })
 }
 
 fn resolver(raw: &[String], report: &mut Report) -> Vec<SocketAddr> {

@@ -55,6 +55,7 @@ pub(super) fn upstream(
             name: t.name.clone().unwrap_or_else(|| t.address.clone()),
             weight: weight.min(MAX_WEIGHT),
             backup: t.backup,
+            drain: t.drain,
         });
     }
     let timeouts_path = join_key(&path, "timeouts");

@@ -8,6 +8,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod demo;
 pub mod headers;

@@ -9,8 +9,8 @@ use crate::runtime::SharedRuntime;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -30,6 +30,10 @@ pub mod names {
     pub const EJECTIONS: &str = "weir_upstream_ejections_total";
     /// Attempts after the first, by route and upstream.
     pub const RETRIES: &str = "weir_retries_total";
+    /// Downstream connections open now, by listener.
+    pub const DOWNSTREAM_CONNECTIONS: &str = "weir_downstream_connections";
+    /// TLS handshakes completed, by listener and protocol version.
+    pub const TLS_HANDSHAKES: &str = "weir_tls_handshakes_total";
     /// Configuration reloads, by result.
     pub const RELOADS: &str = "weir_config_reloads_total";
     /// Always 1, labelled with the version.
@@ -53,6 +57,8 @@ struct Families {
     retries: IntCounterVec,
     reloads: IntCounterVec,
     build_info: IntGaugeVec,
+    connections: IntGaugeVec,
+    handshakes: IntCounterVec,
 }
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
@@ -99,6 +105,16 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         ),
         reloads: counter(names::RELOADS, "Configuration reloads", &["result"]),
         build_info,
+        connections: IntGaugeVec::new(
+            Opts::new(names::DOWNSTREAM_CONNECTIONS, "Downstream connections open"),
+            &["listener"],
+        )
+        .expect("valid metric"),
+        handshakes: counter(
+            names::TLS_HANDSHAKES,
+            "TLS handshakes completed",
+            &["listener", "version"],
+        ),
     }
 });
 
@@ -170,6 +186,55 @@ impl TargetMetrics {
                 .with_label_values(&[upstream, instance]),
             ejections: FAMILIES.ejections.with_label_values(&[upstream, instance]),
         }
+    }
+}
+
+/// TLS versions a listener accepts, whose handshake counters are resolved in advance.
+const TLS_VERSIONS: [&str; 2] = ["TLSv1.2", "TLSv1.3"];
+
+/// The handles of one listener.
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    name: String,
+    connections: IntGauge,
+    handshakes: [IntCounter; 2],
+}
+
+impl ListenerMetrics {
+    /// Handles for listener `name`.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            connections: FAMILIES.connections.with_label_values(&[name]),
+            handshakes: TLS_VERSIONS.map(|v| FAMILIES.handshakes.with_label_values(&[name, v])),
+        }
+    }
+
+    /// Counts a connection as open for as long as the guard lives.
+    pub fn open(&self) -> OpenConnection {
+        self.connections.inc();
+        OpenConnection(self.connections.clone())
+    }
+
+    /// Counts a completed TLS handshake that agreed on `version` (as OpenSSL names it).
+    pub fn handshake(&self, version: &str) {
+        match TLS_VERSIONS.iter().position(|v| *v == version) {
+            Some(i) => self.handshakes[i].inc(),
+            None => FAMILIES
+                .handshakes
+                .with_label_values(&[self.name.as_str(), version])
+                .inc(),
+        }
+    }
+}
+
+/// An open downstream connection; dropping it counts it closed.
+#[derive(Debug)]
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -264,6 +329,8 @@ pub fn registry(runtime: SharedRuntime) -> Registry {
         Box::new(f.retries.clone()),
         Box::new(f.reloads.clone()),
         Box::new(f.build_info.clone()),
+        Box::new(f.connections.clone()),
+        Box::new(f.handshakes.clone()),
         Box::new(Live::new(runtime)),
         Box::new(prometheus::process_collector::ProcessCollector::for_self()),
     ];

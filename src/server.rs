@@ -4,6 +4,7 @@
 use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
 use crate::config::{Config, Protocol};
+use crate::connections::Counted;
 use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
 use crate::proxy::Proxy;
 use crate::reload::{LiveConfig, Reloader};
@@ -190,7 +191,8 @@ pub fn build(
     })?;
     let proxy = Proxy::new(runtime.clone(), access_log);
     let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
-    let mut proxy = Service::new("weir http".to_string(), Draining::new(proxy));
+    let proxy = Counted::new(Draining::new(proxy), &config.listeners);
+    let mut proxy = Service::new("weir http".to_string(), proxy);
     for listener in &config.listeners {
         let address = listener.address.to_string();
         match certs.iter().find(|(name, _)| *name == listener.name) {

@@ -161,3 +161,59 @@ fn an_admin_listener_off_loopback_needs_its_token() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[test]
+fn open_connections_and_tls_handshakes_are_counted_per_listener() {
+    let a = Instance::start("a");
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("localhost", &["localhost"], &[]);
+    let admin = free_port();
+    let weir = Weir::start(&format!(
+        "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n  \
+         - name: secure\n    address: \"127.0.0.1:{{port2}}\"\n    protocol: https\n    \
+         tls: {{ certificates: [{{ cert: \"{}\", key: \"{}\" }}] }}\n\
+         routes:\n  - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: a }}]\n\
+         admin: {{ address: \"127.0.0.1:{admin}\" }}\n",
+        cert.display(),
+        key.display(),
+        a.address()
+    ));
+    wait_listening(admin);
+    let scrape = || {
+        let url = format!("http://127.0.0.1:{admin}/metrics");
+        client().get(url).send().unwrap().text().unwrap()
+    };
+    let open = |n: f64| {
+        poll_until(Duration::from_secs(10), || {
+            let text = scrape();
+            let value = sample(&text, "weir_downstream_connections", &[("listener", "web")]);
+            (value == Some(n)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("expected {n} open connections:\n{}", scrape()));
+    };
+
+    // Three keep-alive clients hold a connection each until they are dropped.
+    let clients: Vec<_> = (0..3).map(|_| client()).collect();
+    for c in &clients {
+        assert_eq!(c.get(weir.url("/")).send().unwrap().status(), 200);
+    }
+    open(3.0);
+    drop(clients);
+    open(0.0);
+
+    // Handshakes by version, on the HTTPS listener only.
+    wait_listening(weir.port2);
+    for version in ["-tls1_2", "-tls1_3", "-tls1_3"] {
+        let out = s_client(weir.port2, &["-servername", "localhost", version]);
+        assert!(out.contains("Cipher is"), "{version}: {out}");
+    }
+    let text = scrape();
+    for (version, n) in [("TLSv1.2", 1.0), ("TLSv1.3", 2.0)] {
+        let labels = [("listener", "secure"), ("version", version)];
+        let counted = sample(&text, "weir_tls_handshakes_total", &labels);
+        assert_eq!(counted, Some(n), "{version}:\n{text}");
+    }
+    let plain = [("listener", "web"), ("version", "TLSv1.3")];
+    assert_eq!(sample(&text, "weir_tls_handshakes_total", &plain), Some(0.0));
+}

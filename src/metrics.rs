@@ -137,6 +137,26 @@ impl RequestCounters {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.0[class].inc();
     }
+
+    /// Requests counted so far: all of them, and those answered 5xx.
+    pub fn totals(&self) -> (u64, u64) {
+        let all = self.0.iter().map(IntCounter::get).sum();
+        (all, self.0[4].get())
+    }
+}
+
+/// The cumulative buckets of `histogram`: (upper bound in seconds, observations up to it),
+/// the last bound being infinity.
+pub fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
+    let metric = prometheus::core::Metric::metric(histogram);
+    let h = metric.get_histogram();
+    let mut buckets: Vec<(f64, u64)> = h
+        .get_bucket()
+        .iter()
+        .map(|b| (b.upper_bound(), b.cumulative_count()))
+        .collect();
+    buckets.push((f64::INFINITY, h.get_sample_count()));
+    buckets
 }
 
 /// The handles of one route.

@@ -215,5 +215,8 @@ fn open_connections_and_tls_handshakes_are_counted_per_listener() {
         assert_eq!(counted, Some(n), "{version}:\n{text}");
     }
     let plain = [("listener", "web"), ("version", "TLSv1.3")];
-    assert_eq!(sample(&text, "weir_tls_handshakes_total", &plain), Some(0.0));
+    assert_eq!(
+        sample(&text, "weir_tls_handshakes_total", &plain),
+        Some(0.0)
+    );
 }

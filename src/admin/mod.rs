@@ -1,10 +1,12 @@
-//! The admin listener, modelled on Kong's Admin API: `/metrics` for Prometheus, JSON reads
-//! (`GET /status`, `/upstreams`, `/upstreams/{name}`, `/upstreams/{name}/health`,
-//! `/config`) and writes (targets added, removed, drained and enabled; `POST /reload`).
+//! The admin listener, modelled on Kong's Admin API: a status page at `/`, `/metrics` for
+//! Prometheus, JSON reads (`GET /status`, `/upstreams`, `/upstreams/{name}`,
+//! `/upstreams/{name}/health`, `/config`) and writes (targets added, removed, drained and
+//! enabled; `POST /reload`).
 //!
-//! Reads need no token on a loopback address; off loopback every request needs `admin.token`
-//! as a bearer token (validation makes sure there is one). Writes always need it: with no
-//! token configured they are turned off (403, saying how to turn them on), never open.
+//! The page holds no data and needs no token. Reads need none on a loopback address; off
+//! loopback they need `admin.token` as a bearer token (validation makes sure there is one).
+//! Writes always need it: with no token configured they are turned off (403, saying how to
+//! turn them on), never open.
 
 mod targets;
 mod views;
@@ -21,6 +23,9 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
 use targets::NewTarget;
+
+/// The status page served at `/`.
+const STATUS_PAGE: &str = include_str!("page.html");
 
 /// The largest request body a write accepts.
 const MAX_BODY: usize = 64 * 1024;
@@ -282,7 +287,13 @@ impl AdminApi {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let write = !matches!(session.req_header().method, Method::GET | Method::HEAD);
+        let req = session.req_header();
+        let write = !matches!(req.method, Method::GET | Method::HEAD);
+        // The page holds no data (its script reads the API, with the token it is given), so
+        // it is served without one.
+        if !write && req.uri.path() == "/" {
+            return page();
+        }
         if let Some(refusal) = self.refuse(session, write) {
             return refusal;
         }
@@ -330,6 +341,21 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Value> {
         };
         json!({ "error": error, "field": field })
     })
+}
+
+/// The status page: one self-contained file that reads the API every 2 s.
+fn page() -> Response<Vec<u8>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; \
+             script-src 'unsafe-inline'",
+        )
+        .body(STATUS_PAGE.as_bytes().to_vec())
+        .unwrap_or_default()
 }
 
 /// The 404 of an unknown upstream.

@@ -1,5 +1,6 @@
 //! The JSON the admin API reads answer with, built from the current runtime.
 
+use crate::metrics;
 use crate::runtime::Runtime;
 use crate::upstream::{now_ms, Target};
 use serde_json::{json, Value};
@@ -59,7 +60,9 @@ pub fn upstreams(runtime: &Runtime) -> Value {
 /// `GET /upstreams/{name}` (its instances) or, with `health`, `…/health` (with their live
 /// state); `None` when there is no such upstream.
 pub fn upstream(runtime: &Runtime, name: &str, health: bool) -> Option<Value> {
-    let pool = runtime.pools.iter().find(|p| p.name == name)?;
+    let index = runtime.pools.iter().position(|p| p.name == name)?;
+    let pool = &runtime.pools[index];
+    let routes: Vec<_> = runtime.routes.iter().filter(|r| r.pool == index).collect();
     let now = now_ms();
     let instances: Vec<Value> = pool
         .targets
@@ -84,6 +87,30 @@ pub fn upstream(runtime: &Runtime, name: &str, health: bool) -> Option<Value> {
                     None => "none",
                 }
                 .into();
+                let (requests, errors) = routes
+                    .iter()
+                    .filter_map(|r| r.metrics.by_target.get(t.index))
+                    .map(|c| c.totals())
+                    .fold((0, 0), |(a, e), (ra, re)| (a + ra, e + re));
+                instance["requests"] = requests.into();
+                instance["errors"] = errors.into();
+                // Cumulative, as Prometheus keeps them: a reader takes quantiles of the
+                // difference between two reads, for the latency of that window.
+                let buckets = metrics::buckets(&t.metrics.duration);
+                instance["latency_buckets"] = buckets
+                    .iter()
+                    .map(|&(le, n)| {
+                        json!([
+                            if le.is_finite() {
+                                json!(le)
+                            } else {
+                                json!("+Inf")
+                            },
+                            n
+                        ])
+                    })
+                    .collect::<Vec<_>>()
+                    .into();
             }
             instance
         })

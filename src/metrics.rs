@@ -43,6 +43,9 @@ pub mod names {
 /// Status classes, the last label of [`names::REQUESTS`]; index = status / 100 - 1.
 const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// Values of the `result` label of [`names::RELOADS`].
+const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
+
 /// Latency buckets in seconds: 1 ms to 30 s.
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -77,6 +80,11 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
+    let reloads = counter(names::RELOADS, "Configuration reloads", &["result"]);
+    // Both series exist from the start, so that a dashboard's increase() sees the first one.
+    for result in RELOAD_RESULTS {
+        reloads.with_label_values(&[result]);
+    }
     Families {
         requests: counter(
             names::REQUESTS,
@@ -103,7 +111,7 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Attempts after the first",
             &["route", "upstream"],
         ),
-        reloads: counter(names::RELOADS, "Configuration reloads", &["result"]),
+        reloads,
         build_info,
         connections: IntGaugeVec::new(
             Opts::new(names::DOWNSTREAM_CONNECTIONS, "Downstream connections open"),
@@ -260,7 +268,7 @@ impl Drop for OpenConnection {
 
 /// Counts a configuration reload that `succeeded` or not.
 pub fn count_reload(succeeded: bool) {
-    let result = if succeeded { "success" } else { "failure" };
+    let result = RELOAD_RESULTS[usize::from(!succeeded)];
     FAMILIES.reloads.with_label_values(&[result]).inc();
 }
 

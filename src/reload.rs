@@ -44,7 +44,8 @@ pub enum EditError {
     /// was edited since it was loaded).
     #[error("{0}")]
     Conflict(String),
-    /// The configuration it leads to is invalid: every error, each naming its YAML path.
+    /// The configuration it leads to is invalid: every error (those found by validation
+    /// start with their YAML path; an address that does not resolve names its upstream).
     #[error("{}", .0.join("; "))]
     Invalid(Vec<String>),
     /// It could not be carried out (a file that cannot be written).
@@ -59,6 +60,27 @@ pub enum Saved {
     Persisted,
     /// In the running configuration only: the next reload of the file drops it.
     RuntimeOnly,
+    /// Nothing to do: the configuration already was so (a drained target drained again).
+    Unchanged,
+}
+
+/// A reload that was applied.
+#[derive(Debug)]
+pub struct Reloaded {
+    /// What the file holds, in counts.
+    pub summary: String,
+    /// Runtime-only edits of the admin API that the file did not have, now gone.
+    pub dropped_edits: usize,
+}
+
+/// Where a new configuration comes from, which decides what is loaded again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The file: every name is resolved and every certificate loaded again.
+    File,
+    /// An admin API edit of targets: only addresses not known yet are resolved, and the
+    /// certificates stay, so that a drain does not depend on DNS or on certificate files.
+    Edit,
 }
 
 /// The YAML the runtime was compiled from.
@@ -80,8 +102,9 @@ pub struct LiveConfig {
     document: Mutex<Document>,
 }
 
-/// A configuration ready to be swapped in.
+/// A configuration ready to be swapped in over `base`.
 struct Prepared {
+    base: Arc<Runtime>,
     runtime: Runtime,
     certs: Vec<(Arc<ListenerCerts>, config::ListenerTls, CertSet)>,
     summary: String,
@@ -101,7 +124,7 @@ impl LiveConfig {
             .admin
             .as_ref()
             .is_some_and(|a| a.persist);
-        Self {
+        let live = Self {
             path,
             runtime,
             certs,
@@ -112,7 +135,17 @@ impl LiveConfig {
                 file_text: text.to_string(),
                 unsaved: 0,
             }),
+        };
+        if persist {
+            if let Err(e) = tempfile::NamedTempFile::new_in(live.folder()) {
+                log::warn!(
+                    "admin.persist: cannot write in {} ({e}); admin API edits will fail until \
+                     it can",
+                    live.folder().display()
+                );
+            }
         }
+        live
     }
 
     /// The runtime it compiles into.
@@ -130,7 +163,9 @@ impl LiveConfig {
         self.persist
     }
 
-    /// The running YAML document and how many of its edits the file lacks.
+    /// The YAML document the running configuration was compiled from, and how many of its
+    /// edits the file lacks. (Settings that need `weir upgrade` keep their running value
+    /// even when the document changed them.)
     pub fn document(&self) -> (Value, usize) {
         let document = self.lock();
         (document.yaml.clone(), document.unsaved)
@@ -142,27 +177,44 @@ impl LiveConfig {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The folder of the file: where a persisted edit's temporary file goes.
+    fn folder(&self) -> &std::path::Path {
+        self.path.parent().unwrap_or(std::path::Path::new("."))
+    }
+
     /// Reads, checks and applies the file, dropping runtime-only edits; logs and counts the
     /// outcome. `Err` holds every problem, one per line.
-    pub fn reload(&self, cause: &str) -> Result<String, String> {
+    pub fn reload(&self, cause: &str) -> Result<Reloaded, String> {
         let file = self.path.display();
         log::info!("{cause}: reloading {file}");
         let mut document = self.lock();
         let outcome = config::read(&self.path)
             .and_then(|text| Ok((config::parse(&self.path, &text)?, text)))
             .map_err(|e| e.to_string())
-            .and_then(|(config, text)| Ok((self.prepare(config)?, text)));
+            .and_then(|(config, text)| {
+                let prepared = self.prepare(&config, Origin::File)?;
+                Ok((self.commit(prepared, &config, Origin::File)?, text))
+            });
         metrics::count_reload(outcome.is_ok());
         match outcome {
-            Ok((prepared, text)) => {
-                let summary = self.commit(prepared);
+            Ok((summary, text)) => {
+                let dropped_edits = document.unsaved;
                 *document = Document {
                     yaml: serde_yaml::from_str(&text).unwrap_or_default(),
                     file_text: text,
                     unsaved: 0,
                 };
                 log::info!("reloaded {file}: {summary}");
-                Ok(summary)
+                if dropped_edits > 0 {
+                    log::warn!(
+                        "reload: {dropped_edits} runtime-only admin API edit(s) the file did not \
+                         have are gone (admin.persist: true writes edits to the file)"
+                    );
+                }
+                Ok(Reloaded {
+                    summary,
+                    dropped_edits,
+                })
             }
             Err(errors) => {
                 for line in errors.lines() {
@@ -174,20 +226,22 @@ impl LiveConfig {
     }
 
     /// Applies `change` to the running document, and with `admin.persist` to the file too.
+    /// `change` returns whether it changed anything.
     pub fn edit(
         &self,
         what: &str,
-        change: impl FnOnce(&mut Value) -> Result<(), EditError>,
+        change: impl FnOnce(&mut Value) -> Result<bool, EditError>,
     ) -> Result<Saved, EditError> {
         let mut document = self.lock();
         let mut yaml = document.yaml.clone();
-        change(&mut yaml)?;
+        if !change(&mut yaml)? {
+            return Ok(Saved::Unchanged);
+        }
         let text = serde_yaml::to_string(&yaml).map_err(|e| EditError::Failed(e.to_string()))?;
         let config = config::parse(&self.path, &text)
             .map_err(|e| EditError::Invalid(e.0.into_iter().map(|e| e.message).collect()))?;
-        let prepared = self
-            .prepare(config)
-            .map_err(|e| EditError::Invalid(e.lines().map(str::to_string).collect::<Vec<_>>()))?;
+        let invalid = |e: String| EditError::Invalid(e.lines().map(str::to_string).collect());
+        let prepared = self.prepare(&config, Origin::Edit).map_err(invalid)?;
         let saved = if self.persist {
             let on_disk = config::read(&self.path).map_err(|e| EditError::Failed(e.to_string()))?;
             if on_disk != document.file_text {
@@ -200,60 +254,125 @@ impl LiveConfig {
             let text = format!("{PERSISTED_BANNER}{text}");
             self.write(&text)
                 .map_err(|e| EditError::Failed(format!("{}: {e}", self.path.display())))?;
-            document.file_text = text;
-            Saved::Persisted
+            Some(text)
         } else {
-            document.unsaved += 1;
-            Saved::RuntimeOnly
+            None
         };
+        // Should this fail after the file was written, the file no longer matches what was
+        // loaded: the next persisted edit asks for a reload, which applies it.
+        self.commit(prepared, &config, Origin::Edit)
+            .map_err(invalid)?;
         document.yaml = yaml;
-        self.commit(prepared);
+        let saved = match saved {
+            Some(text) => {
+                document.file_text = text;
+                Saved::Persisted
+            }
+            None => {
+                document.unsaved += 1;
+                Saved::RuntimeOnly
+            }
+        };
         log::info!("admin API: {what} ({saved:?})");
         Ok(saved)
     }
 
-    /// Replaces the file with `text` at once: a reader sees the old file or the new one.
+    /// Replaces the file (the file a symbolic link leads to) with `text` at once: a reader
+    /// sees the old file or the new one, with the old one's permissions and, where this
+    /// process may set them, owner and group.
     fn write(&self, text: &str) -> std::io::Result<()> {
-        let folder = self.path.parent().unwrap_or(std::path::Path::new("."));
+        use std::os::unix::fs::MetadataExt;
+        let path = std::fs::canonicalize(&self.path)?;
+        let folder = path.parent().unwrap_or(std::path::Path::new("/"));
+        let old = std::fs::metadata(&path)?;
         let mut file = tempfile::NamedTempFile::new_in(folder)?;
         file.write_all(text.as_bytes())?;
+        file.as_file().set_permissions(old.permissions())?;
+        if let Err(e) = std::os::unix::fs::fchown(file.as_file(), Some(old.uid()), Some(old.gid()))
+        {
+            log::warn!(
+                "admin.persist: {} keeps this process's owner: {e}",
+                path.display()
+            );
+        }
         file.as_file().sync_all()?;
-        let permissions = std::fs::metadata(&self.path)?.permissions();
-        file.as_file().set_permissions(permissions)?;
-        file.persist(&self.path).map_err(|e| e.error)?;
-        Ok(())
+        file.persist(&path).map_err(|e| e.error)?;
+        std::fs::File::open(folder)?.sync_all()
     }
 
-    /// Checks certificates, resolves targets and compiles `config`, changing nothing yet.
-    /// What only a new process can change keeps its running value, with a warning.
-    fn prepare(&self, mut config: Config) -> Result<Prepared, String> {
-        let current = self.runtime.load_full();
+    /// Checks certificates, resolves targets and compiles `config` against the running
+    /// runtime, changing nothing yet. What only a new process can change keeps its running
+    /// value, with a warning.
+    fn prepare(&self, config: &Config, origin: Origin) -> Result<Prepared, String> {
+        let mut config = config.clone();
+        let base = self.runtime.load_full();
         let file = self.path.display();
-        if sockets(&config.listeners) != sockets(&current.config.listeners) {
+        if sockets(&config.listeners) != sockets(&base.config.listeners) {
             log::warn!(
                 "reload: {file}: listeners were added, removed or changed address or protocol; \
                  that needs `weir upgrade`. The running listeners stay; everything else is applied"
             );
-            config.listeners = current.config.listeners.clone();
+            config.listeners = base.config.listeners.clone();
         }
         keep_running(
             &file,
             "the server section",
             &mut config.server,
-            &current.config.server,
+            &base.config.server,
         );
         keep_running(
             &file,
             "the access_log section",
             &mut config.access_log,
-            &current.config.access_log,
+            &base.config.access_log,
         );
         keep_running(
             &file,
             "the admin section",
             &mut config.admin,
-            &current.config.admin,
+            &base.config.admin,
         );
+        let certs = match origin {
+            Origin::File => self.certificates(&config)?,
+            Origin::Edit => Vec::new(),
+        };
+        let resolved = match origin {
+            Origin::File => server::resolve(&config),
+            Origin::Edit => {
+                let mut unknown = config.clone();
+                for u in &mut unknown.upstreams {
+                    u.targets
+                        .retain(|t| !base.resolved.contains_key(&t.address));
+                }
+                server::resolve(&unknown).map(|found| {
+                    let mut resolved = (*base.resolved).clone();
+                    resolved.extend(found);
+                    resolved
+                })
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let summary = format!(
+            "{} listener(s), {} route(s), {} upstream(s)",
+            config.listeners.len(),
+            config.routes.len(),
+            config.upstreams.len()
+        );
+        let runtime =
+            Runtime::compile(Arc::new(config), Some(&base), resolved).map_err(|e| e.to_string())?;
+        Ok(Prepared {
+            base,
+            runtime,
+            certs,
+            summary,
+        })
+    }
+
+    /// The certificate sets of `config`'s https listeners, loaded but not installed.
+    fn certificates(
+        &self,
+        config: &Config,
+    ) -> Result<Vec<(Arc<ListenerCerts>, config::ListenerTls, CertSet)>, String> {
         let mut certs = Vec::new();
         let mut errors = Vec::new();
         for l in &config.listeners {
@@ -268,32 +387,32 @@ impl LiveConfig {
                 Err(e) => errors.extend(e.0),
             }
         }
-        if !errors.is_empty() {
-            return Err(TlsErrors(errors).to_string());
+        if errors.is_empty() {
+            Ok(certs)
+        } else {
+            Err(TlsErrors(errors).to_string())
         }
-        let resolved = server::resolve(&config).map_err(|e| e.to_string())?;
-        let summary = format!(
-            "{} listener(s), {} route(s), {} upstream(s)",
-            config.listeners.len(),
-            config.routes.len(),
-            config.upstreams.len()
-        );
-        let runtime = Runtime::compile(Arc::new(config), Some(&current), resolved)
-            .map_err(|e| e.to_string())?;
-        Ok(Prepared {
-            runtime,
-            certs,
-            summary,
-        })
     }
 
-    /// Swaps a prepared configuration in.
-    fn commit(&self, prepared: Prepared) -> String {
-        for (loaded, spec, set) in prepared.certs {
-            loaded.replace(&spec, set);
+    /// Swaps a prepared configuration in. If DNS discovery swapped in a runtime since it was
+    /// compiled, `config` is compiled again against that one, so neither change is lost.
+    fn commit(
+        &self,
+        mut prepared: Prepared,
+        config: &Config,
+        origin: Origin,
+    ) -> Result<String, String> {
+        loop {
+            let next = Arc::new(prepared.runtime);
+            let previous = self.runtime.compare_and_swap(&prepared.base, next);
+            if Arc::ptr_eq(&previous, &prepared.base) {
+                for (loaded, spec, set) in prepared.certs {
+                    loaded.replace(&spec, set);
+                }
+                return Ok(prepared.summary);
+            }
+            prepared = self.prepare(config, origin)?;
         }
-        self.runtime.store(Arc::new(prepared.runtime));
-        prepared.summary
     }
 }
 
@@ -357,7 +476,9 @@ impl BackgroundService for Reloader {
             let live = self.live.clone();
             // Loading reads files and may resolve names: off the async threads. The outcome
             // is logged by the reload itself.
-            let _ = tokio::task::spawn_blocking(move || live.reload("SIGHUP")).await;
+            if let Err(e) = tokio::task::spawn_blocking(move || live.reload("SIGHUP")).await {
+                log::error!("reload failed unexpectedly, the running configuration stays: {e}");
+            }
         }
     }
 }

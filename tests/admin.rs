@@ -103,6 +103,22 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     assert_eq!(status, 401, "{body}");
     let wrong = api.call("POST", "/upstreams/app/targets", Some("guess"), "{}");
     assert_eq!(wrong.0, 401, "{}", wrong.1);
+    let refused = api
+        .http
+        .post(format!("{}/reload", api.base))
+        .send()
+        .unwrap();
+    let challenge = refused.headers().get("www-authenticate").unwrap();
+    assert!(challenge.to_str().unwrap().starts_with("Bearer"));
+    // The scheme is case-insensitive; a read-only endpoint names the methods it takes.
+    let wrong_method = api
+        .http
+        .post(format!("{}/status", api.base))
+        .header("authorization", format!("bearer {TOKEN}"))
+        .send()
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET, HEAD");
     assert_eq!(api.targets(), [("slow".to_string(), false)]);
 
     // Bad input: 400 naming the field; unknown upstream 404.
@@ -174,9 +190,12 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     poll_until(Duration::from_secs(10), on_slow).expect("a request in flight on `slow`");
     let (status, body) = api.write("POST", "/upstreams/app/targets/slow/drain", json!({}));
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["changed"], true);
     in_flight
         .join()
         .expect("the in-flight request on the drained target completes");
+    let (status, body) = api.write("POST", "/upstreams/app/targets/slow/drain", json!({}));
+    assert_eq!((status, &body["changed"]), (200, &json!(false)), "{body}");
     assert_eq!(served(&weir, 6), set(&["fast"]));
     let expected = [("slow".to_string(), true), ("fast".to_string(), false)];
     assert_eq!(api.targets(), expected);
@@ -186,7 +205,9 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     assert_eq!(status, 200, "{body}");
     assert_eq!(served(&weir, 4), set(&["slow", "fast"]));
 
-    // Deleted by address: gone from the upstream and from its traffic.
+    // Deleted by address as configured: gone from the upstream and from its traffic.
+    let configured = api.get("/upstreams/app")["data"][0]["target"].clone();
+    assert_eq!(configured, slow.address());
     let path = format!("/upstreams/app/targets/{}", slow.address());
     let (status, body) = api.write("DELETE", &path, json!({}));
     assert_eq!(status, 200, "{body}");
@@ -206,6 +227,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     // The file never had them: a reload brings its own targets back.
     let (status, body) = api.write("POST", "/reload", json!({}));
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["dropped_edits"], 4, "{body}");
     assert_eq!(api.targets(), [("slow".to_string(), false)]);
     assert_eq!(api.get("/config")["unsaved_changes"], 0);
 }

@@ -62,8 +62,12 @@ impl AdminApi {
     /// `None` when the request may go on, else the refusal.
     fn refuse(&self, session: &ServerSession, write: bool) -> Option<Response<Vec<u8>>> {
         let given = session.req_header().headers.get(header::AUTHORIZATION);
-        let given = given.and_then(|v| v.to_str().ok());
-        let given = given.and_then(|v| v.strip_prefix("Bearer "));
+        let given = given
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '));
+        let given = given
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
         let valid = match (&self.token, given) {
             (Some(token), Some(given)) => {
                 constant_time_eq::constant_time_eq(token.as_bytes(), given.as_bytes())
@@ -80,7 +84,12 @@ impl AdminApi {
             return Some(reply(StatusCode::FORBIDDEN, json!({ "error": error })));
         }
         let error = "this needs `Authorization: Bearer <admin.token>`";
-        Some(reply(StatusCode::UNAUTHORIZED, json!({ "error": error })))
+        let mut refusal = reply(StatusCode::UNAUTHORIZED, json!({ "error": error }));
+        refusal.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"weir admin\""),
+        );
+        Some(refusal)
     }
 
     /// Reads what the endpoints need from the session, the body of writes included.
@@ -128,7 +137,7 @@ impl AdminApi {
     }
 
     /// The answer to a read.
-    fn read(&self, segments: &[&str]) -> Response<Vec<u8>> {
+    async fn read(&self, segments: &[&str]) -> Response<Vec<u8>> {
         let runtime = self.live.runtime().load();
         match segments {
             ["metrics"] => Response::builder()
@@ -148,7 +157,11 @@ impl AdminApi {
                 }
             }
             ["config"] => {
-                let (document, unsaved) = self.live.document();
+                // An edit under way holds the document for as long as it resolves names.
+                let live = self.live.clone();
+                let Some((document, unsaved)) = blocking(move || live.document()).await else {
+                    return internal_error();
+                };
                 reply(
                     StatusCode::OK,
                     json!({
@@ -163,18 +176,22 @@ impl AdminApi {
         }
     }
 
-    /// The answer to a write; edits run off the async threads (they may resolve names and
-    /// write the file).
+    /// The answer to a write.
     async fn write(&self, method: &Method, segments: &[&str], body: &[u8]) -> Response<Vec<u8>> {
-        let live = self.live.clone();
-        let text = |s: &&str| s.to_string();
         match (method, segments) {
             (&Method::POST, ["reload"]) => {
+                let live = self.live.clone();
                 let Some(outcome) = blocking(move || live.reload("admin API")).await else {
                     return internal_error();
                 };
                 match outcome {
-                    Ok(summary) => reply(StatusCode::OK, json!({ "reloaded": summary })),
+                    Ok(reloaded) => reply(
+                        StatusCode::OK,
+                        json!({
+                            "reloaded": reloaded.summary,
+                            "dropped_edits": reloaded.dropped_edits,
+                        }),
+                    ),
                     Err(errors) => reply(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         json!({
@@ -189,74 +206,70 @@ impl AdminApi {
                     Ok(target) => target,
                     Err(bad) => return reply(StatusCode::BAD_REQUEST, bad),
                 };
-                let upstream = text(upstream);
                 let what = format!("added target {} to `{upstream}`", target.address);
-                let name = upstream.clone();
-                let outcome = blocking(move || {
-                    let mut index = 0;
-                    let saved = live.edit(&what, |doc| {
-                        index = targets::add(doc, &name, &target)?;
-                        Ok(())
-                    });
-                    (saved, format!("upstreams.{name}.targets[{index}]."))
+                let name = upstream.to_string();
+                self.edit(what, upstream, StatusCode::CREATED, move |doc| {
+                    targets::add(doc, &name, &target)
                 })
-                .await;
-                let Some((saved, located)) = outcome else {
-                    return internal_error();
-                };
-                self.edited(saved, StatusCode::CREATED, &upstream, Some(&located))
+                .await
             }
             (&Method::DELETE, ["upstreams", upstream, "targets", address]) => {
-                let (upstream, address) = (text(upstream), text(address));
                 let what = format!("removed target {address} from `{upstream}`");
-                let name = upstream.clone();
-                let outcome =
-                    blocking(move || live.edit(&what, |doc| targets::remove(doc, &name, &address)))
-                        .await;
-                let Some(saved) = outcome else {
-                    return internal_error();
-                };
-                self.edited(saved, StatusCode::OK, &upstream, None)
+                let (name, address) = (upstream.to_string(), address.to_string());
+                self.edit(what, upstream, StatusCode::OK, move |doc| {
+                    targets::remove(doc, &name, &address)
+                })
+                .await
             }
             (
                 &Method::POST,
                 ["upstreams", upstream, "targets", address, action @ ("drain" | "enable")],
             ) => {
                 let drain = *action == "drain";
-                let (upstream, address) = (text(upstream), text(address));
                 let what = format!("{action} target {address} of `{upstream}`");
-                let name = upstream.clone();
-                let outcome = blocking(move || {
-                    live.edit(&what, |doc| targets::set_drain(doc, &name, &address, drain))
+                let (name, address) = (upstream.to_string(), address.to_string());
+                self.edit(what, upstream, StatusCode::OK, move |doc| {
+                    targets::set_drain(doc, &name, &address, drain)
                 })
-                .await;
-                let Some(saved) = outcome else {
-                    return internal_error();
-                };
-                self.edited(saved, StatusCode::OK, &upstream, None)
+                .await
             }
             _ => not_found(segments),
         }
     }
 
+    /// Runs an edit of `upstream` off the async threads (it may resolve a name and write the
+    /// file) and answers with its outcome.
+    async fn edit(
+        &self,
+        what: String,
+        upstream: &str,
+        success: StatusCode,
+        change: impl FnOnce(&mut serde_yaml::Value) -> Result<bool, EditError> + Send + 'static,
+    ) -> Response<Vec<u8>> {
+        let live = self.live.clone();
+        let Some(saved) = blocking(move || live.edit(&what, change)).await else {
+            return internal_error();
+        };
+        self.edited(saved, success, upstream)
+    }
+
     /// The answer to an edit of `upstream`: its instances now, and whether the change was
-    /// written to the file. `located` is the YAML path prefix of the target the edit added,
-    /// to name the field an error is about.
+    /// written to the file.
     fn edited(
         &self,
         saved: Result<Saved, EditError>,
         success: StatusCode,
         upstream: &str,
-        located: Option<&str>,
     ) -> Response<Vec<u8>> {
         let saved = match saved {
             Ok(saved) => saved,
             Err(EditError::Invalid(errors)) => {
-                let field = located.and_then(|prefix| {
-                    errors.iter().find_map(|e| {
-                        let rest = e.strip_prefix(prefix)?;
-                        rest.split(':').next()
-                    })
+                // The file was valid before, so an error about one of the upstream's targets
+                // is about the one the edit added: `upstreams.NAME.targets[N].FIELD: …`.
+                let prefix = format!("upstreams.{upstream}.targets[");
+                let field = errors.iter().find_map(|e| {
+                    let rest = e.strip_prefix(&prefix)?.split_once("].")?.1;
+                    rest.split(':').next()
                 });
                 let body = json!({ "error": errors.join("; "), "field": field, "errors": errors });
                 return reply(StatusCode::BAD_REQUEST, body);
@@ -265,9 +278,7 @@ impl AdminApi {
                 let status = match e {
                     EditError::NotFound(_) => StatusCode::NOT_FOUND,
                     EditError::Conflict(_) => StatusCode::CONFLICT,
-                    EditError::Invalid(_) | EditError::Failed(_) => {
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    }
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 return reply(status, json!({ "error": e.to_string() }));
             }
@@ -275,6 +286,7 @@ impl AdminApi {
         let runtime = self.live.runtime().load();
         let mut body = views::upstream(&runtime, upstream, false).unwrap_or_default();
         body["persisted"] = (saved == Saved::Persisted).into();
+        body["changed"] = (saved != Saved::Unchanged).into();
         if saved == Saved::RuntimeOnly {
             body["note"] = "runtime only: the next reload of the file drops this change; \
                             `admin.persist: true` writes changes back to the file"
@@ -302,16 +314,39 @@ impl ServeHttp for AdminApi {
             Err(bad) => return bad,
         };
         let segments: Vec<&str> = request.segments.iter().map(String::as_str).collect();
-        match request.method {
-            Method::GET | Method::HEAD => self.read(&segments),
-            Method::POST | Method::DELETE => {
-                self.write(&request.method, &segments, &request.body).await
+        let Some(allow) = allowed(&segments) else {
+            return not_found(&segments);
+        };
+        if !allow.split(", ").any(|m| m == request.method.as_str()) {
+            let error = format!("{} takes {allow}", request.segments.join("/"));
+            let mut refusal = reply(StatusCode::METHOD_NOT_ALLOWED, json!({ "error": error }));
+            if let Ok(allow) = header::HeaderValue::from_str(allow) {
+                refusal.headers_mut().insert(header::ALLOW, allow);
             }
-            ref other => reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                json!({ "error": format!("{other} is not used here: GET reads, POST and DELETE write") }),
-            ),
+            return refusal;
         }
+        if write {
+            self.write(&request.method, &segments, &request.body).await
+        } else {
+            self.read(&segments).await
+        }
+    }
+}
+
+/// The methods an endpoint takes; `None` for no endpoint.
+fn allowed(segments: &[&str]) -> Option<&'static str> {
+    match segments {
+        ["metrics"]
+        | ["status"]
+        | ["config"]
+        | ["upstreams"]
+        | ["upstreams", _]
+        | ["upstreams", _, "health"] => Some("GET, HEAD"),
+        ["reload"]
+        | ["upstreams", _, "targets"]
+        | ["upstreams", _, "targets", _, "drain" | "enable"] => Some("POST"),
+        ["upstreams", _, "targets", _] => Some("DELETE"),
+        _ => None,
     }
 }
 
@@ -352,15 +387,16 @@ fn page() -> Response<Vec<u8>> {
         .header(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; \
-             script-src 'unsafe-inline'",
+             script-src 'unsafe-inline'; frame-ancestors 'none'",
         )
+        .header(header::X_FRAME_OPTIONS, "DENY")
         .body(STATUS_PAGE.as_bytes().to_vec())
         .unwrap_or_default()
 }
 
 /// The 404 of an unknown upstream.
 fn not_found_upstream(name: &str) -> Response<Vec<u8>> {
-    let error = json!({ "error": format!("no upstream named `{name}`") });
+    let error = json!({ "error": targets::no_upstream(name) });
     reply(StatusCode::NOT_FOUND, error)
 }
 

@@ -46,66 +46,85 @@ fn targets<'a>(document: &'a mut Value, upstream: &str) -> Result<&'a mut Vec<Va
         .and_then(|u| u.get_mut(upstream))
         .and_then(|u| u.get_mut("targets"))
         .and_then(Value::as_sequence_mut)
-        .ok_or_else(|| EditError::NotFound(format!("no upstream named `{upstream}`")))
+        .ok_or_else(|| EditError::NotFound(no_upstream(upstream)))
 }
 
-/// The index of the target written as `address` (or named so).
-fn find(targets: &[Value], upstream: &str, address: &str) -> Result<usize, EditError> {
+/// The message of a 404 for an upstream that does not exist.
+pub fn no_upstream(upstream: &str) -> String {
+    format!("no upstream named `{upstream}`")
+}
+
+/// The index of the target written as `address` or named `address`.
+fn find(targets: &[Value], address: &str) -> Option<usize> {
     let is = |t: &Value, key: &str| t.get(key).and_then(Value::as_str) == Some(address);
     targets
         .iter()
         .position(|t| is(t, "address") || is(t, "name"))
-        .ok_or_else(|| {
-            EditError::NotFound(format!("upstream `{upstream}` has no target `{address}`"))
-        })
 }
 
-/// Appends `target` to `upstream`; its index is returned, to locate errors about it.
-pub fn add(document: &mut Value, upstream: &str, target: &NewTarget) -> Result<usize, EditError> {
+/// The target `address` of `upstream`, as a mapping to edit.
+fn target<'a>(
+    document: &'a mut Value,
+    upstream: &str,
+    address: &str,
+) -> Result<&'a mut Mapping, EditError> {
     let list = targets(document, upstream)?;
-    if find(list, upstream, &target.address).is_ok() {
-        return Err(EditError::Conflict(format!(
-            "upstream `{upstream}` has a target `{}` already",
-            target.address
-        )));
+    find(list, address)
+        .and_then(|i| list[i].as_mapping_mut())
+        .ok_or_else(|| no_target(upstream, address))
+}
+
+/// The error of a target that `upstream` does not have.
+fn no_target(upstream: &str, address: &str) -> EditError {
+    EditError::NotFound(format!("upstream `{upstream}` has no target `{address}`"))
+}
+
+/// Appends `target` to `upstream`.
+pub fn add(document: &mut Value, upstream: &str, target: &NewTarget) -> Result<bool, EditError> {
+    let list = targets(document, upstream)?;
+    for taken in std::iter::once(&target.address).chain(&target.name) {
+        if find(list, taken).is_some() {
+            return Err(EditError::Conflict(format!(
+                "upstream `{upstream}` has a target `{taken}` already"
+            )));
+        }
     }
     list.push(target.to_yaml());
-    Ok(list.len() - 1)
+    Ok(true)
 }
 
 /// Removes the target `address` from `upstream`; not the last one.
-pub fn remove(document: &mut Value, upstream: &str, address: &str) -> Result<(), EditError> {
+pub fn remove(document: &mut Value, upstream: &str, address: &str) -> Result<bool, EditError> {
     let list = targets(document, upstream)?;
-    let index = find(list, upstream, address)?;
+    let index = find(list, address).ok_or_else(|| no_target(upstream, address))?;
     if list.len() == 1 {
         return Err(EditError::Conflict(format!(
             "`{address}` is the last target of upstream `{upstream}`; drain it instead"
         )));
     }
     list.remove(index);
-    Ok(())
+    Ok(true)
 }
 
-/// Drains the target `address` of `upstream` (no new requests), or enables it again.
+/// Drains the target `address` of `upstream` (no new requests), or enables it again;
+/// whether that changed anything.
 pub fn set_drain(
     document: &mut Value,
     upstream: &str,
     address: &str,
     drain: bool,
-) -> Result<(), EditError> {
-    let list = targets(document, upstream)?;
-    let index = find(list, upstream, address)?;
-    let Some(target) = list[index].as_mapping_mut() else {
-        return Err(EditError::NotFound(format!(
-            "upstream `{upstream}` has no target `{address}`"
-        )));
-    };
+) -> Result<bool, EditError> {
+    let target = target(document, upstream, address)?;
+    let drained = target.get("drain").and_then(Value::as_bool) == Some(true);
+    if drained == drain {
+        return Ok(false);
+    }
     if drain {
         target.insert("drain".into(), true.into());
     } else {
         target.remove("drain");
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -128,12 +147,26 @@ mod tests {
             name: None,
             backup: false,
         };
-        assert_eq!(add(&mut doc, "api", &new).unwrap(), 1);
+        assert!(add(&mut doc, "api", &new).unwrap());
         assert!(matches!(
             add(&mut doc, "api", &new),
             Err(EditError::Conflict(_))
         ));
-        set_drain(&mut doc, "api", "one", true).unwrap();
+        let named_alike = NewTarget {
+            address: "127.0.0.1:3".into(),
+            weight: None,
+            name: Some("one".into()),
+            backup: false,
+        };
+        assert!(matches!(
+            add(&mut doc, "api", &named_alike),
+            Err(EditError::Conflict(_))
+        ));
+        assert!(set_drain(&mut doc, "api", "one", true).unwrap());
+        assert!(
+            !set_drain(&mut doc, "api", "one", true).unwrap(),
+            "no change"
+        );
         assert_eq!(doc["upstreams"]["api"]["targets"][0]["drain"], true);
         remove(&mut doc, "api", "127.0.0.1:1").unwrap();
         assert!(matches!(

@@ -9,7 +9,8 @@ use std::time::Duration;
 /// Keys whose values are never shown by `GET /config`.
 const SECRET_KEYS: [&str; 1] = ["token"];
 
-/// Header names whose values `GET /config` never shows.
+/// Header names whose values `GET /config` never shows, anywhere under a `headers:` key
+/// (route and upstream header rules, health check headers).
 const SECRET_HEADERS: [&str; 4] = [
     "authorization",
     "proxy-authorization",
@@ -123,6 +124,7 @@ fn target(t: &Target) -> Value {
     json!({
         "instance": t.label(),
         "address": t.addr.to_string(),
+        "target": t.configured,
         "weight": t.weight,
         "backup": t.backup,
         "drain": t.drain,
@@ -137,22 +139,22 @@ pub fn config(document: &serde_yaml::Value) -> Value {
     value
 }
 
-/// Replaces the values of secret keys, and of secret headers under `set:`.
-fn redact(value: &mut Value, headers: bool) {
+/// Replaces the values of secret keys, and of secret headers under a `headers:` key.
+fn redact(value: &mut Value, in_headers: bool) {
     match value {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
                 let lower = key.to_ascii_lowercase();
                 let secret = SECRET_KEYS.contains(&lower.as_str())
-                    || (headers && SECRET_HEADERS.contains(&lower.as_str()));
+                    || (in_headers && SECRET_HEADERS.contains(&lower.as_str()));
                 if secret && !value.is_null() {
                     *value = "<redacted>".into();
                 } else {
-                    redact(value, key == "set");
+                    redact(value, in_headers || key == "headers");
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, false)),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, in_headers)),
         _ => {}
     }
 }
@@ -163,12 +165,17 @@ mod tests {
 
     #[test]
     fn config_hides_secrets() {
-        let yaml = "admin: { token: s3cret }\nroutes:\n  - headers: { request: { set: \
-                    { Authorization: Basic eA==, X-Env: prod } } }\n";
+        let yaml = "admin: { token: s3cret }\n\
+                    routes:\n  - headers: { request: { set: { Authorization: Basic eA==, \
+                    X-Env: prod }, add: { Cookie: a=1 } } }\n\
+                    upstreams:\n  app:\n    health_check: { headers: { X-Api-Key: k } }\n";
         let shown = config(&serde_yaml::from_str(yaml).unwrap());
         assert_eq!(shown["admin"]["token"], "<redacted>");
-        let set = &shown["routes"][0]["headers"]["request"]["set"];
-        assert_eq!(set["Authorization"], "<redacted>");
-        assert_eq!(set["X-Env"], "prod");
+        let request = &shown["routes"][0]["headers"]["request"];
+        assert_eq!(request["set"]["Authorization"], "<redacted>");
+        assert_eq!(request["set"]["X-Env"], "prod");
+        assert_eq!(request["add"]["Cookie"], "<redacted>");
+        let check = &shown["upstreams"]["app"]["health_check"]["headers"];
+        assert_eq!(check["X-Api-Key"], "<redacted>");
     }
 }

@@ -41,6 +41,9 @@ pub struct Target {
     pub index: usize,
     /// Resolved address.
     pub addr: SocketAddr,
+    /// The address as the configuration writes it (a host name, for discovered targets):
+    /// how the admin API names the target.
+    pub configured: String,
     /// Relative share, at least 1 (weight-0 targets are not selectable at all).
     pub weight: u32,
     /// Used only when no primary target is available.

@@ -56,7 +56,38 @@ pub struct Entry<'a> {
     pub version: &'a str,
 }
 
+/// What one line says about one TCP connection.
+#[derive(Debug, Serialize)]
+pub struct ConnectionEntry<'a> {
+    /// When the connection ended; RFC 3339 in UTC in JSON.
+    #[serde(serialize_with = "rfc3339")]
+    pub time: SystemTime,
+    /// The listener that accepted it.
+    pub listener: &'a str,
+    /// The client's address (from a PROXY protocol header, behind a trusted balancer).
+    pub client_ip: String,
+    /// nginx stream's session status: 200 forwarded; 400 bad PROXY header; 403 PROXY header
+    /// from an untrusted peer; 502 no instance could be connected to; 503 over the limit or
+    /// no instance available.
+    pub status: u16,
+    /// Bytes received from the client.
+    pub bytes_received: u64,
+    /// Bytes sent to the client.
+    pub bytes_sent: u64,
+    /// Seconds the connection lasted.
+    pub duration: f64,
+    /// Upstream and instance it was forwarded to, empty when none.
+    pub upstream: &'a str,
+    /// See `upstream`.
+    pub instance: &'a str,
+    /// Connection attempts after the first.
+    pub retries: u32,
+    /// TLS version of a `tls` listener's connection, else empty.
+    pub tls_version: &'a str,
+}
+
 /// The access log of a running weir.
+#[derive(Clone)]
 pub struct AccessLog {
     format: LogFormat,
     lines: Sender<String>,
@@ -87,6 +118,24 @@ impl AccessLog {
         // The writer lives as long as the process.
         let _ = self.lines.send(line);
     }
+
+    /// Logs one TCP connection; the combined format writes nginx stream's `basic` line.
+    pub fn write_connection(&self, entry: &ConnectionEntry) {
+        let line = match self.format {
+            LogFormat::Json => serde_json::to_string(entry).unwrap_or_default(),
+            LogFormat::Combined => format!(
+                "{} [{}] TCP {} {} {} {:.3} \"{}\"",
+                entry.client_ip,
+                local_time(entry.time),
+                entry.status,
+                entry.bytes_sent,
+                entry.bytes_received,
+                entry.duration,
+                entry.instance
+            ),
+        };
+        let _ = self.lines.send(line);
+    }
 }
 
 /// A time as RFC 3339 in UTC, to the millisecond, formatted only for JSON lines.
@@ -96,7 +145,7 @@ fn rfc3339<S: serde::Serializer>(time: &SystemTime, out: S) -> Result<S::Ok, S::
 
 /// `client - - [10/Oct/2000:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326 "referer" "agent"`.
 fn combined(e: &Entry) -> String {
-    let time = chrono::DateTime::<chrono::Local>::from(e.time).format("%d/%b/%Y:%H:%M:%S %z");
+    let time = local_time(e.time);
     let dash = |s: &str| {
         if s.is_empty() {
             "-".to_string()
@@ -115,6 +164,11 @@ fn combined(e: &Entry) -> String {
         dash(e.referer),
         dash(e.user_agent)
     )
+}
+
+/// `10/Oct/2000:13:55:36 +0000`, in local time.
+fn local_time(time: SystemTime) -> impl std::fmt::Display {
+    chrono::DateTime::<chrono::Local>::from(time).format("%d/%b/%Y:%H:%M:%S %z")
 }
 
 /// Where lines go: stdout, or a file that can be reopened.

@@ -54,7 +54,9 @@ impl HeaderPolicy {
         &self.request_id
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is in `trusted_proxies`: its forwarded headers (or PROXY protocol header)
+    /// are believed.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 

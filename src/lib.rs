@@ -12,6 +12,7 @@ pub mod connections;
 pub mod control;
 pub mod demo;
 pub mod headers;
+pub mod l4;
 pub mod listener;
 pub mod metrics;
 pub mod process;

@@ -32,6 +32,9 @@ impl Listeners {
                     let (scheme, redirect, hsts) = match &l.protocol {
                         Protocol::Http { redirect } => ("http", redirect.clone(), None),
                         Protocol::Https(tls) => ("https", None, tls.hsts.clone()),
+                        Protocol::Tcp(stream) => {
+                            (if stream.tls.is_some() { "tls" } else { "tcp" }, None, None)
+                        }
                     };
                     ListenerPolicy {
                         address: l.address,

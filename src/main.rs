@@ -205,9 +205,10 @@ fn run_demo() -> ExitCode {
         }
     };
     // HTTPS needs the development certificate; without it the demo still serves HTTP.
-    let has_cert = |l: &config::Listener| match &l.protocol {
-        config::Protocol::Https(tls) => tls.certificates.iter().all(|c| c.cert.exists()),
-        config::Protocol::Http { .. } => true,
+    let has_cert = |l: &config::Listener| {
+        l.protocol
+            .tls()
+            .is_none_or(|tls| tls.certificates.iter().all(|c| c.cert.exists()))
     };
     if !config.listeners.iter().all(has_cert) {
         config.listeners.retain(has_cert);

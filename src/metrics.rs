@@ -34,6 +34,17 @@ pub mod names {
     pub const DOWNSTREAM_CONNECTIONS: &str = "weir_downstream_connections";
     /// TLS handshakes completed, by listener and protocol version.
     pub const TLS_HANDSHAKES: &str = "weir_tls_handshakes_total";
+    /// Connections to an instance that failed or timed out.
+    pub const CONNECT_FAILURES: &str = "weir_upstream_connect_failures_total";
+    /// TCP connections forwarded, by listener, upstream and instance.
+    pub const TCP_CONNECTIONS: &str = "weir_tcp_connections_total";
+    /// TCP connections open now, by listener, upstream and instance.
+    pub const TCP_ACTIVE: &str = "weir_tcp_active_connections";
+    /// Bytes forwarded by TCP listeners, by listener and direction (`in` from clients, `out`
+    /// to them).
+    pub const TCP_BYTES: &str = "weir_tcp_bytes_total";
+    /// TCP connections closed without being forwarded, by listener and reason.
+    pub const TCP_REFUSED: &str = "weir_tcp_refused_total";
     /// Configuration reloads, by result.
     pub const RELOADS: &str = "weir_config_reloads_total";
     /// Always 1, labelled with the version.
@@ -62,6 +73,11 @@ struct Families {
     build_info: IntGaugeVec,
     connections: IntGaugeVec,
     handshakes: IntCounterVec,
+    connect_failures: IntCounterVec,
+    tcp_connections: IntCounterVec,
+    tcp_active: IntGaugeVec,
+    tcp_bytes: IntCounterVec,
+    tcp_refused: IntCounterVec,
 }
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
@@ -122,6 +138,31 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             names::TLS_HANDSHAKES,
             "TLS handshakes completed",
             &["listener", "version"],
+        ),
+        connect_failures: counter(
+            names::CONNECT_FAILURES,
+            "Connections to an instance that failed or timed out",
+            &["upstream", "instance"],
+        ),
+        tcp_connections: counter(
+            names::TCP_CONNECTIONS,
+            "TCP connections forwarded to an instance",
+            &["listener", "upstream", "instance"],
+        ),
+        tcp_active: IntGaugeVec::new(
+            Opts::new(names::TCP_ACTIVE, "TCP connections open to an instance"),
+            &["listener", "upstream", "instance"],
+        )
+        .expect("valid metric"),
+        tcp_bytes: counter(
+            names::TCP_BYTES,
+            "Bytes forwarded by TCP listeners (in: from clients, out: to them)",
+            &["listener", "direction"],
+        ),
+        tcp_refused: counter(
+            names::TCP_REFUSED,
+            "TCP connections closed without being forwarded",
+            &["listener", "reason"],
         ),
     }
 });
@@ -203,6 +244,8 @@ pub struct TargetMetrics {
     pub duration: Histogram,
     /// Passive ejections.
     pub ejections: IntCounter,
+    /// Connections that failed or timed out.
+    pub connect_failures: IntCounter,
 }
 
 impl TargetMetrics {
@@ -213,7 +256,75 @@ impl TargetMetrics {
                 .upstream_duration
                 .with_label_values(&[upstream, instance]),
             ejections: FAMILIES.ejections.with_label_values(&[upstream, instance]),
+            connect_failures: FAMILIES
+                .connect_failures
+                .with_label_values(&[upstream, instance]),
         }
+    }
+}
+
+/// Why a TCP listener closed a connection without forwarding it; the `reason` label.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// `max_connections` reached (and no slot freed within `queue_timeout`).
+    Limit,
+    /// No instance was available, or none could be connected to.
+    NoInstance,
+    /// A PROXY protocol header that was missing, malformed, or from an untrusted peer.
+    ProxyProtocol,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 3] = [Self::Limit, Self::NoInstance, Self::ProxyProtocol];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Limit => "limit",
+            Self::NoInstance => "no_instance",
+            Self::ProxyProtocol => "proxy_protocol",
+        }
+    }
+}
+
+/// The handles of one TCP listener.
+#[derive(Debug, Clone)]
+pub struct StreamMetrics {
+    /// Bytes from clients.
+    pub bytes_in: IntCounter,
+    /// Bytes to clients.
+    pub bytes_out: IntCounter,
+    refused: [IntCounter; 3],
+    /// Forwarded and open connections through each target of the pool, by target index.
+    pub by_target: Vec<(IntCounter, IntGauge)>,
+}
+
+impl StreamMetrics {
+    /// Handles for `listener` forwarding to `upstream`, whose targets are named `instances`.
+    pub fn new<'a>(
+        listener: &str,
+        upstream: &str,
+        instances: impl Iterator<Item = &'a str>,
+    ) -> Self {
+        let f = &*FAMILIES;
+        Self {
+            bytes_in: f.tcp_bytes.with_label_values(&[listener, "in"]),
+            bytes_out: f.tcp_bytes.with_label_values(&[listener, "out"]),
+            refused: Refusal::ALL.map(|r| f.tcp_refused.with_label_values(&[listener, r.label()])),
+            by_target: instances
+                .map(|i| {
+                    let labels = [listener, upstream, i];
+                    (
+                        f.tcp_connections.with_label_values(&labels),
+                        f.tcp_active.with_label_values(&labels),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Counts a connection closed without being forwarded.
+    pub fn refused(&self, why: Refusal) {
+        self.refused[why as usize].inc();
     }
 }
 
@@ -359,6 +470,11 @@ pub fn registry(runtime: SharedRuntime) -> Registry {
         Box::new(f.build_info.clone()),
         Box::new(f.connections.clone()),
         Box::new(f.handshakes.clone()),
+        Box::new(f.connect_failures.clone()),
+        Box::new(f.tcp_connections.clone()),
+        Box::new(f.tcp_active.clone()),
+        Box::new(f.tcp_bytes.clone()),
+        Box::new(f.tcp_refused.clone()),
         Box::new(Live::new(runtime)),
         Box::new(prometheus::process_collector::ProcessCollector::for_self()),
     ];

@@ -12,7 +12,7 @@
 //! unexpanded), so what the API changed can be shown (`GET /config`) and, with
 //! `admin.persist`, written back to the file. Without it the edit lasts until the next reload.
 
-use crate::config::{self, Config, Listener, Protocol};
+use crate::config::{self, Config, Listener};
 use crate::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::server;
@@ -376,7 +376,7 @@ impl LiveConfig {
         let mut certs = Vec::new();
         let mut errors = Vec::new();
         for l in &config.listeners {
-            let Protocol::Https(spec) = &l.protocol else {
+            let Some(spec) = l.protocol.tls() else {
                 continue;
             };
             let Some(loaded) = self.certs.iter().find(|c| c.listener == l.name) else {
@@ -417,12 +417,12 @@ impl LiveConfig {
 }
 
 /// What identifies the sockets of a listener list: binding them needs a new process.
-fn sockets(listeners: &[Listener]) -> Vec<(&str, std::net::SocketAddr, bool)> {
+fn sockets(listeners: &[Listener]) -> Vec<(&str, std::net::SocketAddr, bool, bool)> {
     listeners
         .iter()
         .map(|l| {
-            let tls = matches!(l.protocol, Protocol::Https(_));
-            (l.name.as_str(), l.address, tls)
+            let tls = l.protocol.tls().is_some();
+            (l.name.as_str(), l.address, tls, l.protocol.is_http())
         })
         .collect()
 }

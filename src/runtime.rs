@@ -2,10 +2,10 @@
 //! a new one (carrying live target state over by address) and swaps it in whole; each request
 //! keeps the snapshot it started with.
 
-use crate::config::{Config, HeaderRules};
+use crate::config::{Config, HeaderRules, Protocol, StreamSettings};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
-use crate::metrics::{RequestCounters, RouteMetrics};
+use crate::metrics::{RequestCounters, RouteMetrics, StreamMetrics};
 use crate::routing::RouteTable;
 use crate::tls::TlsError;
 use crate::upstream::{Pool, Resolved, StateCarry};
@@ -15,11 +15,12 @@ use std::sync::Arc;
 /// Why a validated configuration could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    /// A route names an upstream that does not exist (validation rejects this first).
-    #[error("route `{route}` names upstream `{upstream}`, which does not exist")]
+    /// A route or listener names an upstream that does not exist (validation rejects this
+    /// first).
+    #[error("{user} names upstream `{upstream}`, which does not exist")]
     MissingUpstream {
-        /// The route.
-        route: String,
+        /// The route or listener.
+        user: String,
         /// The upstream it names.
         upstream: String,
     },
@@ -48,6 +49,19 @@ pub struct CompiledRoute {
     pub access_log: bool,
 }
 
+/// A `tcp` or `tls` listener, resolved to its pool.
+#[derive(Debug)]
+pub struct CompiledStream {
+    /// Its listener's name.
+    pub listener: String,
+    /// Index into [`Runtime::pools`].
+    pub pool: usize,
+    /// Limit, timeouts and PROXY protocol.
+    pub settings: StreamSettings,
+    /// Its metric handles.
+    pub metrics: StreamMetrics,
+}
+
 /// Everything a request needs, compiled from one configuration.
 pub struct Runtime {
     /// The configuration it was compiled from; discovery recompiles it with new addresses.
@@ -66,6 +80,9 @@ pub struct Runtime {
     pub listeners: Listeners,
     /// Requests answered before any route matched (no route, a redirect, a bad request).
     pub unrouted: RequestCounters,
+    /// TCP listeners, by listener index ([`crate::listener::Listeners::find`]); `None` for
+    /// HTTP ones.
+    pub streams: Vec<Option<CompiledStream>>,
 }
 
 impl Runtime {
@@ -88,17 +105,20 @@ impl Runtime {
             .iter()
             .map(|u| Pool::build(u, &resolved, &carry, previous.is_none()))
             .collect::<Result<Vec<_>, _>>()?;
+        let pool_of = |user: &str, upstream: &str| {
+            pools
+                .iter()
+                .position(|p| p.name == upstream)
+                .ok_or_else(|| CompileError::MissingUpstream {
+                    user: user.to_string(),
+                    upstream: upstream.to_string(),
+                })
+        };
         let routes = config
             .routes
             .iter()
             .map(|r| {
-                let pool = pools
-                    .iter()
-                    .position(|p| p.name == r.upstream)
-                    .ok_or_else(|| CompileError::MissingUpstream {
-                        route: r.name.clone(),
-                        upstream: r.upstream.clone(),
-                    })?;
+                let pool = pool_of(&format!("route `{}`", r.name), &r.upstream)?;
                 let instances = pools[pool].targets.iter().map(|t| t.label());
                 Ok(CompiledRoute {
                     metrics: RouteMetrics::new(&r.name, &r.upstream, instances),
@@ -110,7 +130,25 @@ impl Runtime {
                 })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
+        let streams = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let Protocol::Tcp(settings) = &l.protocol else {
+                    return Ok(None);
+                };
+                let pool = pool_of(&format!("listener `{}`", l.name), &settings.upstream)?;
+                let instances = pools[pool].targets.iter().map(|t| t.label());
+                Ok(Some(CompiledStream {
+                    metrics: StreamMetrics::new(&l.name, &settings.upstream, instances),
+                    listener: l.name.clone(),
+                    pool,
+                    settings: settings.clone(),
+                }))
+            })
+            .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(Self {
+            streams,
             unrouted: RequestCounters::new("", "", ""),
             routes,
             table: RouteTable::new(&config.routes),

@@ -3,8 +3,9 @@
 
 use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Listener};
 use crate::connections::Counted;
+use crate::l4::TcpProxy;
 use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
 use crate::proxy::Proxy;
 use crate::reload::{LiveConfig, Reloader};
@@ -94,7 +95,7 @@ fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, Tl
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     for l in &config.listeners {
-        let Protocol::Https(tls) = &l.protocol else {
+        let Some(tls) = l.protocol.tls() else {
             continue;
         };
         match ListenerCerts::load(&l.name, tls) {
@@ -107,6 +108,27 @@ fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, Tl
     } else {
         Err(TlsErrors(errors))
     }
+}
+
+/// Adds the HTTP listeners (`http`) or the TCP ones to `service`, with TLS where they
+/// terminate it.
+fn bind<A>(
+    service: &mut Service<A>,
+    listeners: &[Listener],
+    certs: &[(String, Arc<ListenerCerts>)],
+    http: bool,
+) -> Result<(), TlsErrors> {
+    for listener in listeners.iter().filter(|l| l.protocol.is_http() == http) {
+        let address = listener.address.to_string();
+        match certs.iter().find(|(name, _)| *name == listener.name) {
+            Some((_, certs)) => {
+                let settings = certs.settings()?;
+                service.add_tls_with_settings(&address, None, settings);
+            }
+            None => service.add_tcp(&address),
+        }
+    }
+    Ok(())
 }
 
 /// How the process was started, beyond the file.
@@ -189,24 +211,28 @@ pub fn build(
             .unwrap_or_default(),
         source,
     })?;
-    let proxy = Proxy::new(runtime.clone(), access_log);
-    let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
-    let proxy = Counted::new(Draining::new(proxy), &config.listeners);
-    let mut proxy = Service::new("weir http".to_string(), proxy);
-    for listener in &config.listeners {
-        let address = listener.address.to_string();
-        match certs.iter().find(|(name, _)| *name == listener.name) {
-            Some((_, certs)) => {
-                let settings = certs.settings().map_err(TlsErrors::from)?;
-                proxy.add_tls_with_settings(&address, None, settings);
-            }
-            None => proxy.add_tcp(&address),
-        }
-    }
     let lifecycle = server.add_service(background_service("weir lifecycle", lifecycle));
-    server
-        .add_service(Listening::new(proxy, process.pid_file.clone()))
-        .add_dependencies([&bootstrap, &lifecycle]);
+    let listeners = &config.listeners;
+    if listeners.iter().any(|l| l.protocol.is_http()) {
+        let proxy = Proxy::new(runtime.clone(), access_log.clone());
+        let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
+        let mut proxy = Service::new(
+            "weir http".to_string(),
+            Counted::new(Draining::new(proxy), listeners),
+        );
+        bind(&mut proxy, listeners, &certs, true)?;
+        server
+            .add_service(Listening::new(proxy, process.pid_file.clone()))
+            .add_dependencies([&bootstrap, &lifecycle]);
+    }
+    if listeners.iter().any(|l| !l.protocol.is_http()) {
+        let tcp = TcpProxy::new(runtime.clone(), listeners, access_log);
+        let mut tcp = Service::new("weir tcp".to_string(), Counted::new(tcp, listeners));
+        bind(&mut tcp, listeners, &certs, false)?;
+        server
+            .add_service(Listening::new(tcp, process.pid_file.clone()))
+            .add_dependencies([&bootstrap, &lifecycle]);
+    }
     let certs: Vec<_> = certs.into_iter().map(|(_, c)| c).collect();
     let live = Arc::new(LiveConfig::new(
         config.path.clone(),

@@ -12,7 +12,7 @@ mod source;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use schema::{LogFormat, LogLevel};
+pub use schema::{LogFormat, LogLevel, ProxyVersion};
 
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -57,6 +57,10 @@ pub const DEFAULT_MAX_EJECTION_PERCENT: u8 = 50;
 pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
 /// HSTS `max-age` when `hsts.max_age` is not set: one year.
 pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a TCP connection may carry no traffic either way (nginx's `proxy_timeout`).
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a connection queued by `on_limit: queue` waits for a free slot.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Port of the HTTPS URL `redirect_https` sends to when no `https` listener is configured.
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Port of the admin listener when `admin.address` is not set (on 127.0.0.1).
@@ -153,6 +157,45 @@ pub enum Protocol {
     },
     /// HTTP over TLS.
     Https(ListenerTls),
+    /// TCP (or TLS terminated here) forwarded to an upstream.
+    Tcp(StreamSettings),
+}
+
+impl Protocol {
+    /// The TLS settings of a listener that terminates TLS.
+    pub fn tls(&self) -> Option<&ListenerTls> {
+        match self {
+            Self::Https(tls) => Some(tls),
+            Self::Tcp(stream) => stream.tls.as_ref(),
+            Self::Http { .. } => None,
+        }
+    }
+
+    /// Whether the listener speaks HTTP (served by the proxy), rather than forwarding TCP.
+    pub fn is_http(&self) -> bool {
+        !matches!(self, Self::Tcp(_))
+    }
+}
+
+/// What a `tcp` or `tls` listener does with its connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// TLS terminated here (`protocol: tls`).
+    pub tls: Option<ListenerTls>,
+    /// The upstream its connections go to.
+    pub upstream: String,
+    /// Connections served at once, if limited.
+    pub max_connections: Option<usize>,
+    /// Beyond the limit: wait this long for a free slot (`on_limit: queue`), or, when
+    /// `None`, close at once.
+    pub queue_timeout: Option<Duration>,
+    /// Closes a connection with no traffic either way for this long.
+    pub idle_timeout: Duration,
+    /// PROXY protocol header sent to the instance.
+    pub send_proxy: Option<ProxyVersion>,
+    /// Connections come from a load balancer in `headers.trusted_proxies` that sends a PROXY
+    /// protocol header (v1 or v2) first.
+    pub accept_proxy: bool,
 }
 
 /// One listening socket.

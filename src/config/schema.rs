@@ -123,6 +123,31 @@ pub enum RawProtocol {
     Http,
     /// HTTP over TLS, HTTP/2 offered through ALPN.
     Https,
+    /// TCP, forwarded to an upstream without being read.
+    Tcp,
+    /// TLS terminated here, the plain TCP inside forwarded to an upstream.
+    Tls,
+}
+
+/// What a TCP listener does with a connection beyond `max_connections`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawOnLimit {
+    /// Close it at once.
+    #[default]
+    Refuse,
+    /// Hold it until a connection ends, for at most `queue_timeout`.
+    Queue,
+}
+
+/// PROXY protocol version sent to the instances.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyVersion {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
 }
 
 /// One entry of `listeners:`.
@@ -148,6 +173,21 @@ pub struct RawListener {
     /// Path prefixes `redirect_https` leaves alone (ACME challenges, for one).
     #[serde(default)]
     pub redirect_except: Vec<String>,
+    /// The upstream a `tcp` or `tls` listener forwards to.
+    pub upstream: Option<String>,
+    /// Connections a `tcp` or `tls` listener serves at once.
+    pub max_connections: Option<usize>,
+    /// What happens to a connection beyond `max_connections`.
+    pub on_limit: Option<RawOnLimit>,
+    /// How long a queued connection waits for a free slot.
+    pub queue_timeout: Option<String>,
+    /// A connection with no traffic either way for this long is closed.
+    pub idle_timeout: Option<String>,
+    /// Send a PROXY protocol header to the instance first.
+    pub send_proxy_protocol: Option<ProxyVersion>,
+    /// Read a PROXY protocol header from a trusted load balancer in front.
+    #[serde(default)]
+    pub accept_proxy_protocol: bool,
 }
 
 /// `tls:` of a listener.

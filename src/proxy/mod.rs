@@ -124,6 +124,7 @@ impl ProxyHttp for Proxy {
         // Nothing was sent: any method may go to another instance.
         let retry = ctx.pool().is_some_and(|pool| {
             if let Some(chosen) = &ctx.upstream {
+                chosen.target.metrics.connect_failures.inc();
                 pool.failed(&chosen.target, &e);
             }
             ctx.attempts < pool.max_attempts()

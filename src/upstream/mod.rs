@@ -154,6 +154,8 @@ pub struct Pool {
     pub checker: Option<Checker>,
     /// Re-resolution period of `discovery: dns`.
     pub resolve_every: Option<std::time::Duration>,
+    /// How long a TCP connection to an instance may take.
+    pub connect_timeout: std::time::Duration,
     primary: Option<Tier>,
     backup: Option<Tier>,
     hash_on: HashOn,
@@ -235,6 +237,7 @@ impl Pool {
                 .as_ref()
                 .map(|h| Checker::new(h, &spec.name, check_peers)),
             resolve_every: spec.resolve_every,
+            connect_timeout: spec.timeouts.connect,
             hash_on,
             passive: spec.passive.clone(),
             retries: spec.retries,
@@ -257,6 +260,20 @@ impl Pool {
             HashOn::Header(name) => req.headers.get(name).map_or(client_ip, |v| v.as_bytes()),
             HashOn::Cookie(name) => cookie(req, name).unwrap_or(client_ip),
         };
+        self.pick(key, tried)
+    }
+
+    /// Picks the target for a TCP connection from `client_ip`, as [`Pool::select`] does for
+    /// a request; hashing algorithms hash on the client address.
+    pub fn select_connection(&self, client_ip: &[u8], tried: Tried) -> Option<Pick> {
+        let key: &[u8] = match &self.hash_on {
+            HashOn::Nothing => b"",
+            _ => client_ip,
+        };
+        self.pick(key, tried)
+    }
+
+    fn pick(&self, key: &[u8], tried: Tried) -> Option<Pick> {
         let now = now_ms();
         let untried = |t: &Target| !tried.contains(t.index);
         let usable = |t: &Target| untried(t) && t.state.health.available(now);

@@ -1,15 +1,17 @@
-//! Validation of `listeners:`: addresses, protocols, and the TLS, HSTS and redirect settings
-//! that belong to one protocol or the other.
+//! Validation of `listeners:`: addresses, protocols, and the settings that belong to one
+//! protocol or another: TLS, HSTS and redirects for HTTP; upstream, limits, timeouts and
+//! PROXY protocol for TCP.
 
 use super::super::schema::*;
 use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{beside, check_name, duration, host_pattern, NO_LISTENERS};
+use super::{beside, check_name, check_upstream, duration, host_pattern, NO_LISTENERS};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn listeners(
     file: &Path,
     raw: Option<&[RawListener]>,
+    upstreams: &[&str],
     report: &mut Report,
 ) -> Vec<Listener> {
     let Some(raw) = raw else {
@@ -33,9 +35,13 @@ pub(super) fn listeners(
             &mut names,
             report,
         );
+        if matches!(l.protocol, RawProtocol::Http | RawProtocol::Https) {
+            only_tcp(l, &path, report);
+        }
         let protocol = match l.protocol {
             RawProtocol::Http => http(l, &path, https_port, report),
-            RawProtocol::Https => https(l, &path, file, report),
+            RawProtocol::Https => Protocol::Https(tls(l, &path, file, report)),
+            RawProtocol::Tcp | RawProtocol::Tls => stream(l, &path, file, upstreams, report),
         };
         let address = match l.address.parse::<SocketAddr>() {
             Ok(a) => a,
@@ -102,9 +108,136 @@ fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Pr
     }
 }
 
-/// An `https` listener: at least one certificate, a version no older than TLS 1.2.
-fn https(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Protocol {
-    if l.redirect_https || !l.redirect_except.is_empty() {
+/// Reports the settings of `tcp` and `tls` listeners on an HTTP one.
+fn only_tcp(l: &RawListener, path: &str, report: &mut Report) {
+    for (set, key) in [
+        (l.upstream.is_some(), "upstream"),
+        (l.max_connections.is_some(), "max_connections"),
+        (l.on_limit.is_some(), "on_limit"),
+        (l.queue_timeout.is_some(), "queue_timeout"),
+        (l.idle_timeout.is_some(), "idle_timeout"),
+        (l.send_proxy_protocol.is_some(), "send_proxy_protocol"),
+        (l.accept_proxy_protocol, "accept_proxy_protocol"),
+    ] {
+        if set {
+            let hint = if key == "upstream" {
+                "; HTTP listeners reach upstreams through `routes:`"
+            } else {
+                ""
+            };
+            report.key(
+                &join_key(path, key),
+                format!("`{key}` applies to `protocol: tcp` and `tls` listeners only{hint}"),
+            );
+        }
+    }
+}
+
+/// A `tcp` or `tls` listener: the upstream it forwards to, its limit, timeouts and PROXY
+/// protocol; HTTP settings are mistakes.
+fn stream(
+    l: &RawListener,
+    path: &str,
+    file: &Path,
+    upstreams: &[&str],
+    report: &mut Report,
+) -> Protocol {
+    let protocol = if l.protocol == RawProtocol::Tls {
+        "tls"
+    } else {
+        "tcp"
+    };
+    for (set, key) in [
+        (l.http2.is_some(), "http2"),
+        (l.hsts.is_some(), "hsts"),
+        (
+            l.redirect_https || !l.redirect_except.is_empty(),
+            "redirect_https",
+        ),
+        (l.tls.is_some() && l.protocol == RawProtocol::Tcp, "tls"),
+    ] {
+        if set {
+            let hint = if key == "tls" {
+                "; `protocol: tls` terminates TLS"
+            } else {
+                ""
+            };
+            report.key(
+                &join_key(path, key),
+                format!("`{key}` does not apply to `protocol: {protocol}` listeners{hint}"),
+            );
+        }
+    }
+    let upstream = match &l.upstream {
+        Some(name) => {
+            check_upstream(name, &join_key(path, "upstream"), upstreams, report);
+            name.clone()
+        }
+        None => {
+            report.value(
+                path,
+                format!("a `protocol: {protocol}` listener needs an `upstream:` to forward to"),
+            );
+            String::new()
+        }
+    };
+    if l.max_connections == Some(0) {
+        report.value(
+            &join_key(path, "max_connections"),
+            "0 would refuse every connection; leave it out for no limit",
+        );
+    }
+    let queue = l.on_limit == Some(RawOnLimit::Queue);
+    if l.max_connections.is_none() && l.on_limit.is_some() {
+        report.key(
+            &join_key(path, "on_limit"),
+            "`on_limit` needs `max_connections`",
+        );
+    }
+    if !queue && l.queue_timeout.is_some() {
+        report.key(
+            &join_key(path, "queue_timeout"),
+            "`queue_timeout` needs `on_limit: queue`",
+        );
+    }
+    let queue_timeout = queue.then(|| {
+        duration(
+            l.queue_timeout.as_deref(),
+            &join_key(path, "queue_timeout"),
+            DEFAULT_QUEUE_TIMEOUT,
+            report,
+        )
+    });
+    if l.accept_proxy_protocol && l.protocol == RawProtocol::Tls {
+        report.key(
+            &join_key(path, "accept_proxy_protocol"),
+            "a PROXY protocol header comes before the TLS handshake, which weir does not \
+             read; use it with `protocol: tcp`",
+        );
+    }
+    Protocol::Tcp(StreamSettings {
+        tls: (l.protocol == RawProtocol::Tls).then(|| ListenerTls {
+            http2: false,
+            ..tls(l, path, file, report)
+        }),
+        upstream,
+        max_connections: l.max_connections,
+        queue_timeout,
+        idle_timeout: duration(
+            l.idle_timeout.as_deref(),
+            &join_key(path, "idle_timeout"),
+            DEFAULT_STREAM_IDLE_TIMEOUT,
+            report,
+        ),
+        send_proxy: l.send_proxy_protocol,
+        accept_proxy: l.accept_proxy_protocol,
+    })
+}
+
+/// The TLS settings of an `https` or `tls` listener: at least one certificate, a version no
+/// older than TLS 1.2.
+fn tls(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> ListenerTls {
+    if l.protocol == RawProtocol::Https && (l.redirect_https || !l.redirect_except.is_empty()) {
         report.key(
             &join_key(path, "redirect_https"),
             "`redirect_https` applies to `protocol: http` listeners only",
@@ -119,7 +252,7 @@ fn https(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Proto
     if raw_certs.is_empty() {
         report.value(
             &certs_path,
-            "an https listener needs a certificate: `tls: { certificates: [{ cert: site.crt, key: site.key }] }`",
+            "a listener that terminates TLS needs a certificate: `tls: { certificates: [{ cert: site.crt, key: site.key }] }`",
         );
     }
     let mut certificates = Vec::new();
@@ -178,7 +311,7 @@ fn https(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Proto
             TlsVersion::Tls12
         }
     };
-    Protocol::Https(ListenerTls {
+    ListenerTls {
         certificates,
         default: default.unwrap_or(0),
         min_version,
@@ -187,7 +320,7 @@ fn https(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Proto
             .hsts
             .as_ref()
             .map(|h| hsts(h, &join_key(path, "hsts"), report)),
-    })
+    }
 }
 
 /// The `Strict-Transport-Security` value, built once.

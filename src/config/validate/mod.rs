@@ -183,10 +183,10 @@ fn unknown(name: &str, what: &str, expected: &[&str]) -> String {
 /// Turns the raw structs into the model, reporting every problem.
 pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
     let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
-    Config {
+    let config = Config {
         path: path.to_path_buf(),
         server: server(path, &raw.server, report),
-        listeners: listeners(path, raw.listeners.as_deref(), report),
+        listeners: listeners(path, raw.listeners.as_deref(), &upstream_names, report),
         routes: routes(&raw.routes, &upstream_names, report),
         upstreams: raw
             .upstreams
@@ -204,6 +204,45 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
                 .filter(|p| *p != "stdout")
                 .map(|p| beside(path, p)),
         }),
+    };
+    stream_upstreams(
+        &config,
+        raw.listeners.as_deref().unwrap_or_default(),
+        report,
+    );
+    config
+}
+
+/// Reports upstreams of `tcp` and `tls` listeners that need what a connection does not
+/// have: a header or cookie to hash on, or TLS to the instances.
+fn stream_upstreams(config: &Config, raw: &[RawListener], report: &mut Report) {
+    for (i, l) in raw.iter().enumerate() {
+        let Some(name) = l
+            .upstream
+            .as_deref()
+            .filter(|_| matches!(l.protocol, RawProtocol::Tcp | RawProtocol::Tls))
+        else {
+            continue;
+        };
+        let Some(u) = config.upstreams.iter().find(|u| u.name == name) else {
+            continue;
+        };
+        let path = join_key(&join_index("listeners", i), "upstream");
+        if matches!(u.balance, Balance::Header(_) | Balance::Cookie(_)) {
+            report.value(
+                &path,
+                format!(
+                    "upstream `{name}` hashes on a header or cookie, which a TCP connection does \
+                     not have; use ip_hash, round_robin, least_conn, random or p2c"
+                ),
+            );
+        }
+        if u.tls.is_some() {
+            report.value(
+                &path,
+                format!("upstream `{name}` speaks TLS to its instances; TCP listeners forward plain TCP"),
+            );
+        }
     }
 }
 
@@ -345,6 +384,29 @@ fn check_name(name: &str, path: &str, what: &str, seen: &mut HashSet<String>, re
     }
 }
 
+/// Reports `name` at `path` unless it is one of `upstreams`, suggesting the closest.
+fn check_upstream(name: &str, path: &str, upstreams: &[&str], report: &mut Report) {
+    if upstreams.contains(&name) {
+        return;
+    }
+    let message = match upstreams
+        .iter()
+        .map(|u| (strsim::jaro_winkler(name, u), u))
+        .filter(|(s, _)| *s >= SUGGESTION_THRESHOLD)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+    {
+        Some((_, u)) => format!("no upstream is named `{name}`; did you mean `{u}`?"),
+        None if upstreams.is_empty() => {
+            format!("no upstream is named `{name}`: the upstreams: section is empty")
+        }
+        None => format!(
+            "no upstream is named `{name}`; defined upstreams: {}",
+            upstreams.join(", ")
+        ),
+    };
+    report.value(path, message);
+}
+
 fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Route> {
     let mut names = HashSet::new();
     let mut claimed: HashMap<(Option<HostPattern>, String), &str> = HashMap::new();
@@ -358,30 +420,7 @@ fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Rout
             &mut names,
             report,
         );
-        if !upstreams.contains(&r.upstream.as_str()) {
-            let message = match upstreams
-                .iter()
-                .map(|u| (strsim::jaro_winkler(&r.upstream, u), u))
-                .filter(|(s, _)| *s >= SUGGESTION_THRESHOLD)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-            {
-                Some((_, u)) => {
-                    format!("no upstream is named `{}`; did you mean `{u}`?", r.upstream)
-                }
-                None if upstreams.is_empty() => {
-                    format!(
-                        "no upstream is named `{}`: the upstreams: section is empty",
-                        r.upstream
-                    )
-                }
-                None => format!(
-                    "no upstream is named `{}`; defined upstreams: {}",
-                    r.upstream,
-                    upstreams.join(", ")
-                ),
-            };
-            report.value(&join_key(&path, "upstream"), message);
-        }
+        check_upstream(&r.upstream, &join_key(&path, "upstream"), upstreams, report);
         let hosts: Vec<HostPattern> = r
             .hosts
             .iter()

@@ -1,0 +1,250 @@
+//! L4: `tcp` and `tls` listeners forward connections to an upstream without reading them
+//! (nginx's `stream`, HAProxy's `mode tcp`). Per connection: the listener's limit, a PROXY
+//! protocol header from a trusted balancer in front, an instance picked by the pool's
+//! algorithm (connect failures move on to another instance), a PROXY protocol header to the
+//! instance, then bytes both ways until both sides are done or the connection idles out.
+
+mod limit;
+mod pipe;
+mod proxy_protocol;
+
+use crate::access_log::{AccessLog, ConnectionEntry};
+use crate::config::Listener;
+use crate::listener::Listeners;
+use crate::metrics::Refusal;
+use crate::process::InFlight;
+use crate::runtime::{CompiledStream, Runtime, SharedRuntime};
+use crate::upstream::{InflightGuard, Target, Tried};
+use async_trait::async_trait;
+use limit::Limiter;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// nginx stream's session statuses, which the access log reports.
+mod status {
+    /// Forwarded.
+    pub const FORWARDED: u16 = 200;
+    /// The PROXY protocol header was missing or malformed.
+    pub const BAD_HEADER: u16 = 400;
+    /// A PROXY protocol header from a peer not in `trusted_proxies`.
+    pub const UNTRUSTED: u16 = 403;
+    /// No instance could be connected to.
+    pub const UNREACHABLE: u16 = 502;
+    /// Over the connection limit, or no instance available.
+    pub const UNAVAILABLE: u16 = 503;
+}
+
+/// The TCP proxy of every `tcp` and `tls` listener.
+pub struct TcpProxy {
+    runtime: SharedRuntime,
+    listeners: Listeners,
+    /// One per listener, by index: limits hold across reloads.
+    limits: Vec<Arc<Limiter>>,
+    access_log: Option<AccessLog>,
+}
+
+/// What the access log and metrics learn about one connection.
+struct Record<'a> {
+    client: SocketAddr,
+    target: Option<Arc<Target>>,
+    retries: u32,
+    copied: pipe::Copied,
+    stream: &'a CompiledStream,
+}
+
+impl TcpProxy {
+    /// Serves the `tcp` and `tls` listeners among `listeners` from `runtime`.
+    pub fn new(
+        runtime: SharedRuntime,
+        listeners: &[Listener],
+        access_log: Option<AccessLog>,
+    ) -> Self {
+        Self {
+            runtime,
+            listeners: Listeners::new(listeners),
+            limits: listeners.iter().map(|_| Arc::default()).collect(),
+            access_log,
+        }
+    }
+
+    /// Forwards one connection; its status.
+    async fn forward(
+        &self,
+        runtime: &Runtime,
+        limiter: &Arc<Limiter>,
+        mut client: Stream,
+        local: SocketAddr,
+        record: &mut Record<'_>,
+    ) -> u16 {
+        let settings = &record.stream.settings;
+        let metrics = &record.stream.metrics;
+        let Some(_slot) = limiter
+            .acquire(settings.max_connections, settings.queue_timeout)
+            .await
+        else {
+            metrics.refused(Refusal::Limit);
+            return status::UNAVAILABLE;
+        };
+        let mut early = Vec::new();
+        if settings.accept_proxy {
+            if !runtime.headers.is_trusted(record.client.ip()) {
+                metrics.refused(Refusal::ProxyProtocol);
+                return status::UNTRUSTED;
+            }
+            match proxy_protocol::read(&mut client).await {
+                Ok((named, rest)) => {
+                    record.client = named.unwrap_or(record.client);
+                    early = rest;
+                }
+                Err(e) => {
+                    log::warn!(
+                        "listener `{}`: {} from {}",
+                        record.stream.listener,
+                        e,
+                        record.client
+                    );
+                    metrics.refused(Refusal::ProxyProtocol);
+                    return status::BAD_HEADER;
+                }
+            }
+        }
+        let pool = &runtime.pools[record.stream.pool];
+        let Some((target, mut instance)) = self.connect(runtime, record).await else {
+            metrics.refused(Refusal::NoInstance);
+            // Tried and failed (the log names the last one), or nothing to try.
+            return if record.target.is_some() {
+                status::UNREACHABLE
+            } else {
+                status::UNAVAILABLE
+            };
+        };
+        let _open = InflightGuard::new(&target);
+        let (forwarded, active) = &metrics.by_target[target.index];
+        forwarded.inc();
+        active.inc();
+        record.target = Some(target.clone());
+        let mut ready = Ok(());
+        if let Some(version) = settings.send_proxy {
+            let header = proxy_protocol::header(version, record.client, local);
+            ready = instance.write_all(&header).await;
+        }
+        if ready.is_ok() && !early.is_empty() {
+            ready = instance.write_all(&early).await;
+        }
+        if ready.is_ok() {
+            record.copied = pipe::pipe(client, instance, settings.idle_timeout).await;
+        } else {
+            pool.failed(
+                &target,
+                &"the connection closed before the PROXY header was sent",
+            );
+        }
+        active.dec();
+        status::FORWARDED
+    }
+
+    /// Connects to an instance of the pool, moving on to another one after a failure or a
+    /// timeout, as many times as the pool's retries allow.
+    async fn connect(
+        &self,
+        runtime: &Runtime,
+        record: &mut Record<'_>,
+    ) -> Option<(Arc<Target>, TcpStream)> {
+        let pool = &runtime.pools[record.stream.pool];
+        let mut octets = [0; 16];
+        let key: &[u8] = match record.client.ip() {
+            IpAddr::V4(ip) => {
+                octets[..4].copy_from_slice(&ip.octets());
+                &octets[..4]
+            }
+            IpAddr::V6(ip) => {
+                octets = ip.octets();
+                &octets
+            }
+        };
+        let mut tried = Tried::default();
+        for attempt in 0..pool.max_attempts().max(1) {
+            let pick = pool.select_connection(key, tried)?;
+            let target = pick.target;
+            tried.insert(target.index);
+            record.retries = attempt;
+            record.target = Some(target.clone());
+            let connected =
+                tokio::time::timeout(pool.connect_timeout, TcpStream::connect(target.addr));
+            let failure = match connected.await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    pool.succeeded(&target);
+                    return Some((target, stream));
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no connection within {:?}", pool.connect_timeout),
+            };
+            target.metrics.connect_failures.inc();
+            pool.failed(&target, &failure);
+        }
+        None
+    }
+
+    /// Writes the access log line of a connection that ended with `status`.
+    fn log(&self, record: &Record, status: u16, started: Instant, tls_version: &str) {
+        let Some(log) = &self.access_log else {
+            return;
+        };
+        log.write_connection(&ConnectionEntry {
+            time: SystemTime::now(),
+            listener: &record.stream.listener,
+            client_ip: record.client.ip().to_string(),
+            status,
+            bytes_received: record.copied.received,
+            bytes_sent: record.copied.sent,
+            duration: started.elapsed().as_secs_f64(),
+            upstream: &record.stream.settings.upstream,
+            instance: record.target.as_ref().map_or("", |t| t.label()),
+            retries: record.retries,
+            tls_version,
+        });
+    }
+}
+
+#[async_trait]
+impl ServerApp for TcpProxy {
+    async fn process_new(
+        self: &Arc<Self>,
+        client: Stream,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let started = Instant::now();
+        let socket = client.get_socket_digest()?;
+        let local = *socket.local_addr()?.as_inet()?;
+        let peer = *socket.peer_addr()?.as_inet()?;
+        let index = self.listeners.find(Some(&local))?;
+        let runtime = self.runtime.load_full();
+        let stream = runtime.streams.get(index)?.as_ref()?;
+        let _in_flight = InFlight::enter();
+        let tls_version = client
+            .get_ssl_digest()
+            .map(|d| d.version.to_string())
+            .unwrap_or_default();
+        let mut record = Record {
+            client: peer,
+            target: None,
+            retries: 0,
+            copied: pipe::Copied::default(),
+            stream,
+        };
+        let status = self
+            .forward(&runtime, &self.limits[index], client, local, &mut record)
+            .await;
+        stream.metrics.bytes_in.inc_by(record.copied.received);
+        stream.metrics.bytes_out.inc_by(record.copied.sent);
+        self.log(&record, status, started, &tls_version);
+        None
+    }
+}

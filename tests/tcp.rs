@@ -627,3 +627,47 @@ fn a_tls_listener_terminates_tls_and_forwards_plain_tcp() {
         format!("weir_tls_handshakes_total{{listener=\"secure\",version=\"{version}\"}} 1");
     assert!(scrape(weir.port2).contains(&sample), "{sample}");
 }
+
+#[test]
+fn an_upgrade_hands_a_tcp_listener_over_and_the_old_process_keeps_its_connections() {
+    let server = test_server(echo);
+    let yaml = format!(
+        "server: {{ pid_file: weir.pid, upgrade_sock: weir-upgrade.sock, error_log: new-weir.log, \
+         graceful_shutdown_timeout: 30s }}\n\
+         listeners:\n{}upstreams:\n  echo:\n    targets: [{{ address: \"{server}\" }}]\n",
+        tcp_listener("echo", "{port}", "echo", "")
+    );
+    let mut weir = Weir::start(&yaml);
+    let wait = Duration::from_secs(5);
+    let mut open = TcpStream::connect(("127.0.0.1", weir.port)).unwrap();
+    assert!(round_trip(&mut open, b"before", wait).is_some());
+
+    let out = Command::new(weir_bin())
+        .args(["upgrade", "--config"])
+        .arg(weir.config())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pid_file = std::fs::read_to_string(weir.dir.path().join("weir.pid")).unwrap();
+    let new_pid: u32 = pid_file.trim().parse().unwrap();
+    assert_ne!(new_pid, weir.pid);
+    let _new = Detached(new_pid);
+
+    // New connections are served; the one opened before goes on through the old process,
+    // which stays while it is open, and leaves once it is closed.
+    let mut fresh = TcpStream::connect(("127.0.0.1", weir.port)).unwrap();
+    assert!(round_trip(&mut fresh, b"new", wait).is_some());
+    drop(fresh);
+    assert!(round_trip(&mut open, b"after", wait).is_some());
+    assert!(
+        weir.wait_exit(Duration::from_secs(7)).is_none(),
+        "the old process waits for it"
+    );
+    drop(open);
+    let status = weir
+        .wait_exit(Duration::from_secs(10))
+        .expect("the old process leaves");
+    assert!(status.success(), "{status:?}");
+    let mut later = TcpStream::connect(("127.0.0.1", weir.port)).unwrap();
+    assert!(round_trip(&mut later, b"later", wait).is_some());
+}

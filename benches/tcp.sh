@@ -2,19 +2,21 @@
 # L4 side by side: redis-benchmark through weir (protocol: tcp), nginx (stream) and HAProxy
 # (mode tcp), one worker each, round robin over the same two redis-servers, interleaved
 # rounds; and straight to one redis-server, for reference.
-# Usage: benches/tcp.sh [-n REQUESTS] [-c CONNECTIONS] [-r ROUNDS] [-P PIPELINE]
+# Usage: benches/tcp.sh [-n REQUESTS] [-c CONNECTIONS] [-r ROUNDS] [-P PIPELINE] [-W BINARY]
 # Prints, per endpoint, the median of SET and GET requests/s over the rounds, each median's
-# ratio to weir's, and the median CPU time the proxy spent per request.
+# ratio to weir's, and the median CPU time the proxy spent per request. -W adds another weir
+# binary (another revision, say) as endpoint `weir-b`, interleaved with the rest.
 # Needs: apt-get install -y redis-server redis-tools nginx-light libnginx-mod-stream haproxy bc
 set -euo pipefail
 cd "$(dirname "$0")/.."
-requests=100000; conns=50; rounds=5; pipeline=1
-while getopts "n:c:r:P:" o; do
+requests=100000; conns=50; rounds=5; pipeline=1; other=""
+while getopts "n:c:r:P:W:" o; do
   case $o in n) requests=$OPTARG;; c) conns=$OPTARG;; r) rounds=$OPTARG;; P) pipeline=$OPTARG;;
-    *) sed -n 2,7p "$0"; exit 2;; esac
+    W) other=$(realpath "$OPTARG");;
+    *) sed -n 2,8p "$0"; exit 2;; esac
 done
 for bin in redis-server redis-benchmark nginx haproxy bc; do
-  command -v "$bin" >/dev/null || { sed -n 8p "$0" >&2; exit 1; }
+  command -v "$bin" >/dev/null || { sed -n 9p "$0" >&2; exit 1; }
 done
 stream_module=/usr/lib/nginx/modules/ngx_stream_module.so
 [ -f "$stream_module" ] || { echo "missing $stream_module: apt-get install -y libnginx-mod-stream" >&2; exit 1; }
@@ -66,12 +68,18 @@ upstreams:
     targets: [{ address: 127.0.0.1:9201 }, { address: 127.0.0.1:9202 }]
 CONF
 RUST_LOG=error target/release/weir --config "$dir/weir.yaml" & weir=$!; pids+=($weir)
-for port in 9201 9202 8091 8092 8093; do
+endpoints=(weir=8093 nginx=8091 haproxy=8092 direct=9201)
+declare -A pid=([weir]=$weir)
+if [ -n "$other" ]; then
+  sed -e 's/8093/8094/' -e "s#$dir/weir\.#$dir/weir-b.#g" "$dir/weir.yaml" > "$dir/weir-b.yaml"
+  RUST_LOG=error "$other" --config "$dir/weir-b.yaml" & pid[weir-b]=$!; pids+=($!)
+  endpoints=(weir=8093 weir-b=8094 nginx=8091 haproxy=8092 direct=9201)
+fi
+for port in 9201 9202 8091 8092 8093 ${other:+8094}; do
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
-declare -A pid=([weir]=$weir [nginx]=$(pgrep -f "nginx: worker" -n || echo 0) \
-  [haproxy]=$(pgrep -x haproxy -n || echo 0))
-endpoints=(weir=8093 nginx=8091 haproxy=8092 direct=9201)
+pid[nginx]=$(pgrep -f "nginx: worker" -n || echo 0)
+pid[haproxy]=$(pgrep -x haproxy -n || echo 0)
 ticks() { [ -n "${pid[$1]:-}" ] && awk '{print $14 + $15}' "/proc/${pid[$1]}/stat" || echo 0; }
 
 for _ in $(seq "$rounds"); do

@@ -351,8 +351,7 @@ impl ListenerMetrics {
 
     /// Counts a connection as open for as long as the guard lives.
     pub fn open(&self) -> OpenConnection {
-        self.connections.inc();
-        OpenConnection(self.connections.clone())
+        OpenConnection::new(&self.connections)
     }
 
     /// Counts a completed TLS handshake that agreed on `version` (as OpenSSL names it).
@@ -367,9 +366,17 @@ impl ListenerMetrics {
     }
 }
 
-/// An open downstream connection; dropping it counts it closed.
+/// An open connection, counted in a gauge; dropping it counts it closed.
 #[derive(Debug)]
 pub struct OpenConnection(IntGauge);
+
+impl OpenConnection {
+    /// Counts a connection open in `gauge`.
+    pub fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {

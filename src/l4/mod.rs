@@ -11,7 +11,7 @@ mod proxy_protocol;
 use crate::access_log::{AccessLog, ConnectionEntry};
 use crate::config::Listener;
 use crate::listener::Listeners;
-use crate::metrics::Refusal;
+use crate::metrics::{OpenConnection, Refusal};
 use crate::process::InFlight;
 use crate::runtime::{CompiledStream, Runtime, SharedRuntime};
 use crate::upstream::{InflightGuard, Target, Tried};
@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+/// How long a balancer in front may take to send its PROXY protocol header.
+const PROXY_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// nginx stream's session statuses, which the access log reports.
 mod status {
@@ -97,7 +100,12 @@ impl TcpProxy {
                 metrics.refused(Refusal::ProxyProtocol);
                 return status::UNTRUSTED;
             }
-            match proxy_protocol::read(&mut client).await {
+            let header =
+                tokio::time::timeout(PROXY_HEADER_TIMEOUT, proxy_protocol::read(&mut client));
+            match header
+                .await
+                .unwrap_or(Err(proxy_protocol::HeaderError::Truncated))
+            {
                 Ok((named, rest)) => {
                     record.client = named.unwrap_or(record.client);
                     early = rest;
@@ -124,10 +132,10 @@ impl TcpProxy {
                 status::UNAVAILABLE
             };
         };
-        let _open = InflightGuard::new(&target);
+        let _in_flight = InflightGuard::new(&target);
         let (forwarded, active) = &metrics.by_target[target.index];
         forwarded.inc();
-        active.inc();
+        let _open = OpenConnection::new(active);
         record.target = Some(target.clone());
         let mut ready = Ok(());
         if let Some(version) = settings.send_proxy {
@@ -145,7 +153,6 @@ impl TcpProxy {
                 &"the connection closed before the PROXY header was sent",
             );
         }
-        active.dec();
         status::FORWARDED
     }
 

@@ -2,13 +2,12 @@
 //! nothing moved for the idle timeout. A side that shuts down its writing (half-close) has
 //! that passed on, and still receives the rest of the other side's bytes.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
-
-/// Bytes copied in one direction; big enough for a full TCP window's worth per read.
-const BUFFER: usize = 16 * 1024;
 
 /// Bytes that went each way.
 #[derive(Debug, Default, Clone, Copy)]
@@ -19,34 +18,22 @@ pub struct Copied {
     pub sent: u64,
 }
 
-/// Copies between `client` and `instance`; ends when both directions reached their end
-/// (or failed), or after `idle` without a byte either way.
+/// Copies between `client` and `instance` (tokio's `copy_bidirectional`, which passes a
+/// half-close on); ends when both directions reached their end, when either fails, or after
+/// `idle` without a byte either way.
 pub async fn pipe<C, I>(client: C, instance: I, idle: Duration) -> Copied
 where
-    C: AsyncRead + AsyncWrite,
-    I: AsyncRead + AsyncWrite,
+    C: AsyncRead + AsyncWrite + Unpin,
+    I: AsyncRead + AsyncWrite + Unpin,
 {
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let (received, sent) = (AtomicU64::new(0), AtomicU64::new(0));
-    let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut instance_read, mut instance_write) = tokio::io::split(instance);
-    let both = async {
-        tokio::join!(
-            copy(
-                &mut client_read,
-                &mut instance_write,
-                &received,
-                &last,
-                start
-            ),
-            copy(&mut instance_read, &mut client_write, &sent, &last, start),
-        )
-    };
+    let mut client = Metered::new(client, &received, &last, start);
+    let mut instance = Metered::new(instance, &sent, &last, start);
     let watchdog = async {
         loop {
-            let quiet_since = start + Duration::from_millis(last.load(Ordering::Relaxed));
-            let due = quiet_since + idle;
+            let due = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
             if Instant::now() >= due {
                 return;
             }
@@ -54,7 +41,7 @@ where
         }
     };
     tokio::select! {
-        _ = both => {}
+        _ = tokio::io::copy_bidirectional(&mut client, &mut instance) => {}
         () = watchdog => {}
     }
     Copied {
@@ -63,31 +50,65 @@ where
     }
 }
 
-/// One direction: reads until the end (or an error), then shuts down the writing side.
-async fn copy<R, W>(from: &mut R, to: &mut W, count: &AtomicU64, last: &AtomicU64, start: Instant)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0; BUFFER];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if to.write_all(&buf[..n]).await.is_err() || to.flush().await.is_err() {
-            return;
+/// One side of the connection, counting the bytes read from it and noting when.
+struct Metered<'a, S> {
+    inner: S,
+    bytes: &'a AtomicU64,
+    last: &'a AtomicU64,
+    start: Instant,
+}
+
+impl<'a, S> Metered<'a, S> {
+    fn new(inner: S, bytes: &'a AtomicU64, last: &'a AtomicU64, start: Instant) -> Self {
+        Self {
+            inner,
+            bytes,
+            last,
+            start,
         }
-        count.fetch_add(n as u64, Ordering::Relaxed);
-        let now = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        last.store(now, Ordering::Relaxed);
     }
-    let _ = to.shutdown().await;
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Metered<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.last.store(now, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Metered<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
     async fn a_half_closed_client_still_gets_the_whole_answer() {

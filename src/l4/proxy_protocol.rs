@@ -13,8 +13,8 @@ const MAX_HEADER: usize = 536;
 /// Why a connection's header was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum HeaderError {
-    /// The connection ended or failed before a whole header.
-    #[error("connection ended before a whole PROXY protocol header")]
+    /// The connection ended, failed or waited too long before a whole header.
+    #[error("no whole PROXY protocol header (the connection ended or waited too long)")]
     Truncated,
     /// The bytes are not a PROXY protocol header.
     #[error("not a PROXY protocol header: {0}")]

@@ -41,7 +41,7 @@ stream {
   server { listen 127.0.0.1:8091; proxy_pass redis; }
 }
 CONF
-nginx -c "$dir/nginx.conf" & pids+=($!)
+nginx -c "$dir/nginx.conf" & nginx=$!; pids+=($nginx)
 cat > "$dir/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -58,7 +58,7 @@ backend redis
   server r1 127.0.0.1:9201
   server r2 127.0.0.1:9202
 CONF
-haproxy -f "$dir/haproxy.cfg" & pids+=($!)
+haproxy -f "$dir/haproxy.cfg" & haproxy=$!; pids+=($haproxy)
 cat > "$dir/weir.yaml" <<CONF
 server: { threads: 1, pid_file: $dir/weir.pid, upgrade_sock: $dir/weir.sock }
 listeners:
@@ -78,8 +78,8 @@ fi
 for port in 9201 9202 8091 8092 8093 ${other:+8094}; do
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 done
-pid[nginx]=$(pgrep -f "nginx: worker" -n || echo 0)
-pid[haproxy]=$(pgrep -x haproxy -n || echo 0)
+pid[nginx]=$(pgrep -P "$nginx" | head -1)   # the worker of this nginx
+pid[haproxy]=$haproxy
 ticks() { [ -n "${pid[$1]:-}" ] && awk '{print $14 + $15}' "/proc/${pid[$1]}/stat" || echo 0; }
 
 for _ in $(seq "$rounds"); do

@@ -268,19 +268,27 @@ impl TargetMetrics {
 pub enum Refusal {
     /// `max_connections` reached (and no slot freed within `queue_timeout`).
     Limit,
-    /// No instance was available, or none could be connected to.
+    /// No instance was available.
     NoInstance,
+    /// No instance could be connected to (or it closed before the first bytes were sent).
+    Unreachable,
     /// A PROXY protocol header that was missing, malformed, or from an untrusted peer.
     ProxyProtocol,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 3] = [Self::Limit, Self::NoInstance, Self::ProxyProtocol];
+    const ALL: [Refusal; 4] = [
+        Self::Limit,
+        Self::NoInstance,
+        Self::Unreachable,
+        Self::ProxyProtocol,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Self::Limit => "limit",
             Self::NoInstance => "no_instance",
+            Self::Unreachable => "unreachable",
             Self::ProxyProtocol => "proxy_protocol",
         }
     }
@@ -293,7 +301,7 @@ pub struct StreamMetrics {
     pub bytes_in: IntCounter,
     /// Bytes to clients.
     pub bytes_out: IntCounter,
-    refused: [IntCounter; 3],
+    refused: [IntCounter; 4],
     /// Forwarded and open connections through each target of the pool, by target index.
     pub by_target: Vec<(IntCounter, IntGauge)>,
 }

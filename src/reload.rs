@@ -310,9 +310,23 @@ impl LiveConfig {
         if sockets(&config.listeners) != sockets(&base.config.listeners) {
             log::warn!(
                 "reload: {file}: listeners were added, removed or changed address or protocol; \
-                 that needs `weir upgrade`. The running listeners stay; everything else is applied"
+                 that needs `weir upgrade`. The running sockets stay; everything else is applied"
             );
-            config.listeners = base.config.listeners.clone();
+            // Each running listener takes its new settings when its socket is unchanged.
+            config.listeners = base
+                .config
+                .listeners
+                .iter()
+                .map(|running| {
+                    let same = |l: &&Listener| socket(l) == socket(running);
+                    config
+                        .listeners
+                        .iter()
+                        .find(same)
+                        .unwrap_or(running)
+                        .clone()
+                })
+                .collect();
         }
         keep_running(
             &file,
@@ -416,15 +430,15 @@ impl LiveConfig {
     }
 }
 
-/// What identifies the sockets of a listener list: binding them needs a new process.
+/// What identifies a listener's socket: binding a new one needs a new process.
+fn socket(l: &Listener) -> (&str, std::net::SocketAddr, bool, bool) {
+    let tls = l.protocol.tls().is_some();
+    (l.name.as_str(), l.address, tls, l.protocol.is_http())
+}
+
+/// The sockets of a listener list.
 fn sockets(listeners: &[Listener]) -> Vec<(&str, std::net::SocketAddr, bool, bool)> {
-    listeners
-        .iter()
-        .map(|l| {
-            let tls = l.protocol.tls().is_some();
-            (l.name.as_str(), l.address, tls, l.protocol.is_http())
-        })
-        .collect()
+    listeners.iter().map(socket).collect()
 }
 
 /// Settings a running process keeps until a new one starts (`weir upgrade`): when the file

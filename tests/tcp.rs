@@ -134,12 +134,18 @@ impl Postgres {
         text.lines().next()?.parse().ok()
     }
 
-    /// Kills the server at once, as a crash would.
+    /// Kills the server at once, as a crash would; returns once its port refuses.
     fn kill(&mut self) {
         if let Some(pid) = self.postmaster() {
             signal(pid, Signal::SIGKILL);
         }
         self.proc = None;
+        poll_until(START_DEADLINE, || {
+            TcpStream::connect(("127.0.0.1", self.port))
+                .err()
+                .map(|_| ())
+        })
+        .expect("the killed server's port refuses");
     }
 }
 
@@ -497,8 +503,11 @@ fn proxy_protocol_headers_arrive_intact_and_are_read_from_a_trusted_balancer() {
     let mut got = Vec::new();
     relayed.read_to_end(&mut got).unwrap();
     let text = String::from_utf8(got).unwrap();
-    let expected = format!("PROXY TCP4 203.0.113.9 127.0.0.1 4242 {relay_port}\r\nhello");
-    assert_eq!(text, expected);
+    // The destination the balancer reported is passed on too, as HAProxy does.
+    assert_eq!(
+        text,
+        "PROXY TCP4 203.0.113.9 198.51.100.1 4242 6380\r\nhello"
+    );
 
     // Without a header, the connection is closed and nothing reaches the instance.
     let mut bare = TcpStream::connect(("127.0.0.1", relay_port)).unwrap();

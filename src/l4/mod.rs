@@ -14,13 +14,13 @@ use crate::listener::Listeners;
 use crate::metrics::{OpenConnection, Refusal};
 use crate::process::InFlight;
 use crate::runtime::{CompiledStream, Runtime, SharedRuntime};
-use crate::upstream::{InflightGuard, Target, Tried};
+use crate::upstream::{hash_key, InflightGuard, Target, Tried};
 use async_trait::async_trait;
 use limit::Limiter;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 use tokio::io::AsyncWriteExt;
@@ -94,7 +94,10 @@ impl TcpProxy {
             metrics.refused(Refusal::Limit);
             return status::UNAVAILABLE;
         };
-        let mut early = Vec::new();
+        // What goes to the instance before the client's bytes: a PROXY header, then what was
+        // read past the one a balancer in front sent.
+        let mut first = Vec::new();
+        let mut destination = local;
         if settings.accept_proxy {
             if !runtime.headers.is_trusted(record.client.ip()) {
                 metrics.refused(Refusal::ProxyProtocol);
@@ -106,9 +109,13 @@ impl TcpProxy {
                 .await
                 .unwrap_or(Err(proxy_protocol::HeaderError::Truncated))
             {
-                Ok((named, rest)) => {
-                    record.client = named.unwrap_or(record.client);
-                    early = rest;
+                Ok(received) => {
+                    if let Some((client, to)) = received.addresses {
+                        (record.client, destination) = (client, to);
+                    }
+                    record.copied.received = received.rest.len() as u64;
+                    metrics.bytes_in.inc_by(record.copied.received);
+                    first = received.rest;
                 }
                 Err(e) => {
                     log::warn!(
@@ -122,63 +129,51 @@ impl TcpProxy {
                 }
             }
         }
+        if let Some(version) = settings.send_proxy {
+            let mut header = proxy_protocol::header(version, record.client, destination);
+            header.append(&mut first);
+            first = header;
+        }
         let pool = &runtime.pools[record.stream.pool];
-        let Some((target, mut instance)) = self.connect(runtime, record).await else {
-            metrics.refused(Refusal::NoInstance);
+        let Some((target, mut instance, _in_flight)) = self.connect(runtime, record).await else {
             // Tried and failed (the log names the last one), or nothing to try.
             return if record.target.is_some() {
+                metrics.refused(Refusal::Unreachable);
                 status::UNREACHABLE
             } else {
+                metrics.refused(Refusal::NoInstance);
                 status::UNAVAILABLE
             };
         };
-        let _in_flight = InflightGuard::new(&target);
+        if let Err(e) = instance.write_all(&first).await {
+            pool.failed(&target, &e);
+            metrics.refused(Refusal::Unreachable);
+            return status::UNREACHABLE;
+        }
         let (forwarded, active) = &metrics.by_target[target.index];
         forwarded.inc();
         let _open = OpenConnection::new(active);
-        record.target = Some(target.clone());
-        let mut ready = Ok(());
-        if let Some(version) = settings.send_proxy {
-            let header = proxy_protocol::header(version, record.client, local);
-            ready = instance.write_all(&header).await;
-        }
-        if ready.is_ok() && !early.is_empty() {
-            ready = instance.write_all(&early).await;
-        }
-        if ready.is_ok() {
-            record.copied = pipe::pipe(client, instance, settings.idle_timeout).await;
-        } else {
-            pool.failed(
-                &target,
-                &"the connection closed before the PROXY header was sent",
-            );
-        }
+        let counters = (&metrics.bytes_in, &metrics.bytes_out);
+        let copied = pipe::pipe(client, instance, settings.idle_timeout, counters).await;
+        record.copied.received += copied.received;
+        record.copied.sent = copied.sent;
         status::FORWARDED
     }
 
     /// Connects to an instance of the pool, moving on to another one after a failure or a
-    /// timeout, as many times as the pool's retries allow.
+    /// timeout, as many times as the pool's retries allow. The instance counts the
+    /// connection as open from the moment it is picked, so that `least_conn` spreads a burst.
     async fn connect(
         &self,
         runtime: &Runtime,
         record: &mut Record<'_>,
-    ) -> Option<(Arc<Target>, TcpStream)> {
+    ) -> Option<(Arc<Target>, TcpStream, InflightGuard)> {
         let pool = &runtime.pools[record.stream.pool];
-        let mut octets = [0; 16];
-        let key: &[u8] = match record.client.ip() {
-            IpAddr::V4(ip) => {
-                octets[..4].copy_from_slice(&ip.octets());
-                &octets[..4]
-            }
-            IpAddr::V6(ip) => {
-                octets = ip.octets();
-                &octets
-            }
-        };
+        let key = hash_key(record.client.ip());
         let mut tried = Tried::default();
         for attempt in 0..pool.max_attempts().max(1) {
-            let pick = pool.select_connection(key, tried)?;
-            let target = pick.target;
+            let target = pool.select_connection(&key, tried)?.target;
+            let in_flight = InflightGuard::new(&target);
             tried.insert(target.index);
             record.retries = attempt;
             record.target = Some(target.clone());
@@ -188,7 +183,7 @@ impl TcpProxy {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
                     pool.succeeded(&target);
-                    return Some((target, stream));
+                    return Some((target, stream, in_flight));
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no connection within {:?}", pool.connect_timeout),
@@ -231,6 +226,8 @@ impl ServerApp for TcpProxy {
         let socket = client.get_socket_digest()?;
         let local = *socket.local_addr()?.as_inet()?;
         let peer = *socket.peer_addr()?.as_inet()?;
+        // An IPv4 client of a `[::]` listener arrives IPv4-mapped.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         let index = self.listeners.find(Some(&local))?;
         let runtime = self.runtime.load_full();
         let stream = runtime.streams.get(index)?.as_ref()?;
@@ -249,8 +246,6 @@ impl ServerApp for TcpProxy {
         let status = self
             .forward(&runtime, &self.limits[index], client, local, &mut record)
             .await;
-        stream.metrics.bytes_in.inc_by(record.copied.received);
-        stream.metrics.bytes_out.inc_by(record.copied.sent);
         self.log(&record, status, started, &tls_version);
         None
     }

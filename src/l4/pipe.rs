@@ -2,6 +2,7 @@
 //! nothing moved for the idle timeout. A side that shuts down its writing (half-close) has
 //! that passed on, and still receives the rest of the other side's bytes.
 
+use prometheus::IntCounter;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -20,8 +21,13 @@ pub struct Copied {
 
 /// Copies between `client` and `instance` (tokio's `copy_bidirectional`, which passes a
 /// half-close on); ends when both directions reached their end, when either fails, or after
-/// `idle` without a byte either way.
-pub async fn pipe<C, I>(client: C, instance: I, idle: Duration) -> Copied
+/// `idle` without a byte either way. `counters` (received, sent) count as bytes go.
+pub async fn pipe<C, I>(
+    client: C,
+    instance: I,
+    idle: Duration,
+    counters: (&IntCounter, &IntCounter),
+) -> Copied
 where
     C: AsyncRead + AsyncWrite + Unpin,
     I: AsyncRead + AsyncWrite + Unpin,
@@ -29,8 +35,20 @@ where
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let (received, sent) = (AtomicU64::new(0), AtomicU64::new(0));
-    let mut client = Metered::new(client, &received, &last, start);
-    let mut instance = Metered::new(instance, &sent, &last, start);
+    let mut client = Metered {
+        inner: client,
+        bytes: &received,
+        metric: counters.0,
+        last: &last,
+        start,
+    };
+    let mut instance = Metered {
+        inner: instance,
+        bytes: &sent,
+        metric: counters.1,
+        last: &last,
+        start,
+    };
     let watchdog = async {
         loop {
             let due = start + Duration::from_millis(last.load(Ordering::Relaxed)) + idle;
@@ -50,23 +68,14 @@ where
     }
 }
 
-/// One side of the connection, counting the bytes read from it and noting when.
+/// One side of the connection, counting the bytes read from it (for its log line and in
+/// its metric) and noting when.
 struct Metered<'a, S> {
     inner: S,
     bytes: &'a AtomicU64,
+    metric: &'a IntCounter,
     last: &'a AtomicU64,
     start: Instant,
-}
-
-impl<'a, S> Metered<'a, S> {
-    fn new(inner: S, bytes: &'a AtomicU64, last: &'a AtomicU64, start: Instant) -> Self {
-        Self {
-            inner,
-            bytes,
-            last,
-            start,
-        }
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Metered<'_, S> {
@@ -80,6 +89,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Metered<'_, S> {
         let n = buf.filled().len() - before;
         if n > 0 {
             self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            self.metric.inc_by(n as u64);
             let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.last.store(now, Ordering::Relaxed);
         }
@@ -110,11 +120,21 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    fn counter() -> IntCounter {
+        IntCounter::new("bytes", "bytes").unwrap()
+    }
+
     #[tokio::test]
     async fn a_half_closed_client_still_gets_the_whole_answer() {
         let (client, proxy_client) = tokio::io::duplex(64);
         let (proxy_instance, instance) = tokio::io::duplex(64);
-        let piped = tokio::spawn(pipe(proxy_client, proxy_instance, Duration::from_secs(5)));
+        let piped = tokio::spawn(async move {
+            let (received, sent) = (counter(), counter());
+            let idle = Duration::from_secs(5);
+            let copied = pipe(proxy_client, proxy_instance, idle, (&received, &sent)).await;
+            assert_eq!((received.get(), sent.get()), (copied.received, copied.sent));
+            copied
+        });
         let echo = tokio::spawn(async move {
             let (mut r, mut w) = tokio::io::split(instance);
             let mut got = Vec::new();
@@ -138,7 +158,14 @@ mod tests {
     async fn an_idle_connection_is_closed() {
         let (_client, proxy_client) = tokio::io::duplex(64);
         let (proxy_instance, _instance) = tokio::io::duplex(64);
-        let copied = pipe(proxy_client, proxy_instance, Duration::from_secs(30)).await;
+        let (received, sent) = (counter(), counter());
+        let copied = pipe(
+            proxy_client,
+            proxy_instance,
+            Duration::from_secs(30),
+            (&received, &sent),
+        )
+        .await;
         assert_eq!(copied.received + copied.sent, 0);
     }
 }

@@ -9,7 +9,7 @@ pub use ctx::RequestCtx;
 use crate::access_log::{AccessLog, Entry};
 use crate::headers::EditHeaders;
 use crate::runtime::SharedRuntime;
-use crate::upstream::InflightGuard;
+use crate::upstream::{hash_key, InflightGuard};
 use async_trait::async_trait;
 use ctx::Chosen;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -90,12 +90,8 @@ impl ProxyHttp for Proxy {
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route in context"))?;
         let pool = &rt.pools[route.pool];
         let client_ip = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
-        let octets: &[u8] = &match client_ip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
-        };
         let pick = pool
-            .select(session.req_header(), octets, ctx.tried)
+            .select(session.req_header(), &hash_key(client_ip), ctx.tried)
             .ok_or_else(|| {
                 Error::explain(
                     ErrorType::HTTPStatus(503),

@@ -35,7 +35,7 @@ use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, Random};
 use pingora::lb::Backend;
 use smooth_weighted::SmoothWeighted;
 use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -164,6 +164,15 @@ pub struct Pool {
     slow_start_ms: u64,
     panic_mode: bool,
     in_panic: AtomicBool,
+}
+
+/// What `ip_hash` (and header or cookie hashing without the header or cookie) hashes for a
+/// client: IPv4 as its IPv6-mapped form, so that HTTP and TCP listeners agree.
+pub fn hash_key(client: IpAddr) -> [u8; 16] {
+    match client {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
 }
 
 /// Live state carried from one runtime to the next, by target address.

@@ -213,10 +213,18 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
     config
 }
 
-/// Reports upstreams of `tcp` and `tls` listeners that need what a connection does not
-/// have: a header or cookie to hash on, or TLS to the instances.
+/// Reports what `tcp` and `tls` listeners need from the rest of the file: upstreams that
+/// need nothing a connection lacks (a header or cookie to hash on, TLS to the instances),
+/// and trusted proxies to accept PROXY protocol headers from.
 fn stream_upstreams(config: &Config, raw: &[RawListener], report: &mut Report) {
     for (i, l) in raw.iter().enumerate() {
+        if l.accept_proxy_protocol && config.headers.trusted_proxies.is_empty() {
+            report.value(
+                &join_key(&join_index("listeners", i), "accept_proxy_protocol"),
+                "headers.trusted_proxies is empty, so every connection would be refused: list \
+                 the load balancers that send PROXY protocol headers",
+            );
+        }
         let Some(name) = l
             .upstream
             .as_deref()

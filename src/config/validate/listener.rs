@@ -73,18 +73,14 @@ pub(super) fn listeners(
 
 /// A plain listener: TLS settings are mistakes, `redirect_https` is its own.
 fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Protocol {
-    for (set, key) in [
+    let keys = [
         (l.tls.is_some(), "tls"),
         (l.http2.is_some(), "http2"),
         (l.hsts.is_some(), "hsts"),
-    ] {
-        if set {
-            report.key(
-                &join_key(path, key),
-                format!("`{key}` applies to `protocol: https` listeners only"),
-            );
-        }
-    }
+    ];
+    misplaced(path, &keys, report, |key| {
+        format!("`{key}` applies to `protocol: https` listeners only")
+    });
     if !l.redirect_https && !l.redirect_except.is_empty() {
         report.key(
             &join_key(path, "redirect_except"),
@@ -108,9 +104,23 @@ fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Pr
     }
 }
 
+/// Reports each key of `keys` that is set, at its path under `path`, with `message(key)`.
+fn misplaced(
+    path: &str,
+    keys: &[(bool, &str)],
+    report: &mut Report,
+    message: impl Fn(&str) -> String,
+) {
+    for &(set, key) in keys {
+        if set {
+            report.key(&join_key(path, key), message(key));
+        }
+    }
+}
+
 /// Reports the settings of `tcp` and `tls` listeners on an HTTP one.
 fn only_tcp(l: &RawListener, path: &str, report: &mut Report) {
-    for (set, key) in [
+    let keys = [
         (l.upstream.is_some(), "upstream"),
         (l.max_connections.is_some(), "max_connections"),
         (l.on_limit.is_some(), "on_limit"),
@@ -118,19 +128,15 @@ fn only_tcp(l: &RawListener, path: &str, report: &mut Report) {
         (l.idle_timeout.is_some(), "idle_timeout"),
         (l.send_proxy_protocol.is_some(), "send_proxy_protocol"),
         (l.accept_proxy_protocol, "accept_proxy_protocol"),
-    ] {
-        if set {
-            let hint = if key == "upstream" {
-                "; HTTP listeners reach upstreams through `routes:`"
-            } else {
-                ""
-            };
-            report.key(
-                &join_key(path, key),
-                format!("`{key}` applies to `protocol: tcp` and `tls` listeners only{hint}"),
-            );
-        }
-    }
+    ];
+    misplaced(path, &keys, report, |key| {
+        let hint = if key == "upstream" {
+            "; HTTP listeners reach upstreams through `routes:`"
+        } else {
+            ""
+        };
+        format!("`{key}` applies to `protocol: tcp` and `tls` listeners only{hint}")
+    });
 }
 
 /// A `tcp` or `tls` listener: the upstream it forwards to, its limit, timeouts and PROXY
@@ -147,7 +153,7 @@ fn stream(
     } else {
         "tcp"
     };
-    for (set, key) in [
+    let keys = [
         (l.http2.is_some(), "http2"),
         (l.hsts.is_some(), "hsts"),
         (
@@ -155,19 +161,15 @@ fn stream(
             "redirect_https",
         ),
         (l.tls.is_some() && l.protocol == RawProtocol::Tcp, "tls"),
-    ] {
-        if set {
-            let hint = if key == "tls" {
-                "; `protocol: tls` terminates TLS"
-            } else {
-                ""
-            };
-            report.key(
-                &join_key(path, key),
-                format!("`{key}` does not apply to `protocol: {protocol}` listeners{hint}"),
-            );
-        }
-    }
+    ];
+    misplaced(path, &keys, report, |key| {
+        let hint = if key == "tls" {
+            "; `protocol: tls` terminates TLS"
+        } else {
+            ""
+        };
+        format!("`{key}` does not apply to `protocol: {protocol}` listeners{hint}")
+    });
     let upstream = match &l.upstream {
         Some(name) => {
             check_upstream(name, &join_key(path, "upstream"), upstreams, report);

@@ -232,10 +232,7 @@ impl ServerApp for TcpProxy {
         let runtime = self.runtime.load_full();
         let stream = runtime.streams.get(index)?.as_ref()?;
         let _in_flight = InFlight::enter();
-        let tls_version = client
-            .get_ssl_digest()
-            .map(|d| d.version.to_string())
-            .unwrap_or_default();
+        let tls = client.get_ssl_digest();
         let mut record = Record {
             client: peer,
             target: None,
@@ -246,7 +243,8 @@ impl ServerApp for TcpProxy {
         let status = self
             .forward(&runtime, &self.limits[index], client, local, &mut record)
             .await;
-        self.log(&record, status, started, &tls_version);
+        let tls_version = tls.as_ref().map_or("", |d| &*d.version);
+        self.log(&record, status, started, tls_version);
         None
     }
 }

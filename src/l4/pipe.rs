@@ -159,13 +159,14 @@ mod tests {
         let (_client, proxy_client) = tokio::io::duplex(64);
         let (proxy_instance, _instance) = tokio::io::duplex(64);
         let (received, sent) = (counter(), counter());
-        let copied = pipe(
-            proxy_client,
-            proxy_instance,
-            Duration::from_secs(30),
-            (&received, &sent),
-        )
-        .await;
+        let started = Instant::now();
+        let idle = Duration::from_secs(30);
+        let piped = pipe(proxy_client, proxy_instance, idle, (&received, &sent));
+        // Time is paused and jumps ahead: without the idle timeout this would end at 10 min.
+        let copied = tokio::time::timeout(Duration::from_secs(600), piped)
+            .await
+            .expect("closed for idling");
+        assert_eq!(started.elapsed().as_secs(), 30);
         assert_eq!(copied.received + copied.sent, 0);
     }
 }

@@ -1,41 +1,41 @@
-//! The access log: one line per request, as JSON or in the combined format, to stdout or to a
-//! file that SIGUSR1 reopens (for logrotate). A request formats its line on its own thread
-//! and hands it to one writer thread, so no request waits on the file or on a lock.
+//! The access log: one line per request or TCP connection, as JSON or in the combined
+//! format, to stdout or to a file that SIGUSR1 reopens (for logrotate). A request formats its
+//! line on its own thread and hands it to one writer thread through a bounded queue, so no
+//! request waits on the file or on a lock: when the file stops taking lines (a stuck disk),
+//! the queue fills and further lines are dropped and counted, never held in memory.
 
 use crate::config::{self, LogFormat};
+use crate::metrics;
+use prometheus::IntCounter;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// How long buffered lines may wait before they are written out when traffic is light.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
-/// What one line says about one request.
+/// One access log line.
 #[derive(Debug, Serialize)]
 pub struct Entry<'a> {
-    /// When the request finished; RFC 3339 in UTC in JSON.
+    /// When the request or connection finished; RFC 3339 in UTC in JSON.
     #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
-    /// The request id the client saw.
-    pub request_id: &'a str,
-    /// The client's address (as trusted proxies reported it).
+    /// What was served: a request, or a TCP connection.
+    #[serde(flatten)]
+    pub served: Served<'a>,
+    /// The client's address (as trusted proxies or a PROXY protocol header reported it).
     pub client_ip: String,
-    /// Request method.
-    pub method: &'a str,
-    /// Host the request was for.
-    pub host: &'a str,
-    /// Path and query.
-    pub path: &'a str,
-    /// Status answered; 499 when the client left first.
+    /// The status answered: 499 when an HTTP client left first; for a TCP connection,
+    /// nginx stream's session status (200 forwarded, 400 bad PROXY header, 403 PROXY header
+    /// from an untrusted peer, 502 no instance could be connected to, 503 over the limit or
+    /// no instance available).
     pub status: u16,
-    /// Body bytes sent to the client.
-    pub bytes: usize,
-    /// Seconds from request to the end of the response.
+    /// Seconds from the request (or the connection) to its end.
     pub duration: f64,
     /// Upstream and instance that served it, empty when none did.
     pub upstream: &'a str,
@@ -43,98 +43,96 @@ pub struct Entry<'a> {
     pub instance: &'a str,
     /// Attempts after the first.
     pub retries: u32,
-    /// TLS version of the client connection, empty for plain HTTP.
+    /// TLS version of the client connection, empty without TLS.
     pub tls_version: &'a str,
-    /// `Referer`, for the combined format.
-    #[serde(skip)]
-    pub referer: &'a str,
-    /// `User-Agent`, for the combined format.
-    #[serde(skip)]
-    pub user_agent: &'a str,
-    /// HTTP version, for the combined format's request line.
-    #[serde(skip)]
-    pub version: &'a str,
 }
 
-/// What one line says about one TCP connection.
+/// The part of a line that depends on what was served.
 #[derive(Debug, Serialize)]
-pub struct ConnectionEntry<'a> {
-    /// When the connection ended; RFC 3339 in UTC in JSON.
-    #[serde(serialize_with = "rfc3339")]
-    pub time: SystemTime,
-    /// The listener that accepted it.
-    pub listener: &'a str,
-    /// The client's address (from a PROXY protocol header, behind a trusted balancer).
-    pub client_ip: String,
-    /// nginx stream's session status: 200 forwarded; 400 bad PROXY header; 403 PROXY header
-    /// from an untrusted peer; 502 no instance could be connected to; 503 over the limit or
-    /// no instance available.
-    pub status: u16,
-    /// Bytes received from the client.
-    pub bytes_received: u64,
-    /// Bytes sent to the client.
-    pub bytes_sent: u64,
-    /// Seconds the connection lasted.
-    pub duration: f64,
-    /// Upstream and instance it was forwarded to, empty when none.
-    pub upstream: &'a str,
-    /// See `upstream`.
-    pub instance: &'a str,
-    /// Connection attempts after the first.
-    pub retries: u32,
-    /// TLS version of a `tls` listener's connection, else empty.
-    pub tls_version: &'a str,
+#[serde(untagged)]
+pub enum Served<'a> {
+    /// An HTTP request.
+    Request {
+        /// The request id the client saw.
+        request_id: &'a str,
+        /// Request method.
+        method: &'a str,
+        /// Host the request was for.
+        host: &'a str,
+        /// Path and query.
+        path: &'a str,
+        /// Body bytes sent to the client.
+        bytes: usize,
+        /// `Referer`, for the combined format.
+        #[serde(skip)]
+        referer: &'a str,
+        /// `User-Agent`, for the combined format.
+        #[serde(skip)]
+        user_agent: &'a str,
+        /// HTTP version, for the combined format's request line.
+        #[serde(skip)]
+        version: &'a str,
+    },
+    /// A connection of a `tcp` or `tls` listener.
+    Connection {
+        /// The listener that accepted it.
+        listener: &'a str,
+        /// Bytes received from the client.
+        bytes_received: u64,
+        /// Bytes sent to the client.
+        bytes_sent: u64,
+    },
 }
 
 /// The access log of a running weir.
 #[derive(Clone)]
 pub struct AccessLog {
     format: LogFormat,
-    lines: Sender<String>,
+    lines: SyncSender<String>,
+    reopen: Arc<AtomicBool>,
+    to_file: bool,
+    dropped: IntCounter,
 }
 
 impl AccessLog {
     /// Opens the log of `settings` (its file is created if needed) and starts its writer.
     pub fn start(settings: &config::AccessLog) -> std::io::Result<Self> {
         let reopen = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, reopen.clone())?;
         let sink = Sink::open(settings.path.clone())?;
-        let (lines, received) = mpsc::channel();
+        let (lines, received) = mpsc::sync_channel(settings.queue);
+        let flag = reopen.clone();
         std::thread::Builder::new()
             .name("weir access log".into())
-            .spawn(move || write_lines(received, sink, &reopen))?;
+            .spawn(move || write_lines(received, sink, &flag))?;
         Ok(Self {
             format: settings.format,
             lines,
+            reopen,
+            to_file: settings.path.is_some(),
+            dropped: metrics::access_log_dropped(),
         })
     }
 
-    /// Logs one request.
+    /// Logs one request or connection; when the writer is `queue` lines behind, the line is
+    /// dropped and counted instead.
     pub fn write(&self, entry: &Entry) {
         let line = match self.format {
             LogFormat::Json => serde_json::to_string(entry).unwrap_or_default(),
             LogFormat::Combined => combined(entry),
         };
-        // The writer lives as long as the process.
-        let _ = self.lines.send(line);
+        match self.lines.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.dropped.inc(),
+            // The writer lives as long as the process.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
     }
 
-    /// Logs one TCP connection; the combined format writes nginx stream's `basic` line.
-    pub fn write_connection(&self, entry: &ConnectionEntry) {
-        let line = match self.format {
-            LogFormat::Json => serde_json::to_string(entry).unwrap_or_default(),
-            LogFormat::Combined => format!(
-                "{} [{}] TCP {} {} {} {:.3} \"{}\"",
-                entry.client_ip,
-                local_time(entry.time),
-                entry.status,
-                entry.bytes_sent,
-                entry.bytes_received,
-                entry.duration,
-                entry.instance
-            ),
-        };
-        let _ = self.lines.send(line);
+    /// Has the writer open its file again (after logrotate moved it away); `false` when the
+    /// log goes to stdout, which there is no reopening.
+    pub fn reopen(&self) -> bool {
+        self.reopen.store(true, Ordering::Relaxed);
+        self.to_file
     }
 }
 
@@ -143,27 +141,45 @@ fn rfc3339<S: serde::Serializer>(time: &SystemTime, out: S) -> Result<S::Ok, S::
     out.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
-/// `client - - [10/Oct/2000:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326 "referer" "agent"`.
+/// A request as `client - - [10/Oct/2000:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326
+/// "referer" "agent"`; a TCP connection as nginx stream's `basic` line.
 fn combined(e: &Entry) -> String {
     let time = local_time(e.time);
-    let dash = |s: &str| {
-        if s.is_empty() {
-            "-".to_string()
-        } else {
-            s.replace('"', "\\\"")
+    match &e.served {
+        Served::Request {
+            method,
+            path,
+            version,
+            bytes,
+            referer,
+            user_agent,
+            ..
+        } => {
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.replace('"', "\\\"")
+                }
+            };
+            format!(
+                "{} - - [{time}] \"{method} {} {version}\" {} {bytes} \"{}\" \"{}\"",
+                e.client_ip,
+                path.replace('"', "%22"),
+                e.status,
+                dash(referer),
+                dash(user_agent)
+            )
         }
-    };
-    format!(
-        "{} - - [{time}] \"{} {} {}\" {} {} \"{}\" \"{}\"",
-        e.client_ip,
-        e.method,
-        e.path.replace('"', "%22"),
-        e.version,
-        e.status,
-        e.bytes,
-        dash(e.referer),
-        dash(e.user_agent)
-    )
+        Served::Connection {
+            bytes_received,
+            bytes_sent,
+            ..
+        } => format!(
+            "{} [{time}] TCP {} {bytes_sent} {bytes_received} {:.3} \"{}\"",
+            e.client_ip, e.status, e.duration, e.instance
+        ),
+    }
 }
 
 /// `10/Oct/2000:13:55:36 +0000`, in local time.

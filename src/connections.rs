@@ -1,7 +1,8 @@
-//! Downstream connections, counted per listener: open now, and TLS handshakes by protocol
-//! version. A wrapper around the HTTP app, which Pingora calls once per accepted connection
-//! (after its TLS handshake); it serves the connection's reuses itself, so it sees each
-//! connection start and end exactly once.
+//! Downstream connections, as the listeners' apps see them: counted per listener (open now,
+//! and TLS handshakes by protocol version), and outliving the listeners by a moment when
+//! the process stops. A wrapper around an app, which Pingora calls once per accepted
+//! connection (after its TLS handshake); it serves the connection's reuses itself, so it
+//! sees each connection start and end exactly once.
 
 use crate::config::Listener;
 use crate::listener::Listeners;
@@ -11,17 +12,22 @@ use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `app`, with its connections counted.
-pub struct Counted<A> {
+pub struct Connections<A> {
     app: Arc<A>,
     listeners: Listeners,
     metrics: Vec<ListenerMetrics>,
+    linger: Duration,
 }
 
-impl<A> Counted<A> {
-    /// Wraps `app`, serving `listeners`.
-    pub fn new(app: A, listeners: &[Listener]) -> Self {
+impl<A> Connections<A> {
+    /// Wraps `app`, serving `listeners`. Once the listeners close, the app's cleanup waits
+    /// `linger` first: requests still come in on open keep-alive connections meanwhile, and
+    /// the shutdown watch makes each answer close its connection, rather than every idle
+    /// connection closing at once under a client that is sending on it.
+    pub fn new(app: A, listeners: &[Listener], linger: Duration) -> Self {
         Self {
             app: Arc::new(app),
             listeners: Listeners::new(listeners),
@@ -29,12 +35,13 @@ impl<A> Counted<A> {
                 .iter()
                 .map(|l| ListenerMetrics::new(&l.name))
                 .collect(),
+            linger,
         }
     }
 }
 
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for Connections<A> {
     async fn process_new(
         self: &Arc<Self>,
         stream: Stream,
@@ -57,6 +64,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Counted<A> {
     }
 
     async fn cleanup(&self) {
+        tokio::time::sleep(self.linger).await;
         self.app.cleanup().await;
     }
 }

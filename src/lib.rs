@@ -7,6 +7,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod control;
@@ -18,7 +19,6 @@ pub mod metrics;
 pub mod process;
 pub mod procfs;
 pub mod proxy;
-pub mod reload;
 pub mod routing;
 pub mod runtime;
 pub mod server;

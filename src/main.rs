@@ -4,8 +4,8 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use weir::control::{self, report};
-use weir::{config, demo, process, server};
+use weir::cli::{self, report};
+use weir::{config, control, demo, process, server};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -113,14 +113,14 @@ fn main() -> ExitCode {
             server.run_forever()
         }
         Some(Command::Reload) => match cli.config {
-            Some(path) => control::reload(&path),
+            Some(path) => cli::reload(&path),
             None => {
                 eprintln!("weir reload: give the running configuration with --config FILE");
                 ExitCode::from(2)
             }
         },
         Some(Command::Upgrade) => match cli.config {
-            Some(path) => control::upgrade(&path),
+            Some(path) => cli::upgrade(&path),
             None => {
                 eprintln!("weir upgrade: give the configuration with --config FILE");
                 ExitCode::from(2)
@@ -148,7 +148,8 @@ fn main() -> ExitCode {
 /// certificates too, as `nginx -t` does.
 fn test(path: &Path) -> ExitCode {
     let checked = config::load(path).map_err(|errors| eprintln!("{errors}"));
-    let checked = checked.and_then(|config| server::check(config).map_err(|e| report(path, &e)));
+    let checked =
+        checked.and_then(|config| control::check(config).map_err(|e| report(path, &e.into())));
     match checked {
         Ok(()) => {
             println!("{}: configuration is valid", path.display());
@@ -160,7 +161,7 @@ fn test(path: &Path) -> ExitCode {
 
 /// Loads a configuration and serves it until stopped.
 fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
-    process::StopSignals::get();
+    process::Signals::get();
     // A daemon works from `/`, and SIGHUP re-reads the file.
     let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let loaded = config::read(path).and_then(|text| Ok((config::parse(path, &text)?, text)));
@@ -188,7 +189,7 @@ fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
 }
 
 fn run_demo() -> ExitCode {
-    process::StopSignals::get();
+    process::Signals::get();
     // The demo's admin token (conf/demo.yaml reads it from the environment): the caller's,
     // or a fresh random one, printed below.
     let token = std::env::var(demo::DEMO_TOKEN_VARIABLE)

@@ -1,11 +1,11 @@
 //! Prometheus metric families. Names are constants here; labels come only from names in the
 //! configuration (route, upstream, instance), never from a request. Label handles are
 //! resolved when a runtime is compiled ([`RouteMetrics`], [`TargetMetrics`]), so a request
-//! only increments counters it already holds. Gauges of live state (in-flight requests,
-//! health) are read from the current runtime at scrape time ([`Live`]), costing requests
+//! only increments counters it already holds; when a change removes routes or targets, the
+//! control plane removes their [`Series`]. Gauges of live state (in-flight requests, health)
+//! are read at scrape time from whatever owns that state ([`LiveTargets`]), costing requests
 //! nothing.
 
-use crate::runtime::SharedRuntime;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -47,6 +47,8 @@ pub mod names {
     pub const TCP_REFUSED: &str = "weir_tcp_refused_total";
     /// Configuration reloads, by result.
     pub const RELOADS: &str = "weir_config_reloads_total";
+    /// Access log lines dropped because the writer was `access_log.queue` lines behind.
+    pub const ACCESS_LOG_DROPPED: &str = "weir_access_log_dropped_total";
     /// Always 1, labelled with the version.
     pub const BUILD_INFO: &str = "weir_build_info";
 }
@@ -78,6 +80,7 @@ struct Families {
     tcp_active: IntGaugeVec,
     tcp_bytes: IntCounterVec,
     tcp_refused: IntCounterVec,
+    access_log_dropped: IntCounter,
 }
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
@@ -164,6 +167,11 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "TCP connections closed without being forwarded",
             &["listener", "reason"],
         ),
+        access_log_dropped: IntCounter::new(
+            names::ACCESS_LOG_DROPPED,
+            "Access log lines dropped because the writer was behind",
+        )
+        .expect("valid metric"),
     }
 });
 
@@ -392,40 +400,54 @@ impl Drop for OpenConnection {
     }
 }
 
+/// The counter of access log lines dropped.
+pub fn access_log_dropped() -> IntCounter {
+    FAMILIES.access_log_dropped.clone()
+}
+
 /// Counts a configuration reload that `succeeded` or not.
 pub fn count_reload(succeeded: bool) {
     let result = RELOAD_RESULTS[usize::from(!succeeded)];
     FAMILIES.reloads.with_label_values(&[result]).inc();
 }
 
-/// Gauges of the live state of the current runtime, collected at scrape time.
-pub struct Live {
-    runtime: SharedRuntime,
+/// The live state of every target, read at scrape time.
+pub trait LiveTargets: Send + Sync {
+    /// Calls `each` with the upstream, instance, requests in flight and availability of every
+    /// target being served now.
+    fn each_target(&self, each: &mut dyn FnMut(&str, &str, usize, bool));
+}
+
+/// Gauges of live target state, collected at scrape time.
+struct Live {
+    targets: Box<dyn LiveTargets>,
     descs: Vec<Desc>,
 }
 
+/// The live gauges' names and help texts.
+const LIVE_GAUGES: [(&str, &str); 2] = [
+    (names::IN_FLIGHT, "Requests being served by an instance"),
+    (
+        names::HEALTH,
+        "1 when an instance may take requests, else 0",
+    ),
+];
+
 impl Live {
-    /// Collects from `runtime`.
-    pub fn new(runtime: SharedRuntime) -> Self {
-        let descs = [
-            (names::IN_FLIGHT, "Requests being served by an instance"),
-            (
-                names::HEALTH,
-                "1 when an instance may take requests, else 0",
-            ),
-        ]
-        .iter()
-        .map(|(name, help)| {
-            Desc::new(
-                name.to_string(),
-                help.to_string(),
-                vec!["upstream".into(), "instance".into()],
-                Default::default(),
-            )
-            .expect("valid metric")
-        })
-        .collect();
-        Self { runtime, descs }
+    fn new(targets: Box<dyn LiveTargets>) -> Self {
+        let descs = LIVE_GAUGES
+            .iter()
+            .map(|(name, help)| {
+                Desc::new(
+                    name.to_string(),
+                    help.to_string(),
+                    vec!["upstream".into(), "instance".into()],
+                    Default::default(),
+                )
+                .expect("valid metric")
+            })
+            .collect();
+        Self { targets, descs }
     }
 }
 
@@ -435,31 +457,103 @@ impl Collector for Live {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let gauge = |name: &str, help: &str| {
+        let [in_flight, health] = LIVE_GAUGES.map(|(name, help)| {
             IntGaugeVec::new(Opts::new(name, help), &["upstream", "instance"])
                 .expect("valid metric")
-        };
-        let in_flight = gauge(names::IN_FLIGHT, "Requests being served by an instance");
-        let health = gauge(
-            names::HEALTH,
-            "1 when an instance may take requests, else 0",
-        );
-        let runtime = self.runtime.load();
-        let now = crate::upstream::now_ms();
-        for pool in &runtime.pools {
-            for t in &pool.targets {
-                let labels = [pool.name.as_str(), t.label()];
+        });
+        self.targets
+            .each_target(&mut |upstream, instance, requests, available| {
+                let labels = [upstream, instance];
                 in_flight
                     .with_label_values(&labels)
-                    .set(t.state.inflight() as i64);
-                health
-                    .with_label_values(&labels)
-                    .set(i64::from(t.state.health.available(now)));
-            }
-        }
+                    .set(i64::try_from(requests).unwrap_or(i64::MAX));
+                health.with_label_values(&labels).set(i64::from(available));
+            });
         let mut families = in_flight.collect();
         families.extend(health.collect());
         families
+    }
+}
+
+/// The label values of the series one runtime counts into, so that a change can remove
+/// those of the routes and targets it took away.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Series {
+    /// A route through its upstream: durations, retries, requests that reached no instance.
+    Route {
+        /// The route.
+        route: String,
+        /// Its upstream.
+        upstream: String,
+    },
+    /// Requests of a route answered through one instance.
+    RouteTarget {
+        /// The route.
+        route: String,
+        /// Its upstream.
+        upstream: String,
+        /// The instance.
+        instance: String,
+    },
+    /// One instance of an upstream: durations, ejections, connect failures.
+    Target {
+        /// The upstream.
+        upstream: String,
+        /// The instance.
+        instance: String,
+    },
+    /// Connections of a TCP listener forwarded to one instance.
+    StreamTarget {
+        /// The listener.
+        listener: String,
+        /// Its upstream.
+        upstream: String,
+        /// The instance.
+        instance: String,
+    },
+}
+
+impl Series {
+    /// Removes the series from every family it is in. Requests still holding its handles
+    /// count into counters no scrape reads.
+    pub fn remove(&self) {
+        let f = &*FAMILIES;
+        // A series that was never touched is not there to remove; that is fine.
+        let requests = |route: &str, upstream: &str, instance: &str| {
+            for class in CODE_CLASSES {
+                let _ = f
+                    .requests
+                    .remove_label_values(&[route, upstream, instance, class]);
+            }
+        };
+        match self {
+            Self::Route { route, upstream } => {
+                let labels = [route.as_str(), upstream];
+                let _ = f.request_duration.remove_label_values(&labels);
+                let _ = f.retries.remove_label_values(&labels);
+                requests(route, upstream, "");
+            }
+            Self::RouteTarget {
+                route,
+                upstream,
+                instance,
+            } => requests(route, upstream, instance),
+            Self::Target { upstream, instance } => {
+                let labels = [upstream.as_str(), instance];
+                let _ = f.upstream_duration.remove_label_values(&labels);
+                let _ = f.ejections.remove_label_values(&labels);
+                let _ = f.connect_failures.remove_label_values(&labels);
+            }
+            Self::StreamTarget {
+                listener,
+                upstream,
+                instance,
+            } => {
+                let labels = [listener.as_str(), upstream, instance];
+                let _ = f.tcp_connections.remove_label_values(&labels);
+                let _ = f.tcp_active.remove_label_values(&labels);
+            }
+        }
     }
 }
 
@@ -471,8 +565,8 @@ pub fn render(registry: &Registry) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A registry of every family, the live gauges of `runtime`, and process metrics.
-pub fn registry(runtime: SharedRuntime) -> Registry {
+/// A registry of every family, the live gauges of `targets`, and process metrics.
+pub fn registry(targets: Box<dyn LiveTargets>) -> Registry {
     let registry = Registry::new();
     let f = &*FAMILIES;
     let collectors: Vec<Box<dyn Collector>> = vec![
@@ -490,7 +584,8 @@ pub fn registry(runtime: SharedRuntime) -> Registry {
         Box::new(f.tcp_active.clone()),
         Box::new(f.tcp_bytes.clone()),
         Box::new(f.tcp_refused.clone()),
-        Box::new(Live::new(runtime)),
+        Box::new(f.access_log_dropped.clone()),
+        Box::new(Live::new(targets)),
         Box::new(prometheus::process_collector::ProcessCollector::for_self()),
     ];
     for c in collectors {

@@ -1,15 +1,17 @@
-//! The runtime: a configuration compiled for serving, immutable once built. A reload builds
-//! a new one (carrying live target state over by address) and swaps it in whole; each request
-//! keeps the snapshot it started with.
+//! The runtime: a configuration compiled for serving, immutable once built. A change builds
+//! a new one (carrying live target state over by upstream and address, as start-up creates
+//! it) and the control plane swaps it in whole; each request keeps the snapshot it started
+//! with.
 
 use crate::config::{Config, HeaderRules, Protocol, StreamSettings};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
-use crate::metrics::{RequestCounters, RouteMetrics, StreamMetrics};
+use crate::metrics::{LiveTargets, RequestCounters, RouteMetrics, Series, StreamMetrics};
 use crate::routing::RouteTable;
 use crate::tls::TlsError;
-use crate::upstream::{Pool, Resolved, StateCarry};
+use crate::upstream::{now_ms, Pool, Resolved, StateCarry};
 use arc_swap::ArcSwap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Why a validated configuration could not be compiled.
@@ -86,9 +88,9 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles a validated configuration with its targets' addresses. Targets whose address
-    /// also exists in `previous` keep its live state (in-flight counts, health); new ones
-    /// slow-start when there is a `previous`.
+    /// Compiles a validated configuration with its targets' addresses. Targets whose upstream
+    /// and address also exist in `previous` keep their live state (in-flight counts, health,
+    /// check schedule); new ones slow-start when there is a `previous`.
     pub fn compile(
         config: Arc<Config>,
         previous: Option<&Runtime>,
@@ -97,8 +99,11 @@ impl Runtime {
         let carry: StateCarry = previous
             .into_iter()
             .flat_map(|rt| rt.pools.iter())
-            .flat_map(|p| p.targets.iter())
-            .map(|t| (t.addr, t.state.clone()))
+            .flat_map(|p| {
+                p.targets
+                    .iter()
+                    .map(|t| ((p.name.clone(), t.addr), t.state.clone()))
+            })
             .collect();
         let pools = config
             .upstreams
@@ -158,5 +163,68 @@ impl Runtime {
             resolved: Arc::new(resolved),
             config,
         })
+    }
+
+    /// The metric series this runtime counts into.
+    fn series(&self) -> HashSet<Series> {
+        let mut series = HashSet::new();
+        let targets = |pool: usize| {
+            self.pools[pool]
+                .targets
+                .iter()
+                .map(|t| t.label().to_string())
+        };
+        for r in &self.routes {
+            let upstream = &self.pools[r.pool].name;
+            series.insert(Series::Route {
+                route: r.name.clone(),
+                upstream: upstream.clone(),
+            });
+            series.extend(targets(r.pool).map(|instance| Series::RouteTarget {
+                route: r.name.clone(),
+                upstream: upstream.clone(),
+                instance,
+            }));
+        }
+        for (p, pool) in self.pools.iter().enumerate() {
+            series.extend(targets(p).map(|instance| Series::Target {
+                upstream: pool.name.clone(),
+                instance,
+            }));
+        }
+        for stream in self.streams.iter().flatten() {
+            series.extend(targets(stream.pool).map(|instance| Series::StreamTarget {
+                listener: stream.listener.clone(),
+                upstream: self.pools[stream.pool].name.clone(),
+                instance,
+            }));
+        }
+        series
+    }
+
+    /// Removes the metric series of this runtime that `next` does not count into (routes and
+    /// targets a change took away), so that the scrape holds what is served.
+    pub fn retire_series(&self, next: &Runtime) {
+        let kept = next.series();
+        for gone in self.series().difference(&kept) {
+            gone.remove();
+        }
+    }
+}
+
+impl LiveTargets for SharedRuntime {
+    fn each_target(&self, each: &mut dyn FnMut(&str, &str, usize, bool)) {
+        let runtime = self.load();
+        let now = now_ms();
+        for pool in &runtime.pools {
+            for t in &pool.targets {
+                each(
+                    &pool.name,
+                    t.label(),
+                    t.state.inflight(),
+                    t.state.health.available(now),
+                );
+            }
+        }
     }
 }

@@ -4,14 +4,14 @@
 use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
 use crate::config::{Config, Listener};
-use crate::connections::Counted;
+use crate::connections::Connections;
+use crate::control::{self, LiveConfig, LoadError, Supervisor};
 use crate::l4::TcpProxy;
-use crate::process::{scratch_pid_file, Draining, Lifecycle, Listening};
+use crate::process::{scratch_pid_file, Housekeeping, Lifecycle, Listening, IDLE_LINGER};
 use crate::proxy::Proxy;
-use crate::reload::{LiveConfig, Reloader};
-use crate::runtime::{CompileError, Runtime, SharedRuntime};
+use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::{ListenerCerts, TlsErrors, Watcher};
-use crate::upstream::{resolve_static, Dns, ResolveError, Resolved, Supervisor};
+use crate::upstream::Dns;
 use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::configuration::{Opt, ServerConf};
@@ -20,23 +20,18 @@ use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 use std::fs::OpenOptions;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a server could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A static target did not resolve.
+    /// Addresses or certificates did not load, or the runtime did not compile.
     #[error(transparent)]
-    Resolve(#[from] ResolveError),
-    /// The runtime did not compile.
-    #[error(transparent)]
-    Compile(#[from] CompileError),
+    Load(#[from] LoadError),
     /// The DNS client for discovery could not be set up.
     #[error("DNS resolver: {0}")]
     Dns(#[from] hickory_resolver::ResolveError),
-    /// No runtime to resolve discovered names at startup, or no SIGHUP handler.
-    #[error("starting: {0}")]
-    Io(#[from] std::io::Error),
-    /// Listener certificates or TLS settings that could not be used.
+    /// Listener TLS settings that could not be used.
     #[error(transparent)]
     Tls(#[from] TlsErrors),
     /// The access log that cannot be opened.
@@ -60,53 +55,11 @@ pub enum BuildError {
 impl BuildError {
     /// Whether the message starts with the `FILE:LINE:COLUMN` of the setting at fault.
     pub fn is_located(&self) -> bool {
-        matches!(self, Self::Tls(_) | Self::Compile(CompileError::Tls(_)))
-    }
-}
-
-/// Every target address of `config`: static names through the system resolver, discovered
-/// ones through DNS (a name that does not resolve yet starts with no instances).
-pub fn resolve(config: &Config) -> Result<Resolved, BuildError> {
-    let mut resolved = resolve_static(config)?;
-    if config.upstreams.iter().any(|u| u.resolve_every.is_some()) {
-        let io = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let found = io.block_on(async {
-            let dns = Dns::new(&config.resolver)?;
-            Ok::<_, BuildError>(dns.resolve_all(config, &Resolved::new()).await)
-        })?;
-        resolved.extend(found);
-    }
-    Ok(resolved)
-}
-
-/// Everything `build` loads from outside the file: target addresses, upstream CAs and
-/// listener certificates. `weir --test` runs it, so a file that passes also starts.
-pub fn check(config: Config) -> Result<(), BuildError> {
-    let resolved = resolve(&config)?;
-    certificates(&config)?;
-    Runtime::compile(Arc::new(config), None, resolved)?;
-    Ok(())
-}
-
-/// The certificates of every `https` listener, by listener name; every failure reported.
-fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, TlsErrors> {
-    let mut loaded = Vec::new();
-    let mut errors = Vec::new();
-    for l in &config.listeners {
-        let Some(tls) = l.protocol.tls() else {
-            continue;
-        };
-        match ListenerCerts::load(&l.name, tls) {
-            Ok(certs) => loaded.push((l.name.clone(), Arc::new(certs))),
-            Err(e) => errors.extend(e.0),
+        match self {
+            Self::Load(e) => e.is_located(),
+            Self::Tls(_) => true,
+            _ => false,
         }
-    }
-    if errors.is_empty() {
-        Ok(loaded)
-    } else {
-        Err(TlsErrors(errors))
     }
 }
 
@@ -150,14 +103,11 @@ pub fn build(
     text: &str,
     start: Start,
 ) -> Result<(Server, SharedRuntime), BuildError> {
-    let resolved = resolve(&config)?;
-    let certs = certificates(&config)?;
+    let resolved = control::resolve(&config)?;
+    let certs = control::certificates(&config).map_err(LoadError::from)?;
     let config = Arc::new(config);
-    let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(Runtime::compile(
-        config.clone(),
-        None,
-        resolved,
-    )?));
+    let compiled = Runtime::compile(config.clone(), None, resolved).map_err(LoadError::from)?;
+    let runtime: SharedRuntime = Arc::new(ArcSwap::from_pointee(compiled));
     let process = &config.server;
     let daemon = process.daemon || start.daemon;
     if let Some(path) = process.error_log.as_ref().filter(|_| daemon) {
@@ -218,7 +168,7 @@ pub fn build(
         let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
         let mut proxy = Service::new(
             "weir http".to_string(),
-            Counted::new(Draining::new(proxy), listeners),
+            Connections::new(proxy, listeners, IDLE_LINGER),
         );
         bind(&mut proxy, listeners, &certs, true)?;
         server
@@ -226,8 +176,9 @@ pub fn build(
             .add_dependencies([&bootstrap, &lifecycle]);
     }
     if listeners.iter().any(|l| !l.protocol.is_http()) {
-        let tcp = TcpProxy::new(runtime.clone(), listeners, access_log);
-        let mut tcp = Service::new("weir tcp".to_string(), Counted::new(tcp, listeners));
+        let tcp = TcpProxy::new(runtime.clone(), listeners, access_log.clone());
+        let tcp = Connections::new(tcp, listeners, Duration::ZERO);
+        let mut tcp = Service::new("weir tcp".to_string(), tcp);
         bind(&mut tcp, listeners, &certs, false)?;
         server
             .add_service(Listening::new(tcp, process.pid_file.clone()))
@@ -248,7 +199,8 @@ pub fn build(
             .add_service(Listening::new(service, process.pid_file.clone()))
             .add_dependencies([&bootstrap, &lifecycle]);
     }
-    server.add_service(background_service("weir reload", Reloader::new(live)?));
+    let housekeeping = Housekeeping::new(live, access_log);
+    server.add_service(background_service("weir signals", housekeeping));
     server.add_service(background_service("weir certificates", Watcher::new(certs)));
     let supervisor = Supervisor::new(runtime.clone(), Dns::new(&config.resolver)?);
     server.add_service(background_service("weir supervisor", supervisor));

@@ -165,3 +165,48 @@ fn log_level_sets_the_error_log_unless_rust_log_does() {
     let quiet = started("warn");
     assert!(!quiet.contains(" INFO "), "{quiet}");
 }
+
+/// A log file that stops taking lines (a stuck disk; here a pipe nobody reads) costs
+/// neither requests nor memory: beyond `queue` waiting lines, lines are dropped and counted.
+#[test]
+fn a_stuck_log_file_drops_lines_rather_than_holding_requests_or_memory() {
+    let app = Instance::start("app-1");
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("access.pipe");
+    succeed(Command::new("mkfifo").arg(&fifo));
+    // The reader opens the pipe, so that weir's open returns, and never reads from it.
+    let (opened, reader) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || opened.send(std::fs::File::open(path).unwrap()));
+    let yaml = format!(
+        "{}admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n",
+        config(
+            &app,
+            &format!(
+                "{{ format: json, path: \"{}\", queue: 100 }}",
+                fifo.display()
+            )
+        )
+    );
+    let weir = Weir::start(&yaml);
+    let _reader = reader.recv_timeout(Duration::from_secs(10)).unwrap();
+    let http = client();
+    // A pipe holds 64 KiB, a few hundred lines; the queue 100 more.
+    let sent = 2000;
+    for _ in 0..sent {
+        assert_eq!(http.get(weir.url("/api/x")).send().unwrap().status(), 200);
+    }
+    wait_listening(weir.port2);
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", weir.port2);
+    let text = http.get(metrics_url).send().unwrap().text().unwrap();
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_access_log_dropped_total "))
+        .expect("weir_access_log_dropped_total is exported")
+        .parse()
+        .unwrap();
+    assert!(
+        (sent / 2..sent).contains(&dropped),
+        "{dropped} of {sent} lines dropped"
+    );
+}

@@ -377,3 +377,57 @@ fn dns_discovery_adds_and_removes_instances_without_a_restart() {
     .expect("a failed resolution is logged");
     assert_eq!(instances(4), BTreeSet::from([addr(&three)]));
 }
+
+/// Instances that discovery removed leave /metrics with them: after 50 changes of the
+/// answer, the scrape holds series for the live instances only.
+#[test]
+fn metric_series_of_instances_discovery_removed_are_gone() {
+    let answers = Arc::new(Mutex::new(vec![Ipv4Addr::new(127, 0, 1, 0)]));
+    let dns = dns_server(answers.clone());
+    let yaml = format!(
+        "listeners: [{{ name: web, address: \"127.0.0.1:{{port}}\" }}]\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
+         routes: [{{ name: all, upstream: app }}]\n\
+         resolver: [\"127.0.0.1:{dns}\"]\n\
+         upstreams:\n  app:\n    discovery: dns\n    resolve_every: 50ms\n    \
+         targets: [{{ address: \"svc.weir.test:9\" }}]\n"
+    );
+    let weir = Weir::start_logging(&yaml, "warn");
+    for change in 1..=50u8 {
+        // Two addresses each time, one of them new.
+        *answers.lock().unwrap() = vec![
+            Ipv4Addr::new(127, 0, 1, change - 1),
+            Ipv4Addr::new(127, 0, 1, change),
+        ];
+        poll_until(WAIT, || {
+            (weir.log_count("discovery: `svc.weir.test:9` now resolves") >= usize::from(change))
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("change {change} is applied"));
+    }
+    wait_listening(weir.port2);
+    let text = client()
+        .get(format!("http://127.0.0.1:{}/metrics", weir.port2))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let instances = |family: &str| -> BTreeSet<String> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{family}{{")))
+            .filter_map(|l| l.split("instance=\"").nth(1)?.split('"').next())
+            .filter(|i| !i.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let live = BTreeSet::from(["127.0.1.49:9".to_string(), "127.0.1.50:9".to_string()]);
+    for family in [
+        "weir_requests_total",
+        "weir_upstream_duration_seconds_count",
+        "weir_upstream_ejections_total",
+        "weir_upstream_connect_failures_total",
+        "weir_upstream_health",
+    ] {
+        assert_eq!(instances(family), live, "{family}");
+    }
+}

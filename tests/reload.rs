@@ -163,3 +163,65 @@ fn a_reload_keeps_an_unhealthy_instance_out() {
     let served: HashSet<String> = serving(&weir, 20).into_iter().collect();
     assert_eq!(served, ["good".to_string()].into());
 }
+
+/// The health verdict of the one instance of `upstream`, from the admin API.
+fn instance_health(admin: u16, upstream: &str) -> String {
+    let url = format!("http://127.0.0.1:{admin}/upstreams/{upstream}/health");
+    let body: serde_json::Value = client().get(url).send().unwrap().json().unwrap();
+    body["data"][0]["health"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Two upstreams that name the same instance with different checks keep their own verdict,
+/// schedule and counts, before a reload and after it.
+#[test]
+fn upstreams_sharing_an_address_keep_their_own_health_across_a_reload() {
+    let shared = Instance::start("shared");
+    let check = |expected: &str| {
+        format!(
+            "    health_check: {{ type: http, path: /health, expected_status: [{expected}], \
+             interval: 50ms, healthy_successes: 1, unhealthy_failures: 1 }}\n    \
+             panic_mode: false\n"
+        )
+    };
+    let yaml = format!(
+        "server: {{ pid_file: \"{{dir}}/weir.pid\" }}\n\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
+         routes:\n  - {{ name: a, paths: [/a], upstream: passing }}\n  \
+         - {{ name: b, paths: [/b], upstream: failing }}\n\
+         upstreams:\n  passing:\n    targets: [{{ address: \"{addr}\" }}]\n{pass}  \
+         failing:\n    targets: [{{ address: \"{addr}\" }}]\n{fail}",
+        addr = shared.address(),
+        pass = check("200"),
+        fail = check("204"),
+    );
+    let weir = Weir::start_logging(&yaml, "info");
+    wait_listening(weir.port2);
+    let verdicts = || {
+        (
+            instance_health(weir.port2, "passing"),
+            instance_health(weir.port2, "failing"),
+        )
+    };
+    let expected = ("healthy".to_string(), "unhealthy".to_string());
+    poll_until(Duration::from_secs(10), || {
+        (verdicts() == expected).then_some(())
+    })
+    .expect("each upstream's check decides its own verdict");
+
+    weir.rewrite(&format!("{yaml}# reloaded\n"));
+    weir.signal(nix::sys::signal::Signal::SIGHUP);
+    weir.wait_log(&["reloaded"], Duration::from_secs(10))
+        .expect("the reload is applied");
+    // Forty check intervals of both upstreams: a shared state would flip within two.
+    let http = client();
+    for _ in 0..40 {
+        assert_eq!(verdicts(), expected, "verdicts stay apart after the reload");
+        assert_eq!(http.get(weir.url("/a")).send().unwrap().status(), 200);
+        assert_eq!(http.get(weir.url("/b")).send().unwrap().status(), 503);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

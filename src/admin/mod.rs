@@ -12,8 +12,8 @@ mod targets;
 mod views;
 
 use crate::config::Admin;
+use crate::control::{EditError, LiveConfig, Saved};
 use crate::metrics;
-use crate::reload::{EditError, LiveConfig, Saved};
 use async_trait::async_trait;
 use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
@@ -51,7 +51,7 @@ impl AdminApi {
     /// The admin API of `settings`, serving `live`.
     pub fn new(settings: &Admin, live: Arc<LiveConfig>) -> Self {
         Self {
-            registry: metrics::registry(live.runtime().clone()),
+            registry: metrics::registry(Box::new(live.runtime().clone())),
             live,
             token: settings.token.clone(),
             reads_need_token: !settings.address.ip().is_loopback(),
@@ -196,7 +196,7 @@ impl AdminApi {
                         StatusCode::UNPROCESSABLE_ENTITY,
                         json!({
                             "error": "the file is not valid; the running configuration stays",
-                            "errors": errors.lines().collect::<Vec<_>>(),
+                            "errors": errors.messages(),
                         }),
                     ),
                 }
@@ -263,15 +263,17 @@ impl AdminApi {
     ) -> Response<Vec<u8>> {
         let saved = match saved {
             Ok(saved) => saved,
-            Err(EditError::Invalid(errors)) => {
-                // The file was valid before, so an error about one of the upstream's targets
-                // is about the one the edit added: `upstreams.NAME.targets[N].FIELD: …`.
+            Err(EditError::Invalid(problems)) => {
+                // The file was valid before, so a problem with one of the upstream's targets
+                // is with the one the edit added: `upstreams.NAME.targets[N].FIELD`.
                 let prefix = format!("upstreams.{upstream}.targets[");
-                let field = errors.iter().find_map(|e| {
-                    let rest = e.strip_prefix(&prefix)?.split_once("].")?.1;
-                    rest.split(':').next()
+                let field = problems.iter().find_map(|p| {
+                    let path = p.path.as_deref()?.strip_prefix(&prefix)?;
+                    Some(path.split_once("].")?.1)
                 });
-                let body = json!({ "error": errors.join("; "), "field": field, "errors": errors });
+                let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+                let body =
+                    json!({ "error": messages.join("; "), "field": field, "errors": messages });
                 return reply(StatusCode::BAD_REQUEST, body);
             }
             Err(e) => {

@@ -2,7 +2,7 @@
 //! configuration (see [`crate::reload::LiveConfig::edit`]), which then validates the result
 //! as a whole.
 
-use crate::reload::EditError;
+use crate::control::EditError;
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 

@@ -13,6 +13,9 @@ pub struct ConfigError {
     pub line: usize,
     /// 1-based column.
     pub column: usize,
+    /// The YAML path of the setting (`upstreams.api.targets[2].weight`); empty for the file
+    /// as a whole.
+    pub path: String,
     /// What is wrong and, where it helps, what would be right.
     pub message: String,
 }
@@ -42,6 +45,7 @@ impl ConfigErrors {
             file: file.to_path_buf(),
             line: 1,
             column: 1,
+            path: String::new(),
             message: format!("cannot read the configuration file: {err}"),
         }])
     }

@@ -61,6 +61,9 @@ pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a connection queued by `on_limit: queue` waits for a free slot.
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lines the access log holds for its writer when `access_log.queue` is not set: about
+/// 5 MiB of JSON lines, a second of a busy instance's traffic.
+pub const DEFAULT_ACCESS_LOG_QUEUE: usize = 16 * 1024;
 /// Port of the HTTPS URL `redirect_https` sends to when no `https` listener is configured.
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Port of the admin listener when `admin.address` is not set (on 127.0.0.1).
@@ -105,6 +108,9 @@ pub struct AccessLog {
     pub format: LogFormat,
     /// A file (reopened on SIGUSR1), or `None` for stdout.
     pub path: Option<PathBuf>,
+    /// Lines that may wait for the writer; beyond them lines are dropped (and counted), so
+    /// that a stuck disk costs neither requests nor memory.
+    pub queue: usize,
 }
 
 /// `admin:`: where the admin API, the status page and /metrics are served.

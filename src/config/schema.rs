@@ -43,6 +43,8 @@ pub struct RawAccessLog {
     pub format: LogFormat,
     /// `stdout` (default) or a file.
     pub path: Option<String>,
+    /// Lines that may wait for the writer before further ones are dropped.
+    pub queue: Option<usize>,
 }
 
 /// `admin:`.

@@ -94,6 +94,7 @@ impl Report {
             file: self.file.clone(),
             line: pos.line,
             column: pos.column,
+            path: path.to_string(),
             message,
         });
     }
@@ -153,6 +154,7 @@ pub fn parse(file: &Path, text: &str) -> Result<(Value, Report), ConfigErrors> {
             file: file.to_path_buf(),
             line,
             column,
+            path: String::new(),
             message: format!("invalid YAML: {}", strip_location(&e.to_string())),
         }])
     })?;

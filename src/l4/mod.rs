@@ -8,7 +8,7 @@ mod limit;
 mod pipe;
 mod proxy_protocol;
 
-use crate::access_log::{AccessLog, ConnectionEntry};
+use crate::access_log::{AccessLog, Entry, Served};
 use crate::config::Listener;
 use crate::listener::Listeners;
 use crate::metrics::{OpenConnection, Refusal};
@@ -199,13 +199,15 @@ impl TcpProxy {
         let Some(log) = &self.access_log else {
             return;
         };
-        log.write_connection(&ConnectionEntry {
+        log.write(&Entry {
             time: SystemTime::now(),
-            listener: &record.stream.listener,
+            served: Served::Connection {
+                listener: &record.stream.listener,
+                bytes_received: record.copied.received,
+                bytes_sent: record.copied.sent,
+            },
             client_ip: record.client.ip().to_string(),
             status,
-            bytes_received: record.copied.received,
-            bytes_sent: record.copied.sent,
             duration: started.elapsed().as_secs_f64(),
             upstream: &record.stream.settings.upstream,
             instance: record.target.as_ref().map_or("", |t| t.label()),

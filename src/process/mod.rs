@@ -1,13 +1,13 @@
-//! The process around the proxy: its pid file, its stop signals, and the drain that lets
+//! The process around the proxy: its pid file, its signals, and the drain that lets
 //! in-flight requests finish after SIGTERM or after a binary upgrade took the listeners over.
 
 mod drain;
 mod listening;
 mod signals;
 
-pub use drain::{Draining, InFlight};
+pub use drain::InFlight;
 pub use listening::Listening;
-pub use signals::{Signals, StopSignals};
+pub use signals::{Housekeeping, Shutdown, Signals};
 
 use crate::{config, procfs};
 use async_trait::async_trait;
@@ -80,7 +80,7 @@ impl Lifecycle {
                 );
                 break;
             }
-            if StopSignals::get().interrupted() {
+            if Signals::get().interrupted() {
                 warn!("SIGINT: exiting with {left} requests in flight");
                 break;
             }
@@ -123,7 +123,7 @@ impl BackgroundService for Lifecycle {
             let phase = tokio::select! {
                 phase = phases.recv() => phase,
                 _ = tokio::time::sleep(POLL), if stopping => {
-                    if StopSignals::get().interrupted() {
+                    if Signals::get().interrupted() {
                         warn!("SIGINT: exiting at once");
                         self.exit(handed_over);
                     }
@@ -156,7 +156,7 @@ impl BackgroundService for Lifecycle {
 /// [`Lifecycle`] once drained).
 pub fn run(server: Server, settings: &config::Server) {
     server.run(RunArgs {
-        shutdown_signal: Box::new(Signals {
+        shutdown_signal: Box::new(Shutdown {
             grace_period: settings.grace_period,
             upgrade_sock: settings.upgrade_sock.clone(),
         }),

@@ -1,15 +1,21 @@
-//! The stop signals, and what they mean to weir.
+//! Every signal weir acts on, in one place: SIGHUP (reload the file), SIGUSR1 (reopen the
+//! access log), SIGTERM (stop gracefully), SIGINT (stop at once) and SIGQUIT (hand the
+//! listeners to a new process).
 //!
-//! They are taken over with flags when the process starts, and only ever read from these
-//! flags: a signal sent before the server runs (its pid file may be written already) is acted
-//! on rather than killing the process without a drain, and a SIGINT during a drain is not
-//! lost with a signal stream that Pingora dropped.
+//! A serving process takes all of them over with flags as its first step, whatever its
+//! configuration says, and only ever reads these flags: a signal sent before the server runs
+//! (its pid file may be written already) is acted on rather than ending the process with a
+//! default action (SIGUSR1's and SIGHUP's end it), and a SIGINT during a drain is not lost
+//! with a signal stream that Pingora dropped.
 
 use super::POLL;
+use crate::access_log::AccessLog;
+use crate::control::LiveConfig;
 use crate::procfs;
 use async_trait::async_trait;
 use log::{info, warn};
-use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
+use pingora::server::{ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -18,28 +24,35 @@ use std::time::{Duration, Instant};
 /// How long a SIGQUIT waits for a new process to be waiting on the upgrade socket.
 const UPGRADE_WAIT: Duration = Duration::from_secs(5);
 
-/// SIGTERM, SIGINT and SIGQUIT, each a flag set by its handler. Signals belong to the
-/// process, so there is one set.
-pub struct StopSignals {
+/// Each signal weir acts on, a flag set by its handler. Signals belong to the process, so
+/// there is one set.
+pub struct Signals {
+    hangup: Arc<AtomicBool>,
+    reopen: Arc<AtomicBool>,
     term: Arc<AtomicBool>,
     int: Arc<AtomicBool>,
     quit: Arc<AtomicBool>,
 }
 
-static STOP_SIGNALS: OnceLock<StopSignals> = OnceLock::new();
+static SIGNALS: OnceLock<Signals> = OnceLock::new();
 
-impl StopSignals {
-    /// The process's stop signals, taken over on the first call: make it first thing.
+impl Signals {
+    /// The process's signals, taken over on the first call: a serving process makes it its
+    /// first step.
     pub fn get() -> &'static Self {
-        STOP_SIGNALS.get_or_init(|| {
-            use signal_hook::consts::{SIGINT, SIGQUIT, SIGTERM};
+        SIGNALS.get_or_init(|| {
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
             let flag = |signal| {
                 let flag = Arc::new(AtomicBool::new(false));
-                // Only SIGKILL, SIGSTOP and the like can fail, and these are not.
-                signal_hook::flag::register(signal, flag.clone()).expect("a catchable signal");
+                // Only signals such as SIGKILL and SIGSTOP cannot be caught; none of these.
+                if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
+                    log::error!("cannot handle signal {signal}: {e}");
+                }
                 flag
             };
             Self {
+                hangup: flag(SIGHUP),
+                reopen: flag(SIGUSR1),
                 term: flag(SIGTERM),
                 int: flag(SIGINT),
                 quit: flag(SIGQUIT),
@@ -59,20 +72,28 @@ impl StopSignals {
     fn quit(&self) -> bool {
         self.quit.swap(false, Ordering::Relaxed)
     }
+
+    fn hung_up(&self) -> bool {
+        self.hangup.swap(false, Ordering::Relaxed)
+    }
+
+    fn reopen_requested(&self) -> bool {
+        self.reopen.swap(false, Ordering::Relaxed)
+    }
 }
 
 /// What the stop signals ask of Pingora: SIGTERM a graceful stop (nginx's QUIT), SIGINT one
 /// at once, and SIGQUIT the hand-over of the listeners to a new process waiting on
 /// `upgrade_sock` (Pingora's). A SIGQUIT with no such process is ignored rather than ending
 /// the only weir there is.
-pub struct Signals {
+pub struct Shutdown {
     /// Time SIGTERM keeps the listeners accepting before they close.
     pub grace_period: Duration,
     /// Where a new process waits for the listeners.
     pub upgrade_sock: PathBuf,
 }
 
-impl Signals {
+impl Shutdown {
     /// Whether a new process listens on the upgrade socket, within [`UPGRADE_WAIT`]: `weir
     /// upgrade` signals once it does, while `weir -u & kill -QUIT` may signal first. A file
     /// left by a process that died, or this process's own (while it bootstraps in an upgrade
@@ -89,7 +110,7 @@ impl Signals {
     }
 
     /// SIGTERM: the listeners accept for `grace_period` more (unless SIGINT comes).
-    async fn terminate(&self, signals: &StopSignals) -> ShutdownSignal {
+    async fn terminate(&self, signals: &Signals) -> ShutdownSignal {
         if !self.grace_period.is_zero() {
             info!(
                 "SIGTERM: accepting for {} more (grace_period), then draining",
@@ -108,9 +129,9 @@ impl Signals {
 }
 
 #[async_trait]
-impl ShutdownSignalWatch for Signals {
+impl ShutdownSignalWatch for Shutdown {
     async fn recv(&self) -> ShutdownSignal {
-        let signals = StopSignals::get();
+        let signals = Signals::get();
         loop {
             if signals.interrupted() {
                 return ShutdownSignal::FastShutdown;
@@ -129,6 +150,52 @@ impl ShutdownSignalWatch for Signals {
                 );
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// How often SIGHUP and SIGUSR1 are looked for.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What SIGHUP and SIGUSR1 do in a running weir: reload the configuration file, and reopen
+/// the access log file (logrotate's `postrotate`). Without a log file, SIGUSR1 is logged and
+/// changes nothing.
+pub struct Housekeeping {
+    live: Arc<LiveConfig>,
+    access_log: Option<AccessLog>,
+}
+
+impl Housekeeping {
+    /// Reloads `live` on SIGHUP and reopens `access_log` on SIGUSR1.
+    pub fn new(live: Arc<LiveConfig>, access_log: Option<AccessLog>) -> Self {
+        Self { live, access_log }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Housekeeping {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let signals = Signals::get();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tick.tick() => {}
+            }
+            if signals.reopen_requested()
+                && !self.access_log.as_ref().is_some_and(AccessLog::reopen)
+            {
+                info!("SIGUSR1: no access log file to reopen (access_log.path is stdout or unset)");
+            }
+            if !signals.hung_up() {
+                continue;
+            }
+            let live = self.live.clone();
+            // Loading reads files and may resolve names: off the async threads. The outcome
+            // is logged by the reload itself.
+            if let Err(e) = tokio::task::spawn_blocking(move || live.reload("SIGHUP")).await {
+                log::error!("reload failed unexpectedly, the running configuration stays: {e}");
+            }
         }
     }
 }

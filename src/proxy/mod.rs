@@ -6,7 +6,7 @@ mod respond;
 
 pub use ctx::RequestCtx;
 
-use crate::access_log::{AccessLog, Entry};
+use crate::access_log::{AccessLog, Entry, Served};
 use crate::headers::EditHeaders;
 use crate::runtime::SharedRuntime;
 use crate::upstream::{hash_key, InflightGuard};
@@ -263,25 +263,27 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
     let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
     Entry {
         time: std::time::SystemTime::now(),
-        request_id: ctx.request_id.to_str().unwrap_or_default(),
+        served: Served::Request {
+            request_id: ctx.request_id.to_str().unwrap_or_default(),
+            method: req.method.as_str(),
+            host,
+            path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            bytes: session.body_bytes_sent(),
+            referer: header(http::header::REFERER),
+            user_agent: header(http::header::USER_AGENT),
+            version: match req.version {
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2.0",
+                _ => "HTTP/1.1",
+            },
+        },
         client_ip: ctx.client.map_or(UNKNOWN_PEER, |c| c.ip).to_string(),
-        method: req.method.as_str(),
-        host,
-        path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
         status,
-        bytes: session.body_bytes_sent(),
         duration: ctx.started.elapsed().as_secs_f64(),
         upstream: ctx.pool().map_or("", |p| p.name.as_str()),
         instance: chosen.map_or("", |c| c.target.label()),
         retries: ctx.attempts.saturating_sub(1),
         tls_version: tls.map_or("", |t| &t.version),
-        referer: header(http::header::REFERER),
-        user_agent: header(http::header::USER_AGENT),
-        version: match req.version {
-            http::Version::HTTP_10 => "HTTP/1.0",
-            http::Version::HTTP_2 => "HTTP/2.0",
-            _ => "HTTP/1.1",
-        },
     }
 }
 

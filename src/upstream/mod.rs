@@ -14,14 +14,12 @@ mod discovery;
 mod health;
 mod least_conn;
 mod smooth_weighted;
-mod supervisor;
 mod target;
 
 pub use checks::Checker;
 pub use connect::Connect;
 pub use discovery::{resolve_static, Dns, ResolveError, Resolved};
 pub use health::now_ms;
-pub use supervisor::Supervisor;
 pub use target::{InflightGuard, Target, TargetState};
 
 use crate::config::HeaderRules;
@@ -175,8 +173,9 @@ pub fn hash_key(client: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Live state carried from one runtime to the next, by target address.
-pub type StateCarry = HashMap<SocketAddr, Arc<TargetState>>;
+/// Live state carried from one runtime to the next, by upstream name and target address:
+/// two upstreams that name one instance check it and count it each on their own.
+pub type StateCarry = HashMap<(String, SocketAddr), Arc<TargetState>>;
 
 impl Pool {
     /// Builds a pool from resolved addresses. Targets whose address is in `carry` keep their
@@ -217,9 +216,12 @@ impl Pool {
                     backup: t.backup,
                     drain: t.drain,
                     peer,
-                    state: carry.get(&addr).cloned().unwrap_or_else(|| {
-                        Arc::new(TargetState::new(initially_healthy, ramp_from))
-                    }),
+                    state: carry
+                        .get(&(spec.name.clone(), addr))
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            Arc::new(TargetState::new(initially_healthy, ramp_from))
+                        }),
                 }));
             }
         }

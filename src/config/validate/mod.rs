@@ -196,14 +196,7 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
         headers: global_headers(&raw.headers, report),
         resolver: resolver(&raw.resolver, report),
         admin: raw.admin.as_ref().and_then(|a| admin(a, report)),
-        access_log: raw.access_log.as_ref().map(|a| AccessLog {
-            format: a.format,
-            path: a
-                .path
-                .as_deref()
-                .filter(|p| *p != "stdout")
-                .map(|p| beside(path, p)),
-        }),
+        access_log: raw.access_log.as_ref().map(|a| access_log(path, a, report)),
     };
     stream_upstreams(
         &config,
@@ -251,6 +244,21 @@ fn stream_upstreams(config: &Config, raw: &[RawListener], report: &mut Report) {
                 format!("upstream `{name}` speaks TLS to its instances; TCP listeners forward plain TCP"),
             );
         }
+    }
+}
+
+fn access_log(file: &Path, raw: &RawAccessLog, report: &mut Report) -> AccessLog {
+    if raw.queue == Some(0) {
+        report.value("access_log.queue", "must be at least 1 (lines)");
+    }
+    AccessLog {
+        format: raw.format,
+        path: raw
+            .path
+            .as_deref()
+            .filter(|p| *p != "stdout")
+            .map(|p| beside(file, p)),
+        queue: raw.queue.unwrap_or(DEFAULT_ACCESS_LOG_QUEUE).max(1),
     }
 }
 

@@ -4,8 +4,9 @@
 //! created by a reload are checked too. Checks and resolutions run as tasks of their own on
 //! the supervisor's thread: a slow one delays nothing, and nothing here blocks a request.
 
-use super::{now_ms, Dns, Resolved};
+use super::install;
 use crate::runtime::{Runtime, SharedRuntime};
+use crate::upstream::{now_ms, Dns, Resolved};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -120,8 +121,7 @@ async fn rediscover(shared: &SharedRuntime, dns: &Dns) {
     resolved.extend(found);
     match Runtime::compile(current.config.clone(), Some(&current), resolved) {
         Ok(next) => {
-            let previous = shared.compare_and_swap(&current, Arc::new(next));
-            if !Arc::ptr_eq(&previous, &current) {
+            if install(shared, &current, next).is_err() {
                 log::info!("discovery: the runtime changed meanwhile; resolving again next round");
             }
         }

@@ -12,27 +12,46 @@
 //! unexpanded), so what the API changed can be shown (`GET /config`) and, with
 //! `admin.persist`, written back to the file. Without it the edit lasts until the next reload.
 
-use crate::config::{self, Config, Listener};
+use super::load::{self, LoadError};
+use super::{install, persist};
+use crate::config::{self, Config, ConfigErrors, Listener};
 use crate::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
-use crate::server;
-use crate::tls::{CertSet, ListenerCerts, TlsErrors};
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
+use crate::tls::{CertSet, ListenerCerts};
 use serde_yaml::Value;
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// How often SIGHUP is looked for.
-const TICK: Duration = Duration::from_millis(100);
 
 /// First line of a file the admin API wrote back.
 const PERSISTED_BANNER: &str = "# Written by weir's admin API (admin.persist: true). \
 Comments of the previous version are not kept.\n";
+
+/// Why a change of the configuration was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The file cannot be read or is invalid: every error, located.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// What it needs from outside the file (addresses, certificates) did not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl ChangeError {
+    /// Every problem, one per entry.
+    pub fn messages(&self) -> Vec<String> {
+        self.to_string().lines().map(str::to_string).collect()
+    }
+}
+
+/// One reason an edited configuration is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The YAML path of the setting at fault, when validation located it.
+    pub path: Option<String>,
+    /// What is wrong, as `weir --test` words it.
+    pub message: String,
+}
 
 /// Why an edit was not applied.
 #[derive(Debug, thiserror::Error)]
@@ -44,13 +63,46 @@ pub enum EditError {
     /// was edited since it was loaded).
     #[error("{0}")]
     Conflict(String),
-    /// The configuration it leads to is invalid: every error (those found by validation
-    /// start with their YAML path; an address that does not resolve names its upstream).
-    #[error("{}", .0.join("; "))]
-    Invalid(Vec<String>),
-    /// It could not be carried out (a file that cannot be written).
-    #[error("{0}")]
-    Failed(String),
+    /// The configuration it leads to is invalid: every problem.
+    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    /// The edited document could not be written as YAML.
+    #[error("cannot write the edited configuration as YAML: {0}")]
+    Serialize(#[from] serde_yaml::Error),
+    /// The file could not be read or written back.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<ChangeError> for EditError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Config(errors) => Self::Invalid(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|e| Problem {
+                        path: Some(e.path).filter(|p| !p.is_empty()),
+                        message: e.message,
+                    })
+                    .collect(),
+            ),
+            ChangeError::Load(e) => Self::Invalid(
+                e.to_string()
+                    .lines()
+                    .map(|message| Problem {
+                        path: None,
+                        message: message.to_string(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
 }
 
 /// What an applied edit did to the file.
@@ -106,9 +158,12 @@ pub struct LiveConfig {
 struct Prepared {
     base: Arc<Runtime>,
     runtime: Runtime,
-    certs: Vec<(Arc<ListenerCerts>, config::ListenerTls, CertSet)>,
+    certs: Vec<NewCerts>,
     summary: String,
 }
+
+/// A TLS listener's certificates, with the settings and the set that replace them.
+type NewCerts = (Arc<ListenerCerts>, config::ListenerTls, CertSet);
 
 impl LiveConfig {
     /// The configuration that `runtime` was compiled from: `text`, read from `path`.
@@ -137,13 +192,7 @@ impl LiveConfig {
             }),
         };
         if persist {
-            if let Err(e) = tempfile::NamedTempFile::new_in(live.folder()) {
-                log::warn!(
-                    "admin.persist: cannot write in {} ({e}); admin API edits will fail until \
-                     it can",
-                    live.folder().display()
-                );
-            }
+            persist::warn_if_unwritable(&live.path);
         }
         live
     }
@@ -177,20 +226,15 @@ impl LiveConfig {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The folder of the file: where a persisted edit's temporary file goes.
-    fn folder(&self) -> &std::path::Path {
-        self.path.parent().unwrap_or(std::path::Path::new("."))
-    }
-
     /// Reads, checks and applies the file, dropping runtime-only edits; logs and counts the
-    /// outcome. `Err` holds every problem, one per line.
-    pub fn reload(&self, cause: &str) -> Result<Reloaded, String> {
+    /// outcome. `Err` holds every problem.
+    pub fn reload(&self, cause: &str) -> Result<Reloaded, ChangeError> {
         let file = self.path.display();
         log::info!("{cause}: reloading {file}");
         let mut document = self.lock();
         let outcome = config::read(&self.path)
             .and_then(|text| Ok((config::parse(&self.path, &text)?, text)))
-            .map_err(|e| e.to_string())
+            .map_err(ChangeError::from)
             .and_then(|(config, text)| {
                 let prepared = self.prepare(&config, Origin::File)?;
                 Ok((self.commit(prepared, &config, Origin::File)?, text))
@@ -217,7 +261,7 @@ impl LiveConfig {
                 })
             }
             Err(errors) => {
-                for line in errors.lines() {
+                for line in errors.messages() {
                     log::error!("reload failed, the running configuration stays: {line}");
                 }
                 Err(errors)
@@ -237,13 +281,15 @@ impl LiveConfig {
         if !change(&mut yaml)? {
             return Ok(Saved::Unchanged);
         }
-        let text = serde_yaml::to_string(&yaml).map_err(|e| EditError::Failed(e.to_string()))?;
-        let config = config::parse(&self.path, &text)
-            .map_err(|e| EditError::Invalid(e.0.into_iter().map(|e| e.message).collect()))?;
-        let invalid = |e: String| EditError::Invalid(e.lines().map(str::to_string).collect());
-        let prepared = self.prepare(&config, Origin::Edit).map_err(invalid)?;
+        let text = serde_yaml::to_string(&yaml)?;
+        let config = config::parse(&self.path, &text).map_err(ChangeError::from)?;
+        let prepared = self.prepare(&config, Origin::Edit)?;
+        let file_error = |source| EditError::File {
+            path: self.path.clone(),
+            source,
+        };
         let saved = if self.persist {
-            let on_disk = config::read(&self.path).map_err(|e| EditError::Failed(e.to_string()))?;
+            let on_disk = std::fs::read_to_string(&self.path).map_err(file_error)?;
             if on_disk != document.file_text {
                 return Err(EditError::Conflict(format!(
                     "{} was edited since weir loaded it; reload it first (POST /reload), so \
@@ -252,16 +298,14 @@ impl LiveConfig {
                 )));
             }
             let text = format!("{PERSISTED_BANNER}{text}");
-            self.write(&text)
-                .map_err(|e| EditError::Failed(format!("{}: {e}", self.path.display())))?;
+            persist::replace(&self.path, &text).map_err(file_error)?;
             Some(text)
         } else {
             None
         };
         // Should this fail after the file was written, the file no longer matches what was
         // loaded: the next persisted edit asks for a reload, which applies it.
-        self.commit(prepared, &config, Origin::Edit)
-            .map_err(invalid)?;
+        self.commit(prepared, &config, Origin::Edit)?;
         document.yaml = yaml;
         let saved = match saved {
             Some(text) => {
@@ -277,33 +321,10 @@ impl LiveConfig {
         Ok(saved)
     }
 
-    /// Replaces the file (the file a symbolic link leads to) with `text` at once: a reader
-    /// sees the old file or the new one, with the old one's permissions and, where this
-    /// process may set them, owner and group.
-    fn write(&self, text: &str) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let path = std::fs::canonicalize(&self.path)?;
-        let folder = path.parent().unwrap_or(std::path::Path::new("/"));
-        let old = std::fs::metadata(&path)?;
-        let mut file = tempfile::NamedTempFile::new_in(folder)?;
-        file.write_all(text.as_bytes())?;
-        file.as_file().set_permissions(old.permissions())?;
-        if let Err(e) = std::os::unix::fs::fchown(file.as_file(), Some(old.uid()), Some(old.gid()))
-        {
-            log::warn!(
-                "admin.persist: {} keeps this process's owner: {e}",
-                path.display()
-            );
-        }
-        file.as_file().sync_all()?;
-        file.persist(&path).map_err(|e| e.error)?;
-        std::fs::File::open(folder)?.sync_all()
-    }
-
     /// Checks certificates, resolves targets and compiles `config` against the running
     /// runtime, changing nothing yet. What only a new process can change keeps its running
     /// value, with a warning.
-    fn prepare(&self, config: &Config, origin: Origin) -> Result<Prepared, String> {
+    fn prepare(&self, config: &Config, origin: Origin) -> Result<Prepared, ChangeError> {
         let mut config = config.clone();
         let base = self.runtime.load_full();
         let file = self.path.display();
@@ -351,21 +372,18 @@ impl LiveConfig {
             Origin::Edit => Vec::new(),
         };
         let resolved = match origin {
-            Origin::File => server::resolve(&config),
+            Origin::File => load::resolve(&config)?,
             Origin::Edit => {
                 let mut unknown = config.clone();
                 for u in &mut unknown.upstreams {
                     u.targets
                         .retain(|t| !base.resolved.contains_key(&t.address));
                 }
-                server::resolve(&unknown).map(|found| {
-                    let mut resolved = (*base.resolved).clone();
-                    resolved.extend(found);
-                    resolved
-                })
+                let mut resolved = (*base.resolved).clone();
+                resolved.extend(load::resolve(&unknown)?);
+                resolved
             }
-        }
-        .map_err(|e| e.to_string())?;
+        };
         let summary = format!(
             "{} listener(s), {} route(s), {} upstream(s)",
             config.listeners.len(),
@@ -373,7 +391,7 @@ impl LiveConfig {
             config.upstreams.len()
         );
         let runtime =
-            Runtime::compile(Arc::new(config), Some(&base), resolved).map_err(|e| e.to_string())?;
+            Runtime::compile(Arc::new(config), Some(&base), resolved).map_err(LoadError::from)?;
         Ok(Prepared {
             base,
             runtime,
@@ -382,30 +400,16 @@ impl LiveConfig {
         })
     }
 
-    /// The certificate sets of `config`'s https listeners, loaded but not installed.
-    fn certificates(
-        &self,
-        config: &Config,
-    ) -> Result<Vec<(Arc<ListenerCerts>, config::ListenerTls, CertSet)>, String> {
-        let mut certs = Vec::new();
-        let mut errors = Vec::new();
-        for l in &config.listeners {
-            let Some(spec) = l.protocol.tls() else {
-                continue;
-            };
+    /// The certificate sets of `config`'s TLS listeners, loaded but not installed.
+    fn certificates(&self, config: &Config) -> Result<Vec<NewCerts>, LoadError> {
+        let certs = load::for_tls_listeners(config, |l, spec| {
             let Some(loaded) = self.certs.iter().find(|c| c.listener == l.name) else {
-                continue;
+                return Ok(None);
             };
-            match loaded.prepare(spec) {
-                Ok(set) => certs.push((loaded.clone(), spec.clone(), set)),
-                Err(e) => errors.extend(e.0),
-            }
-        }
-        if errors.is_empty() {
-            Ok(certs)
-        } else {
-            Err(TlsErrors(errors).to_string())
-        }
+            let set = loaded.prepare(spec)?;
+            Ok(Some((loaded.clone(), spec.clone(), set)))
+        })?;
+        Ok(certs)
     }
 
     /// Swaps a prepared configuration in. If DNS discovery swapped in a runtime since it was
@@ -415,11 +419,9 @@ impl LiveConfig {
         mut prepared: Prepared,
         config: &Config,
         origin: Origin,
-    ) -> Result<String, String> {
+    ) -> Result<String, ChangeError> {
         loop {
-            let next = Arc::new(prepared.runtime);
-            let previous = self.runtime.compare_and_swap(&prepared.base, next);
-            if Arc::ptr_eq(&previous, &prepared.base) {
+            if install(&self.runtime, &prepared.base, prepared.runtime).is_ok() {
                 for (loaded, spec, set) in prepared.certs {
                     loaded.replace(&spec, set);
                 }
@@ -456,43 +458,5 @@ fn keep_running<T: PartialEq + Clone>(
              upgrade_sock with a restart). Everything else is applied"
         );
         *new = running.clone();
-    }
-}
-
-/// Reloads the configuration file on SIGHUP.
-pub struct Reloader {
-    live: Arc<LiveConfig>,
-    hangup: Arc<AtomicBool>,
-}
-
-impl Reloader {
-    /// Takes SIGHUP over at once (its default would end the process); once started,
-    /// reloads `live` on each one.
-    pub fn new(live: Arc<LiveConfig>) -> std::io::Result<Self> {
-        let hangup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup.clone())?;
-        Ok(Self { live, hangup })
-    }
-}
-
-#[async_trait]
-impl BackgroundService for Reloader {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(TICK);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = tick.tick() => {}
-            }
-            if !self.hangup.swap(false, Ordering::Relaxed) {
-                continue;
-            }
-            let live = self.live.clone();
-            // Loading reads files and may resolve names: off the async threads. The outcome
-            // is logged by the reload itself.
-            if let Err(e) = tokio::task::spawn_blocking(move || live.reload("SIGHUP")).await {
-                log::error!("reload failed unexpectedly, the running configuration stays: {e}");
-            }
-        }
     }
 }

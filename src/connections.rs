@@ -1,6 +1,7 @@
-//! Downstream connections, as the listeners' apps see them: counted per listener (open now,
-//! and TLS handshakes by protocol version), and outliving the listeners by a moment when
-//! the process stops. A wrapper around an app, which Pingora calls once per accepted
+//! Downstream connections and requests, as the listeners' apps see them: connections
+//! counted per listener (open now, and TLS handshakes by protocol version) and outliving the
+//! listeners by a moment when the process stops; requests in flight, which a stopping
+//! process waits on. A wrapper around an app, which Pingora calls once per accepted
 //! connection (after its TLS handshake); it serves the connection's reuses itself, so it
 //! sees each connection start and end exactly once.
 
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,5 +68,31 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Connections<A> {
     async fn cleanup(&self) {
         tokio::time::sleep(self.linger).await;
         self.app.cleanup().await;
+    }
+}
+
+/// Requests this process is serving. One process serves one proxy, so the count is
+/// process-wide; a draining process exits as soon as it reaches zero.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one request as in flight until dropped.
+pub struct InFlight(());
+
+impl InFlight {
+    /// Counts a request that has started.
+    pub fn enter() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+
+    /// Requests being served now.
+    pub fn count() -> usize {
+        IN_FLIGHT.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -10,9 +10,9 @@ mod proxy_protocol;
 
 use crate::access_log::{AccessLog, Entry, Served};
 use crate::config::Listener;
+use crate::connections::InFlight;
 use crate::listener::Listeners;
 use crate::metrics::{OpenConnection, Refusal};
-use crate::process::InFlight;
 use crate::runtime::{CompiledStream, Runtime, SharedRuntime};
 use crate::upstream::{hash_key, InflightGuard, Target, Tried};
 use async_trait::async_trait;

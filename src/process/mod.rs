@@ -1,11 +1,10 @@
 //! The process around the proxy: its pid file, its signals, and the drain that lets
 //! in-flight requests finish after SIGTERM or after a binary upgrade took the listeners over.
 
-mod drain;
 mod listening;
 mod signals;
 
-pub use drain::InFlight;
+use crate::connections::InFlight;
 pub use listening::Listening;
 pub use signals::{Housekeeping, Shutdown, Signals};
 

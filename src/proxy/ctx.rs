@@ -1,8 +1,8 @@
 //! Per-request state, grouped by concern.
 
+use crate::connections::InFlight;
 use crate::headers::Client;
 use crate::listener::ListenerPolicy;
-use crate::process::InFlight;
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{InflightGuard, Pool, Target, Tried};

@@ -64,6 +64,14 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// A metric family or description built from this file's constant names, labels and
+/// buckets: only a mistake in this file could make one invalid, and every test that starts
+/// weir builds all of them.
+#[allow(clippy::expect_used)]
+fn valid<T>(built: prometheus::Result<T>) -> T {
+    built.expect("metric names, labels and buckets are valid constants")
+}
+
 /// The families requests and reloads count into, one set per process.
 struct Families {
     requests: IntCounterVec,
@@ -85,17 +93,16 @@ struct Families {
 
 static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     let counter = |name: &str, help: &str, labels: &[&str]| {
-        IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        valid(IntCounterVec::new(Opts::new(name, help), labels))
     };
     let histogram = |name: &str, help: &str, labels: &[&str]| {
         let opts = HistogramOpts::new(name, help).buckets(BUCKETS.to_vec());
-        HistogramVec::new(opts, labels).expect("valid metric")
+        valid(HistogramVec::new(opts, labels))
     };
-    let build_info = IntGaugeVec::new(
+    let build_info = valid(IntGaugeVec::new(
         Opts::new(names::BUILD_INFO, "weir's version (the value is always 1)"),
         &["version"],
-    )
-    .expect("valid metric");
+    ));
     build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
@@ -132,11 +139,10 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         ),
         reloads,
         build_info,
-        connections: IntGaugeVec::new(
+        connections: valid(IntGaugeVec::new(
             Opts::new(names::DOWNSTREAM_CONNECTIONS, "Downstream connections open"),
             &["listener"],
-        )
-        .expect("valid metric"),
+        )),
         handshakes: counter(
             names::TLS_HANDSHAKES,
             "TLS handshakes completed",
@@ -152,11 +158,10 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "TCP connections forwarded to an instance",
             &["listener", "upstream", "instance"],
         ),
-        tcp_active: IntGaugeVec::new(
+        tcp_active: valid(IntGaugeVec::new(
             Opts::new(names::TCP_ACTIVE, "TCP connections open to an instance"),
             &["listener", "upstream", "instance"],
-        )
-        .expect("valid metric"),
+        )),
         tcp_bytes: counter(
             names::TCP_BYTES,
             "Bytes forwarded by TCP listeners (in: from clients, out: to them)",
@@ -167,11 +172,10 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "TCP connections closed without being forwarded",
             &["listener", "reason"],
         ),
-        access_log_dropped: IntCounter::new(
+        access_log_dropped: valid(IntCounter::new(
             names::ACCESS_LOG_DROPPED,
             "Access log lines dropped because the writer was behind",
-        )
-        .expect("valid metric"),
+        )),
     }
 });
 
@@ -438,13 +442,12 @@ impl Live {
         let descs = LIVE_GAUGES
             .iter()
             .map(|(name, help)| {
-                Desc::new(
+                valid(Desc::new(
                     name.to_string(),
                     help.to_string(),
                     vec!["upstream".into(), "instance".into()],
                     Default::default(),
-                )
-                .expect("valid metric")
+                ))
             })
             .collect();
         Self { targets, descs }
@@ -458,8 +461,10 @@ impl Collector for Live {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let [in_flight, health] = LIVE_GAUGES.map(|(name, help)| {
-            IntGaugeVec::new(Opts::new(name, help), &["upstream", "instance"])
-                .expect("valid metric")
+            valid(IntGaugeVec::new(
+                Opts::new(name, help),
+                &["upstream", "instance"],
+            ))
         });
         self.targets
             .each_target(&mut |upstream, instance, requests, available| {

@@ -91,13 +91,14 @@ impl RouteTable {
                     let tier = match host {
                         HostPattern::Exact(h) => table.exact.entry(h.clone()).or_default(),
                         HostPattern::Wildcard(suffix) => {
-                            match table.wildcard.iter().position(|(s, _)| s == suffix) {
-                                Some(at) => &mut table.wildcard[at].1,
+                            let at = match table.wildcard.iter().position(|(s, _)| s == suffix) {
+                                Some(at) => at,
                                 None => {
                                     table.wildcard.push((suffix.clone(), PathTable::default()));
-                                    &mut table.wildcard.last_mut().expect("just pushed").1
+                                    table.wildcard.len() - 1
                                 }
-                            }
+                            };
+                            &mut table.wildcard[at].1
                         }
                     };
                     tier.insert(path, i);

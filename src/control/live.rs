@@ -12,9 +12,10 @@
 //! unexpanded), so what the API changed can be shown (`GET /config`) and, with
 //! `admin.persist`, written back to the file. Without it the edit lasts until the next reload.
 
+use super::error::{ChangeError, EditError};
 use super::load::{self, LoadError};
-use super::{install, persist};
-use crate::config::{self, Config, ConfigErrors, Listener};
+use super::{install, persist, restart_only};
+use crate::config::{self, Config};
 use crate::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::{CertSet, ListenerCerts};
@@ -25,85 +26,6 @@ use std::sync::{Arc, Mutex};
 /// First line of a file the admin API wrote back.
 const PERSISTED_BANNER: &str = "# Written by weir's admin API (admin.persist: true). \
 Comments of the previous version are not kept.\n";
-
-/// Why a change of the configuration was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
-    /// The file cannot be read or is invalid: every error, located.
-    #[error(transparent)]
-    Config(#[from] ConfigErrors),
-    /// What it needs from outside the file (addresses, certificates) did not load.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-}
-
-impl ChangeError {
-    /// Every problem, one per entry.
-    pub fn messages(&self) -> Vec<String> {
-        self.to_string().lines().map(str::to_string).collect()
-    }
-}
-
-/// One reason an edited configuration is invalid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The YAML path of the setting at fault, when validation located it.
-    pub path: Option<String>,
-    /// What is wrong, as `weir --test` words it.
-    pub message: String,
-}
-
-/// Why an edit was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum EditError {
-    /// The upstream or target it names does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// It contradicts the current state (a duplicate address, the last target, a file that
-    /// was edited since it was loaded).
-    #[error("{0}")]
-    Conflict(String),
-    /// The configuration it leads to is invalid: every problem.
-    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<Problem>),
-    /// The edited document could not be written as YAML.
-    #[error("cannot write the edited configuration as YAML: {0}")]
-    Serialize(#[from] serde_yaml::Error),
-    /// The file could not be read or written back.
-    #[error("{}: {source}", path.display())]
-    File {
-        /// The configuration file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-impl From<ChangeError> for EditError {
-    fn from(e: ChangeError) -> Self {
-        match e {
-            ChangeError::Config(errors) => Self::Invalid(
-                errors
-                    .0
-                    .into_iter()
-                    .map(|e| Problem {
-                        path: Some(e.path).filter(|p| !p.is_empty()),
-                        message: e.message,
-                    })
-                    .collect(),
-            ),
-            ChangeError::Load(e) => Self::Invalid(
-                e.to_string()
-                    .lines()
-                    .map(|message| Problem {
-                        path: None,
-                        message: message.to_string(),
-                    })
-                    .collect(),
-            ),
-        }
-    }
-}
 
 /// What an applied edit did to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,45 +250,7 @@ impl LiveConfig {
         let mut config = config.clone();
         let base = self.runtime.load_full();
         let file = self.path.display();
-        if sockets(&config.listeners) != sockets(&base.config.listeners) {
-            log::warn!(
-                "reload: {file}: listeners were added, removed or changed address or protocol; \
-                 that needs `weir upgrade`. The running sockets stay; everything else is applied"
-            );
-            // Each running listener takes its new settings when its socket is unchanged.
-            config.listeners = base
-                .config
-                .listeners
-                .iter()
-                .map(|running| {
-                    let same = |l: &&Listener| socket(l) == socket(running);
-                    config
-                        .listeners
-                        .iter()
-                        .find(same)
-                        .unwrap_or(running)
-                        .clone()
-                })
-                .collect();
-        }
-        keep_running(
-            &file,
-            "the server section",
-            &mut config.server,
-            &base.config.server,
-        );
-        keep_running(
-            &file,
-            "the access_log section",
-            &mut config.access_log,
-            &base.config.access_log,
-        );
-        keep_running(
-            &file,
-            "the admin section",
-            &mut config.admin,
-            &base.config.admin,
-        );
+        restart_only::keep_running(&file, &mut config, &base.config);
         let certs = match origin {
             Origin::File => self.certificates(&config)?,
             Origin::Edit => Vec::new(),
@@ -429,34 +313,5 @@ impl LiveConfig {
             }
             prepared = self.prepare(config, origin)?;
         }
-    }
-}
-
-/// What identifies a listener's socket: binding a new one needs a new process.
-fn socket(l: &Listener) -> (&str, std::net::SocketAddr, bool, bool) {
-    let tls = l.protocol.tls().is_some();
-    (l.name.as_str(), l.address, tls, l.protocol.is_http())
-}
-
-/// The sockets of a listener list.
-fn sockets(listeners: &[Listener]) -> Vec<(&str, std::net::SocketAddr, bool, bool)> {
-    listeners.iter().map(socket).collect()
-}
-
-/// Settings a running process keeps until a new one starts (`weir upgrade`): when the file
-/// changes them, the running value stays, and the log says so. (pid_file and upgrade_sock
-/// must even stay the same across the upgrade: both processes use them.)
-fn keep_running<T: PartialEq + Clone>(
-    file: &dyn std::fmt::Display,
-    what: &str,
-    new: &mut T,
-    running: &T,
-) {
-    if new != running {
-        log::warn!(
-            "reload: {file}: {what} changed; it applies with `weir upgrade` (pid_file and \
-             upgrade_sock with a restart). Everything else is applied"
-        );
-        *new = running.clone();
     }
 }

@@ -5,12 +5,15 @@
 //! swap it in whole ([`install`]). The data plane (proxy, l4, admin reads) only ever reads
 //! runtime snapshots.
 
+mod error;
 mod live;
 mod load;
 mod persist;
+mod restart_only;
 mod supervisor;
 
-pub use live::{ChangeError, EditError, LiveConfig, Reloaded, Saved};
+pub use error::{ChangeError, EditError, Problem};
+pub use live::{LiveConfig, Reloaded, Saved};
 pub use load::{certificates, check, resolve, LoadError};
 pub use supervisor::Supervisor;
 

@@ -1,0 +1,85 @@
+//! Why a change of the running configuration was not applied, with the structure a caller
+//! answers from: the YAML path of each problem, or the file that could not be written.
+
+use super::load::LoadError;
+use crate::config::ConfigErrors;
+use std::path::PathBuf;
+
+/// Why a change of the configuration was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// The file cannot be read or is invalid: every error, located.
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    /// What it needs from outside the file (addresses, certificates) did not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl ChangeError {
+    /// Every problem, one per entry.
+    pub fn messages(&self) -> Vec<String> {
+        self.to_string().lines().map(str::to_string).collect()
+    }
+}
+
+/// One reason an edited configuration is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The YAML path of the setting at fault, when validation located it.
+    pub path: Option<String>,
+    /// What is wrong, as `weir --test` words it.
+    pub message: String,
+}
+
+/// Why an edit was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    /// The upstream or target it names does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It contradicts the current state (a duplicate address, the last target, a file that
+    /// was edited since it was loaded).
+    #[error("{0}")]
+    Conflict(String),
+    /// The configuration it leads to is invalid: every problem.
+    #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Problem>),
+    /// The edited document could not be written as YAML.
+    #[error("cannot write the edited configuration as YAML: {0}")]
+    Serialize(#[from] serde_yaml::Error),
+    /// The file could not be read or written back.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The configuration file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<ChangeError> for EditError {
+    fn from(e: ChangeError) -> Self {
+        match e {
+            ChangeError::Config(errors) => Self::Invalid(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|e| Problem {
+                        path: Some(e.path).filter(|p| !p.is_empty()),
+                        message: e.message,
+                    })
+                    .collect(),
+            ),
+            ChangeError::Load(e) => Self::Invalid(
+                e.to_string()
+                    .lines()
+                    .map(|message| Problem {
+                        path: None,
+                        message: message.to_string(),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}

@@ -4,9 +4,9 @@
 //!
 //! Both end the same way: a configuration validated as a whole, its certificates loaded and a
 //! runtime compiled that keeps the live state (health, ejections, in-flight counts,
-//! connection pools) of every target whose address did not change. Only when all of that
-//! succeeds are the certificates and the runtime swapped in; a failed change changes nothing
-//! and says why, with every error.
+//! connection pools) of every target whose upstream and address did not change. Only when
+//! all of that succeeds are the certificates and the runtime swapped in; a failed change
+//! changes nothing and says why, with every error.
 //!
 //! An edit is made to the YAML document the runtime was compiled from (`${VAR}` references
 //! unexpanded), so what the API changed can be shown (`GET /config`) and, with

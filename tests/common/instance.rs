@@ -1,6 +1,6 @@
 //! Demo instances (`weir instance`) as real backends, each on a port of its own.
 
-use super::ports::{listening_ports, wait_listening};
+use super::ports::{listening_ports, refuse_at, wait_listening, RefusedAddress};
 use super::processes::{poll_until, weir_bin, Proc, START_DEADLINE};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -13,6 +13,8 @@ pub struct Instance {
     pub listen: String,
     args: Vec<String>,
     proc: Option<Proc>,
+    /// While killed, its address refuses and no other test's server takes it.
+    hold: Option<RefusedAddress>,
 }
 
 impl Instance {
@@ -39,19 +41,23 @@ impl Instance {
             listen: listen.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             proc: None,
+            hold: None,
         };
         instance.restart();
         instance
     }
 
-    /// Kills the process (SIGKILL: connections reset, nothing drains).
+    /// Kills the process (SIGKILL: connections reset, nothing drains); its address refuses
+    /// connections until [`Instance::restart`].
     pub fn kill(&mut self) {
         self.proc = None;
+        self.hold = refuse_at(self.listen.parse().unwrap());
     }
 
     /// Starts the process again on the same address (the first time, on the address given,
     /// and learns the port the system picked).
     pub fn restart(&mut self) {
+        self.hold = None;
         let child = Command::new(weir_bin())
             .args(["instance", "--id", &self.id, "--listen", &self.listen])
             .args(&self.args)

@@ -120,12 +120,22 @@ impl RefusedAddress {
 
 /// A fresh [`RefusedAddress`].
 pub fn refused_address() -> RefusedAddress {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
-    socket.bind(&any.into()).unwrap();
-    let address = socket.local_addr().unwrap().as_socket().unwrap();
-    RefusedAddress {
+    refuse_at(([127, 0, 0, 1], 0).into()).unwrap()
+}
+
+/// A [`RefusedAddress`] at `address`, which a process that just died listened on. Its
+/// connections' TIME_WAIT may linger there, so the socket reuses the address; a port 0 bind
+/// is not handed a port with a bound socket. None when something else holds it already.
+pub fn refuse_at(address: SocketAddr) -> Option<RefusedAddress> {
+    let domain = socket2::Domain::for_address(address);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).ok()?;
+    if address.port() != 0 {
+        socket.set_reuse_address(true).ok()?;
+    }
+    socket.bind(&address.into()).ok()?;
+    let address = socket.local_addr().ok()?.as_socket()?;
+    Some(RefusedAddress {
         address,
         _socket: socket,
-    }
+    })
 }

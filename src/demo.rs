@@ -222,16 +222,21 @@ impl DemoAddresses {
     /// [`DEMO_BANNER`] (or [`DEMO_NO_HTTPS`]) naming these addresses.
     pub fn describe(&self, text: &str) -> String {
         let [i1, i2, i3] = self.instances;
-        let text = if self.instances == DEFAULT_INSTANCES {
-            text.to_string()
+        let instances = if self.instances == DEFAULT_INSTANCES {
+            "127.0.0.1:9001-9003".to_string()
         } else {
-            text.replace("127.0.0.1:9001-9003", &format!("{i1}, {i2}, {i3}"))
+            format!("{i1}, {i2}, {i3}")
         };
         let https = format!("localhost:{}", self.https.port());
-        let moves = self
-            .moves()
-            .map(|(from, to)| (from.to_string(), to.to_string()));
-        replace_all(&text.replace("localhost:8443", &https), &moves)
+        let mut moves = vec![
+            ("127.0.0.1:9001-9003".to_string(), instances),
+            ("localhost:8443".to_string(), https),
+        ];
+        moves.extend(
+            self.moves()
+                .map(|(from, to)| (from.to_string(), to.to_string())),
+        );
+        replace_all(text, &moves)
     }
 }
 
@@ -275,3 +280,47 @@ Try:
 
 Ctrl-C stops everything.
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_addresses_leave_the_shipped_demo_as_it_is() {
+        let defaults = DemoAddresses::default();
+        assert_eq!(
+            defaults.config().replace('"', ""),
+            DEMO_CONFIG.replace('"', ""),
+            "only quoted"
+        );
+        assert_eq!(defaults.describe(DEMO_BANNER), DEMO_BANNER);
+    }
+
+    #[test]
+    fn moved_addresses_swap_at_once_even_onto_another_default() {
+        let moved = DemoAddresses {
+            http: loopback(9001),
+            instances: [loopback(8080), loopback(7002), loopback(7003)],
+            ..DemoAddresses::default()
+        };
+        let config = moved.config();
+        assert!(
+            config.contains("name: web, address: \"127.0.0.1:9001\" }"),
+            "{config}"
+        );
+        assert!(
+            config.contains("{ address: \"127.0.0.1:8080\", name: instance-1 }"),
+            "{config}"
+        );
+        let banner = moved.describe(DEMO_BANNER);
+        assert!(
+            banner.contains("curl -i http://127.0.0.1:9001/"),
+            "{banner}"
+        );
+        assert!(
+            banner.contains("(127.0.0.1:8080, 127.0.0.1:7002, 127.0.0.1:7003)"),
+            "{banner}"
+        );
+        assert!(banner.contains("targets/127.0.0.1:7003/drain"), "{banner}");
+    }
+}

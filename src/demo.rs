@@ -11,6 +11,7 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service;
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// One demo instance.
@@ -145,12 +146,115 @@ Run ./certs/make-dev-certs (or ./scripts/demo, which does) to make it.
 /// and 127.0.0.1:8443 with the development certificate.
 pub const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
 
-/// Instances `weir demo` starts: (INSTANCE_ID, address).
-pub const DEMO_INSTANCES: [(&str, &str); 3] = [
-    ("instance-1", "127.0.0.1:9001"),
-    ("instance-2", "127.0.0.1:9002"),
-    ("instance-3", "127.0.0.1:9003"),
-];
+/// `127.0.0.1:port`, for the demo's default addresses.
+const fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+/// The demo's HTTP listener unless `weir demo --http` moves it.
+pub const DEFAULT_HTTP: SocketAddr = loopback(8080);
+/// The demo's HTTPS listener unless `weir demo --https` moves it.
+pub const DEFAULT_HTTPS: SocketAddr = loopback(8443);
+/// The demo's admin listener unless `weir demo --admin` moves it.
+pub const DEFAULT_ADMIN: SocketAddr = loopback(9901);
+/// The demo's instances unless `weir demo --instances` moves them.
+pub const DEFAULT_INSTANCES: [SocketAddr; 3] = [loopback(9001), loopback(9002), loopback(9003)];
+
+/// INSTANCE_IDs of the instances `weir demo` starts, in the order of their addresses.
+pub const DEMO_INSTANCE_IDS: [&str; 3] = ["instance-1", "instance-2", "instance-3"];
+
+/// Where `weir demo` listens: conf/demo.yaml's addresses unless its flags move them (to run
+/// it beside something that holds those ports, as the tests do).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoAddresses {
+    /// The HTTP listener.
+    pub http: SocketAddr,
+    /// The HTTPS listener.
+    pub https: SocketAddr,
+    /// The admin listener (API, status page, /metrics).
+    pub admin: SocketAddr,
+    /// The three instances.
+    pub instances: [SocketAddr; 3],
+}
+
+impl Default for DemoAddresses {
+    fn default() -> Self {
+        Self {
+            http: DEFAULT_HTTP,
+            https: DEFAULT_HTTPS,
+            admin: DEFAULT_ADMIN,
+            instances: DEFAULT_INSTANCES,
+        }
+    }
+}
+
+impl DemoAddresses {
+    /// Each default address with the one that replaces it.
+    fn moves(&self) -> [(SocketAddr, SocketAddr); 6] {
+        let [i1, i2, i3] = self.instances;
+        let [d1, d2, d3] = DEFAULT_INSTANCES;
+        [
+            (DEFAULT_HTTP, self.http),
+            (DEFAULT_HTTPS, self.https),
+            (DEFAULT_ADMIN, self.admin),
+            (d1, i1),
+            (d2, i2),
+            (d3, i3),
+        ]
+    }
+
+    /// [`DEMO_CONFIG`] with these addresses: each `address:` of a default one names its
+    /// replacement instead (quoted, so that an IPv6 address reads as one value).
+    pub fn config(&self) -> String {
+        let moves = self
+            .moves()
+            .map(|(from, to)| (format!("address: {from}"), format!("address: \"{to}\"")));
+        replace_all(DEMO_CONFIG, &moves)
+    }
+
+    /// The instances to start: (INSTANCE_ID, address).
+    pub fn instances(&self) -> [(&'static str, SocketAddr); 3] {
+        let [i1, i2, i3] = self.instances;
+        let [n1, n2, n3] = DEMO_INSTANCE_IDS;
+        [(n1, i1), (n2, i2), (n3, i3)]
+    }
+
+    /// [`DEMO_BANNER`] (or [`DEMO_NO_HTTPS`]) naming these addresses.
+    pub fn describe(&self, text: &str) -> String {
+        let [i1, i2, i3] = self.instances;
+        let instances = if self.instances == DEFAULT_INSTANCES {
+            "127.0.0.1:9001-9003".to_string()
+        } else {
+            format!("{i1}, {i2}, {i3}")
+        };
+        let https = format!("localhost:{}", self.https.port());
+        let mut moves = vec![
+            ("127.0.0.1:9001-9003".to_string(), instances),
+            ("localhost:8443".to_string(), https),
+        ];
+        moves.extend(
+            self.moves()
+                .map(|(from, to)| (from.to_string(), to.to_string())),
+        );
+        replace_all(text, &moves)
+    }
+}
+
+/// `text` with each `(from, to)` of `moves` replaced at once: a replacement that looks like
+/// another `from` is left as it is.
+fn replace_all(text: &str, moves: &[(String, String)]) -> String {
+    let marker = |i: usize| format!("\u{0}{i}\u{0}");
+    let marked = moves
+        .iter()
+        .enumerate()
+        .fold(text.to_string(), |t, (i, (from, _))| {
+            t.replace(from, &marker(i))
+        });
+    moves
+        .iter()
+        .enumerate()
+        .fold(marked, |t, (i, (_, to))| t.replace(&marker(i), to))
+}
 
 /// The environment variable conf/demo.yaml takes the admin token from; `weir demo` sets it
 /// to a random token unless it is set already.
@@ -176,3 +280,47 @@ Try:
 
 Ctrl-C stops everything.
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_addresses_leave_the_shipped_demo_as_it_is() {
+        let defaults = DemoAddresses::default();
+        assert_eq!(
+            defaults.config().replace('"', ""),
+            DEMO_CONFIG.replace('"', ""),
+            "only quoted"
+        );
+        assert_eq!(defaults.describe(DEMO_BANNER), DEMO_BANNER);
+    }
+
+    #[test]
+    fn moved_addresses_swap_at_once_even_onto_another_default() {
+        let moved = DemoAddresses {
+            http: loopback(9001),
+            instances: [loopback(8080), loopback(7002), loopback(7003)],
+            ..DemoAddresses::default()
+        };
+        let config = moved.config();
+        assert!(
+            config.contains("name: web, address: \"127.0.0.1:9001\" }"),
+            "{config}"
+        );
+        assert!(
+            config.contains("{ address: \"127.0.0.1:8080\", name: instance-1 }"),
+            "{config}"
+        );
+        let banner = moved.describe(DEMO_BANNER);
+        assert!(
+            banner.contains("curl -i http://127.0.0.1:9001/"),
+            "{banner}"
+        );
+        assert!(
+            banner.contains("(127.0.0.1:8080, 127.0.0.1:7002, 127.0.0.1:7003)"),
+            "{banner}"
+        );
+        assert!(banner.contains("targets/127.0.0.1:7003/drain"), "{banner}");
+    }
+}

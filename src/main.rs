@@ -1,6 +1,7 @@
 //! The `weir` command: argument parsing and process bootstrap only.
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,8 +35,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start three demo instances and a proxy in front of them on 127.0.0.1:8080 (and
-    /// 127.0.0.1:8443 with the certificates of certs/make-dev-certs).
-    Demo,
+    /// 127.0.0.1:8443 with the certificates of certs/make-dev-certs); the flags move them.
+    Demo {
+        /// Address of the HTTP listener.
+        #[arg(long, value_name = "ADDR", default_value_t = demo::DEFAULT_HTTP)]
+        http: SocketAddr,
+        /// Address of the HTTPS listener.
+        #[arg(long, value_name = "ADDR", default_value_t = demo::DEFAULT_HTTPS)]
+        https: SocketAddr,
+        /// Address of the admin listener (API, status page, /metrics).
+        #[arg(long, value_name = "ADDR", default_value_t = demo::DEFAULT_ADMIN)]
+        admin: SocketAddr,
+        /// Addresses of the three demo instances.
+        #[arg(long, value_name = "ADDR,ADDR,ADDR", value_delimiter = ',',
+              default_values_t = demo::DEFAULT_INSTANCES)]
+        instances: Vec<SocketAddr>,
+    },
     /// Check the configuration, then tell the running weir (found by `server.pid_file`) to
     /// reload it in place, as SIGHUP does.
     Reload,
@@ -82,7 +97,23 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Demo) => run_demo(),
+        Some(Command::Demo {
+            http,
+            https,
+            admin,
+            instances,
+        }) => match instances.try_into() {
+            Ok(instances) => run_demo(&demo::DemoAddresses {
+                http,
+                https,
+                admin,
+                instances,
+            }),
+            Err(_) => {
+                eprintln!("weir demo: --instances takes three addresses");
+                ExitCode::FAILURE
+            }
+        },
         Some(Command::Instance {
             id,
             listen,
@@ -188,7 +219,7 @@ fn run(path: &Path, start: server::Start, level_from_env: bool) -> ExitCode {
     }
 }
 
-fn run_demo() -> ExitCode {
+fn run_demo(addresses: &demo::DemoAddresses) -> ExitCode {
     process::Signals::get();
     // The demo's admin token (conf/demo.yaml reads it from the environment): the caller's,
     // or a fresh random one, printed below.
@@ -197,8 +228,8 @@ fn run_demo() -> ExitCode {
         .filter(|t| !t.is_empty())
         .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     std::env::set_var(demo::DEMO_TOKEN_VARIABLE, &token);
-    let mut config = match config::parse(std::path::Path::new("conf/demo.yaml"), demo::DEMO_CONFIG)
-    {
+    let source = addresses.config();
+    let mut config = match config::parse(std::path::Path::new("conf/demo.yaml"), &source) {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
@@ -213,10 +244,10 @@ fn run_demo() -> ExitCode {
     };
     if !config.listeners.iter().all(has_cert) {
         config.listeners.retain(has_cert);
-        eprint!("{}", demo::DEMO_NO_HTTPS);
+        eprint!("{}", addresses.describe(demo::DEMO_NO_HTTPS));
     }
     let process = config.server.clone();
-    let built = server::build(config, demo::DEMO_CONFIG, server::Start::default());
+    let built = server::build(config, &source, server::Start::default());
     let (mut server, _runtime) = match built {
         Ok(s) => s,
         Err(e) => {
@@ -224,8 +255,8 @@ fn run_demo() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for (id, address) in demo::DEMO_INSTANCES {
-        match demo::DemoInstance::new(id).service(address, None) {
+    for (id, address) in addresses.instances() {
+        match demo::DemoInstance::new(id).service(&address.to_string(), None) {
             Ok(service) => {
                 server.add_service(service);
             }
@@ -235,7 +266,8 @@ fn run_demo() -> ExitCode {
             }
         }
     }
-    println!("{}", demo::DEMO_BANNER.replace("{token}", &token));
+    let banner = addresses.describe(demo::DEMO_BANNER);
+    println!("{}", banner.replace("{token}", &token));
     process::run(server, &process);
     ExitCode::SUCCESS
 }

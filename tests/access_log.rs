@@ -140,20 +140,20 @@ fn combined_lines_and_a_reopen_on_sigusr1() {
 fn log_level_sets_the_error_log_unless_rust_log_does() {
     let app = Instance::start("app-1");
     let started = |level: &str| {
-        let port = free_port();
-        let yaml = config(&app, "{ path: access.log }").replace("{port}", &port.to_string());
-        let yaml = format!("server: {{ log_level: {level} }}\n{yaml}");
-        let (dir, path) = write_config(&yaml);
-        let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
-        let child = Command::new(weir_bin())
-            .arg("--config")
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .unwrap();
-        let _weir = Proc(child);
-        wait_listening(port);
+        let dir = tempfile::tempdir().unwrap();
+        let (_weir, port) = spawn_listening(|port| {
+            let yaml = config(&app, "{ path: access.log }").replace("{port}", &port.to_string());
+            let path = dir.path().join("weir.yaml");
+            std::fs::write(&path, format!("server: {{ log_level: {level} }}\n{yaml}")).unwrap();
+            let stderr = std::fs::File::create(dir.path().join("stderr")).unwrap();
+            let mut command = Command::new(weir_bin());
+            command
+                .arg("--config")
+                .arg(&path)
+                .env_remove("RUST_LOG")
+                .stderr(Stdio::from(stderr));
+            command
+        });
         client()
             .get(format!("http://127.0.0.1:{port}/nowhere"))
             .send()
@@ -196,7 +196,6 @@ fn a_stuck_log_file_drops_lines_rather_than_holding_requests_or_memory() {
     for _ in 0..sent {
         assert_eq!(http.get(weir.url("/api/x")).send().unwrap().status(), 200);
     }
-    wait_listening(weir.port2);
     let metrics_url = format!("http://127.0.0.1:{}/metrics", weir.port2);
     let text = http.get(metrics_url).send().unwrap().text().unwrap();
     let dropped: u64 = text

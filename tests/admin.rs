@@ -21,7 +21,6 @@ struct Api {
 
 impl Api {
     fn new(port: u16) -> Self {
-        wait_listening(port);
         Self {
             base: format!("http://127.0.0.1:{port}"),
             http: client(),
@@ -281,8 +280,9 @@ fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let _restarted = Proc(restarted);
-    wait_listening(port);
+    let restarted = Proc(restarted);
+    wait_listening(restarted.0.id(), port);
+    wait_listening(restarted.0.id(), admin_port);
     let api = Api::new(admin_port);
     assert_eq!(api.targets(), state);
     let http = client();

@@ -53,6 +53,7 @@ fn the_systemd_unit_commands_start_reload_and_stop_a_daemon() {
         .trim()
         .to_string();
     let _daemon = Detached(pid.parse().unwrap());
+    wait_listening(_daemon.0, port);
     let url = format!("http://127.0.0.1:{port}/");
     let answer = poll_until(Duration::from_secs(5), || client().get(&url).send().ok());
     assert_eq!(answer.map(|r| served_by(&r)), Some("a".to_string()));

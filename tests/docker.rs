@@ -132,7 +132,6 @@ fn every_metric_the_dashboard_queries_is_in_weirs_metrics() {
     let weir = Weir::start(&single_upstream("round_robin", &[(&a, 1)], admin));
     // One request, so that every histogram has its series.
     assert_eq!(serving(&weir, 1), ["a"]);
-    wait_listening(weir.port2);
     let url = format!("http://127.0.0.1:{}/metrics", weir.port2);
     let text = client().get(url).send().unwrap().text().unwrap();
     let exposed: BTreeSet<&str> = text

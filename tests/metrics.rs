@@ -8,34 +8,6 @@ use common::*;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The value of the sample of `name` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?;
-        let (label_text, value) = match rest.strip_prefix('{') {
-            Some(labelled) => labelled.split_once("} ")?,
-            None => ("", rest.strip_prefix(' ')?),
-        };
-        let found: HashMap<&str, &str> = label_text
-            .split(',')
-            .filter_map(|pair| {
-                let (k, v) = pair.split_once('=')?;
-                Some((k, v.trim_matches('"')))
-            })
-            .collect();
-        let matches = labels.iter().all(|(k, v)| found.get(k) == Some(v));
-        matches.then(|| value.parse().ok()).flatten()
-    })
-}
-
-fn scrape(weir: &Weir) -> String {
-    wait_listening(weir.port2);
-    let url = format!("http://127.0.0.1:{}/metrics", weir.port2);
-    let response = client().get(url).send().unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().unwrap()
-}
-
 #[test]
 fn request_counters_match_what_each_instance_served() {
     let (a, b, c) = (
@@ -56,7 +28,7 @@ fn request_counters_match_what_each_instance_served() {
         assert_eq!(r.status(), 200);
         *served.entry(served_by(&r)).or_default() += 1.0;
     }
-    let text = scrape(&weir);
+    let text = scrape(weir.port2);
     for id in ["a", "b", "c"] {
         let labels = [
             ("route", "all"),
@@ -96,7 +68,7 @@ fn a_dead_instance_shows_in_the_health_gauge_and_the_admin_api() {
     let weir = Weir::start(&single_upstream("round_robin", &[(&a, 1), (&b, 1)], extra));
     let health = |id: &str| {
         sample(
-            &scrape(&weir),
+            &scrape(weir.port2),
             "weir_upstream_health",
             &[("upstream", "app"), ("instance", id)],
         )
@@ -143,7 +115,6 @@ fn an_admin_listener_off_loopback_needs_its_token() {
     let a = Instance::start("a");
     let admin = "admin: { address: \"0.0.0.0:{port2}\", token: s3cret }\n";
     let weir = Weir::start(&single_upstream("round_robin", &[(&a, 1)], admin));
-    wait_listening(weir.port2);
     let url = format!("http://127.0.0.1:{}/status", weir.port2);
     let http = client();
     let refused = http.get(&url).send().unwrap();
@@ -167,23 +138,18 @@ fn open_connections_and_tls_handshakes_are_counted_per_listener() {
     let a = Instance::start("a");
     let ca = TestCa::new();
     let (cert, key) = ca.issue("localhost", &["localhost"], &[]);
-    let admin = free_port();
     let weir = Weir::start(&format!(
         "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n  \
          - name: secure\n    address: \"127.0.0.1:{{port2}}\"\n    protocol: https\n    \
          tls: {{ certificates: [{{ cert: \"{}\", key: \"{}\" }}] }}\n\
          routes:\n  - {{ name: all, upstream: app }}\n\
          upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: a }}]\n\
-         admin: {{ address: \"127.0.0.1:{admin}\" }}\n",
+         admin: {{ address: \"127.0.0.1:{{port3}}\" }}\n",
         cert.display(),
         key.display(),
         a.address()
     ));
-    wait_listening(admin);
-    let scrape = || {
-        let url = format!("http://127.0.0.1:{admin}/metrics");
-        client().get(url).send().unwrap().text().unwrap()
-    };
+    let scrape = || scrape(weir.port3);
     let open = |n: f64| {
         poll_until(Duration::from_secs(10), || {
             let text = scrape();
@@ -203,7 +169,6 @@ fn open_connections_and_tls_handshakes_are_counted_per_listener() {
     open(0.0);
 
     // Handshakes by version, on the HTTPS listener only.
-    wait_listening(weir.port2);
     for version in ["-tls1_2", "-tls1_3", "-tls1_3"] {
         let out = s_client(weir.port2, &["-servername", "localhost", version]);
         assert!(out.contains("Cipher is"), "{version}: {out}");

@@ -199,7 +199,6 @@ fn upstreams_sharing_an_address_keep_their_own_health_across_a_reload() {
         fail = check("204"),
     );
     let weir = Weir::start_logging(&yaml, "info");
-    wait_listening(weir.port2);
     let verdicts = || {
         (
             instance_health(weir.port2, "passing"),

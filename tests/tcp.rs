@@ -21,18 +21,15 @@ struct Redis {
 
 impl Redis {
     fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        wait_listening(port);
-        Self {
-            port,
-            _proc: Proc(child),
-        }
+        let (proc, port) = spawn_listening(|port| {
+            let mut server = Command::new("redis-server");
+            server
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null());
+            server
+        });
+        Self { port, _proc: proc }
     }
 
     /// A field of `INFO stats`, as a number.
@@ -61,17 +58,20 @@ struct Postgres {
     proc: Option<Proc>,
 }
 
-/// A PostgreSQL program of Debian's server package.
-fn pg_bin(name: &str) -> PathBuf {
-    let versions = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL is installed (apt-get install postgresql)");
+/// A PostgreSQL program of Debian's server package, if it is installed.
+fn find_pg_bin(name: &str) -> Option<PathBuf> {
+    let versions = std::fs::read_dir("/usr/lib/postgresql").ok()?;
     let mut bins: Vec<PathBuf> = versions
         .map(|v| v.unwrap().path().join("bin").join(name))
         .filter(|p| p.exists())
         .collect();
     bins.sort();
     bins.pop()
-        .unwrap_or_else(|| panic!("no {name} under /usr/lib/postgresql"))
+}
+
+/// A PostgreSQL program of Debian's server package.
+fn pg_bin(name: &str) -> PathBuf {
+    find_pg_bin(name).unwrap_or_else(|| panic!("no {name} under /usr/lib/postgresql"))
 }
 
 /// A command running PostgreSQL program `name`: as the `postgres` user when this is root
@@ -100,25 +100,44 @@ impl Postgres {
                 .arg(&data)
                 .stdout(Stdio::null()),
         );
-        let port = free_port();
-        let child = pg_command("postgres")
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-            .arg("-k")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            port,
+        let mut server = Self {
+            port: 0,
             _dir: dir,
-            proc: Some(Proc(child)),
+            proc: None,
         };
+        // A fresh port, again if another process took it before the server bound it.
+        for _ in 0..5 {
+            server.port = free_port();
+            let child = pg_command("postgres")
+                .arg("-D")
+                .arg(&data)
+                .args(["-p", &server.port.to_string()])
+                .args(["-c", "listen_addresses=127.0.0.1", "-k"])
+                .arg(server._dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut child = Proc(child);
+            let up = poll_until(START_DEADLINE, || {
+                let pid = server.postmaster().filter(|&pid| listens(pid, server.port));
+                match pid {
+                    Some(_) => Some(true),
+                    None => child.0.try_wait().unwrap().map(|_| false),
+                }
+            });
+            server.proc = Some(child);
+            match up {
+                Some(true) => break,
+                Some(false) => server.proc = None,
+                None => panic!("postgres does not listen on port {}", server.port),
+            }
+        }
+        assert!(server.proc.is_some(), "postgres found no free port");
+        let port = server.port.to_string();
         poll_until(START_DEADLINE, || {
             let ready = Command::new(pg_bin("pg_isready"))
-                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-h", "127.0.0.1", "-p", &port])
                 .stdout(Stdio::null())
                 .status()
                 .unwrap();
@@ -134,18 +153,13 @@ impl Postgres {
         text.lines().next()?.parse().ok()
     }
 
-    /// Kills the server at once, as a crash would; returns once its port refuses.
+    /// Kills the server at once, as a crash would; returns once it no longer listens.
     fn kill(&mut self) {
-        if let Some(pid) = self.postmaster() {
-            signal(pid, Signal::SIGKILL);
-        }
+        let pid = self.postmaster().expect("the server has a pid file");
+        signal(pid, Signal::SIGKILL);
         self.proc = None;
-        poll_until(START_DEADLINE, || {
-            TcpStream::connect(("127.0.0.1", self.port))
-                .err()
-                .map(|_| ())
-        })
-        .expect("the killed server's port refuses");
+        poll_until(START_DEADLINE, || (!listens(pid, self.port)).then_some(()))
+            .expect("the killed server's socket is closed");
     }
 }
 
@@ -242,12 +256,6 @@ fn open_connections(admin: u16, listener: &str, n: usize) {
     .unwrap_or_else(|| panic!("{listener} never had {n} connections open"));
 }
 
-/// weir's /metrics, from its admin listener on `port`.
-fn scrape(port: u16) -> String {
-    let url = format!("http://127.0.0.1:{port}/metrics");
-    client().get(url).send().unwrap().text().unwrap()
-}
-
 fn tcp_listener(name: &str, port: &str, upstream: &str, extra: &str) -> String {
     format!(
         "  - {{ name: {name}, address: \"127.0.0.1:{port}\", protocol: tcp, upstream: {upstream}{extra} }}\n"
@@ -256,8 +264,10 @@ fn tcp_listener(name: &str, port: &str, upstream: &str, extra: &str) -> String {
 
 #[test]
 fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorithm() {
+    if !require_tools("redis", &["redis-server", "redis-cli", "redis-benchmark"]) {
+        return;
+    }
     let (r1, r2) = (Redis::start(), Redis::start());
-    let ip_hash_port = free_port();
     let yaml = format!(
         "listeners:\n{}{}\
          upstreams:\n  redis:\n    targets:\n      - {{ address: \"127.0.0.1:{p1}\", name: r1 }}\n      \
@@ -267,7 +277,7 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
          admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
          access_log: {{ format: json, path: access.log }}\n",
         tcp_listener("redis", "{port}", "redis", ""),
-        tcp_listener("sticky", &ip_hash_port.to_string(), "sticky", ""),
+        tcp_listener("sticky", "{port3}", "sticky", ""),
         p1 = r1.port,
         p2 = r2.port,
     );
@@ -277,14 +287,20 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
         r1.stat("total_connections_received"),
         r2.stat("total_connections_received"),
     ];
+    // Connections the redis listener forwarded to each instance, by weir's metrics.
     let forwarded = || {
-        scrape(weir.port2)
-            .lines()
-            .filter(|l| l.starts_with("weir_tcp_connections_total{") && l.contains("\"redis\""))
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
-            .sum::<u64>()
+        let text = scrape(weir.port2);
+        ["r1", "r2"].map(|instance| {
+            let labels = [("listener", "redis"), ("instance", instance)];
+            sample(&text, "weir_tcp_connections_total", &labels).unwrap() as u64
+        })
     };
     let forwarded_before = forwarded();
+    let bytes = |direction: &str| {
+        let labels = [("listener", "redis"), ("direction", direction)];
+        sample(&scrape(weir.port2), "weir_tcp_bytes_total", &labels).unwrap() as u64
+    };
+    let bytes_before = [bytes("in"), bytes("out")];
 
     let out = succeed(Command::new("redis-benchmark").args([
         "-h",
@@ -322,9 +338,9 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
         r1.stat("total_connections_received"),
         r2.stat("total_connections_received"),
     ];
-    let got = [after[0] - before[0] - 1, after[1] - before[1] - 1];
-    let round_robin = got[0] + got[1];
-    assert!(round_robin >= 100, "{got:?}");
+    let round_robin_got = [after[0] - before[0] - 1, after[1] - before[1] - 1];
+    let got = round_robin_got;
+    assert!(got[0] + got[1] >= 100, "{got:?}");
     assert!(got[0].abs_diff(got[1]) <= 1, "round robin: {got:?}");
 
     // ip_hash: every connection from one client address goes to one server.
@@ -336,7 +352,7 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
         "-h",
         "127.0.0.1",
         "-p",
-        &ip_hash_port.to_string(),
+        &weir.port3.to_string(),
         "-t",
         "ping",
         "-n",
@@ -355,10 +371,20 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
         "ip_hash: {got:?}"
     );
 
-    // Metrics and access log count the same connections as the servers.
-    assert_eq!(forwarded() - forwarded_before, round_robin);
-    let metrics = scrape(weir.port2);
-    assert!(metrics.contains("weir_tcp_bytes_total{direction=\"in\",listener=\"redis\"}"));
+    // Metrics and access log count the same connections as the servers, instance by
+    // instance; the bytes are at least the benchmark's 40000 commands (`*2\r\n$3\r\nGET\r\n…`
+    // is 14 bytes and more) and their answers (`+OK\r\n` is 5 bytes and more).
+    let counted = forwarded();
+    let by_instance = [0, 1].map(|i| counted[i] - forwarded_before[i]);
+    assert_eq!(by_instance, round_robin_got, "connections by instance");
+    let moved = [
+        bytes("in") - bytes_before[0],
+        bytes("out") - bytes_before[1],
+    ];
+    assert!(
+        moved[0] >= 40_000 * 14 && moved[1] >= 40_000 * 5,
+        "bytes in, out: {moved:?}"
+    );
     let log_path = weir.dir.path().join("access.log");
     let lines = poll_until(Duration::from_secs(5), || {
         let text = std::fs::read_to_string(&log_path).ok()?;
@@ -367,10 +393,9 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
             .map(|l| serde_json::from_str(l).unwrap())
             .filter(|l: &serde_json::Value| l["listener"] == "redis")
             .collect();
-        (lines.len() as u64 == forwarded()).then_some(lines)
+        (lines.len() as u64 == counted[0] + counted[1]).then_some(lines)
     })
     .expect("one access log line per connection");
-    // (weir's start-up probe is one more, which sent nothing.)
     let busy = lines
         .iter()
         .filter(|l| l["bytes_received"].as_u64() > Some(0));
@@ -386,15 +411,26 @@ fn redis_benchmark_through_weir_has_no_errors_and_spreads_connections_by_algorit
 
 #[test]
 fn pgbench_runs_through_weir_and_new_connections_avoid_a_killed_server() {
+    // The server's programs, by where Debian puts them (a path that does not exist when not).
+    let programs = ["postgres", "initdb", "pg_isready", "pgbench"].map(|name| {
+        find_pg_bin(name).map_or_else(
+            || format!("/usr/lib/postgresql/VERSION/bin/{name}"),
+            |p| p.display().to_string(),
+        )
+    });
+    let mut needed = vec!["psql", "runuser"];
+    needed.extend(programs.iter().map(String::as_str));
+    if !require_tools("postgres", &needed) {
+        return;
+    }
     let (pg1, mut pg2) = (Postgres::start(), Postgres::start());
-    let pair_port = free_port();
     let yaml = format!(
         "listeners:\n{}{}\
          upstreams:\n  one:\n    targets: [{{ address: \"127.0.0.1:{p1}\" }}]\n  \
          pair:\n    retries: 1\n    timeouts: {{ connect: 1s }}\n    targets:\n      \
          - {{ address: \"127.0.0.1:{p1}\" }}\n      - {{ address: \"127.0.0.1:{p2}\" }}\n",
         tcp_listener("pg", "{port}", "one", ""),
-        tcp_listener("pair", &pair_port.to_string(), "pair", ""),
+        tcp_listener("pair", "{port2}", "pair", ""),
         p1 = pg1.port,
         p2 = pg2.port,
     );
@@ -423,14 +459,14 @@ fn pgbench_runs_through_weir_and_new_connections_avoid_a_killed_server() {
     // Both servers answer through the pair; once one is killed, every new connection goes
     // to the other and succeeds.
     let ports = (pg1.port.to_string(), pg2.port.to_string());
-    let seen: std::collections::HashSet<String> = (0..4).map(|_| server_port(pair_port)).collect();
+    let seen: std::collections::HashSet<String> = (0..4).map(|_| server_port(weir.port2)).collect();
     assert_eq!(
         seen,
         [ports.0.clone(), ports.1.clone()].into_iter().collect()
     );
     pg2.kill();
     for _ in 0..6 {
-        assert_eq!(server_port(pair_port), ports.0);
+        assert_eq!(server_port(weir.port2), ports.0);
     }
     drop(weir);
 }
@@ -439,7 +475,8 @@ fn pgbench_runs_through_weir_and_new_connections_avoid_a_killed_server() {
 fn a_client_that_shuts_down_its_writing_still_reads_the_whole_answer() {
     let server = test_server(echo_after_eof);
     let yaml = format!(
-        "listeners:\n{}upstreams:\n  echo:\n    targets: [{{ address: \"{server}\" }}]\n",
+        "listeners:\n{}upstreams:\n  echo:\n    targets: [{{ address: \"{server}\", name: e1 }}]\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n",
         tcp_listener("echo", "{port}", "echo", "")
     );
     let weir = Weir::start(&yaml);
@@ -451,12 +488,32 @@ fn a_client_that_shuts_down_its_writing_still_reads_the_whole_answer() {
     stream.read_to_end(&mut back).unwrap();
     assert_eq!(back.len(), 2 * sent.len());
     assert!(back[..sent.len()] == sent[..] && back[sent.len()..] == sent[..]);
+
+    // The metrics count this one connection to e1, and every byte each way.
+    let counted = || {
+        let text = scrape(weir.port2);
+        let connections = [("listener", "echo"), ("instance", "e1")];
+        let bytes = |direction| [("listener", "echo"), ("direction", direction)];
+        [
+            sample(&text, "weir_tcp_connections_total", &connections),
+            sample(&text, "weir_tcp_bytes_total", &bytes("in")),
+            sample(&text, "weir_tcp_bytes_total", &bytes("out")),
+        ]
+    };
+    let expected = [1.0, 200_000.0, 400_000.0].map(Some);
+    let settled = poll_until(Duration::from_secs(5), || {
+        (counted() == expected).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "connections, bytes in, bytes out: {:?}",
+        counted()
+    );
 }
 
 #[test]
 fn proxy_protocol_headers_arrive_intact_and_are_read_from_a_trusted_balancer() {
     let server = test_server(first_bytes);
-    let relay_port = free_port();
     let yaml = format!(
         "listeners:\n{}{}\
          upstreams:\n  capture:\n    targets: [{{ address: \"{server}\" }}]\n\
@@ -464,7 +521,7 @@ fn proxy_protocol_headers_arrive_intact_and_are_read_from_a_trusted_balancer() {
         tcp_listener("v2", "{port}", "capture", ", send_proxy_protocol: v2"),
         tcp_listener(
             "relay",
-            &relay_port.to_string(),
+            "{port2}",
             "capture",
             ", accept_proxy_protocol: true, send_proxy_protocol: v1"
         ),
@@ -488,7 +545,7 @@ fn proxy_protocol_headers_arrive_intact_and_are_read_from_a_trusted_balancer() {
     assert_eq!(&got[header.len()..], b"hello");
 
     // A trusted balancer's v2 header names the client; weir passes it on as v1.
-    let mut relayed = TcpStream::connect(("127.0.0.1", relay_port)).unwrap();
+    let mut relayed = TcpStream::connect(("127.0.0.1", weir.port2)).unwrap();
     let client: SocketAddr = "203.0.113.9:4242".parse().unwrap();
     let front: SocketAddr = "198.51.100.1:6380".parse().unwrap();
     let mut first = ppp::v2::Builder::with_addresses(
@@ -510,7 +567,7 @@ fn proxy_protocol_headers_arrive_intact_and_are_read_from_a_trusted_balancer() {
     );
 
     // Without a header, the connection is closed and nothing reaches the instance.
-    let mut bare = TcpStream::connect(("127.0.0.1", relay_port)).unwrap();
+    let mut bare = TcpStream::connect(("127.0.0.1", weir.port2)).unwrap();
     bare.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     let mut got = Vec::new();
     let _ = bare.read_to_end(&mut got);
@@ -520,7 +577,6 @@ fn proxy_protocol_headers_arrive_intact_and_are_read_from_a_trusted_balancer() {
 #[test]
 fn beyond_max_connections_a_connection_is_refused_or_queued() {
     let server = test_server(echo);
-    let queue_port = free_port();
     let yaml = format!(
         "listeners:\n{}{}\
          upstreams:\n  echo:\n    targets: [{{ address: \"{server}\" }}]\n\
@@ -528,7 +584,7 @@ fn beyond_max_connections_a_connection_is_refused_or_queued() {
         tcp_listener("capped", "{port}", "echo", ", max_connections: 2"),
         tcp_listener(
             "queued",
-            &queue_port.to_string(),
+            "{port3}",
             "echo",
             ", max_connections: 1, on_limit: queue, queue_timeout: 10s"
         ),
@@ -558,9 +614,9 @@ fn beyond_max_connections_a_connection_is_refused_or_queued() {
     );
 
     // Queue: the second connection waits, and is served once the first leaves.
-    let mut first = connect(queue_port);
+    let mut first = connect(weir.port3);
     assert!(round_trip(&mut first, b"one", wait).is_some());
-    let mut second = connect(queue_port);
+    let mut second = connect(weir.port3);
     let short = Duration::from_millis(300);
     assert_eq!(
         round_trip(&mut second, b"two", short),

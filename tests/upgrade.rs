@@ -86,6 +86,7 @@ fn upgrade_under_load(binary: &Path, command: impl FnOnce(&Weir) -> Output) -> (
         by_new.is_some(),
         "the new process serves the new configuration"
     );
+    wait_listening(new, weir.port2);
     let second_url = format!("http://127.0.0.1:{}/", weir.port2);
     assert_eq!(client().get(second_url).send().unwrap().status(), 200);
 

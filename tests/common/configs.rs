@@ -1,0 +1,62 @@
+//! Configuration files for tests: the YAML shapes many tests share, files in temporary
+//! folders, and `weir --test` on them.
+
+use super::instance::Instance;
+use super::processes::weir_bin;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One listener on `{port}`; `/slow` goes to `slow`, everything else to `app`; `server` is
+/// the inside of the `server: { }` mapping (the pid file is `weir.pid` beside the file).
+pub fn slow_route(app: &Instance, slow: &Instance, server: &str) -> String {
+    format!(
+        "server: {{ pid_file: weir.pid, {server} }}\n\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: slow, paths: [/slow], upstream: slow }}\n  \
+         - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n  \
+         slow:\n    targets: [{{ address: \"{}\", name: {} }}]\n",
+        app.address(),
+        app.id,
+        slow.address(),
+        slow.id
+    )
+}
+
+/// A configuration with one listener on `{port}`, one catch-all route and one upstream.
+pub fn single_upstream(balance: &str, targets: &[(&Instance, u32)], extra: &str) -> String {
+    let mut yaml = format!(
+        "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    balance: {balance}\n    targets:\n"
+    );
+    for (i, w) in targets {
+        yaml.push_str(&format!(
+            "      - {{ address: \"{}\", name: {}, weight: {w} }}\n",
+            i.address(),
+            i.id
+        ));
+    }
+    yaml.push_str(extra);
+    yaml
+}
+
+/// Runs `weir --config FILE --test`.
+pub fn weir_test(path: &Path) -> Output {
+    Command::new(weir_bin())
+        .arg("--config")
+        .arg(path)
+        .arg("--test")
+        .output()
+        .unwrap()
+}
+
+/// Writes `yaml` to `weir.yaml` in a new temporary folder.
+pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(yaml.as_bytes()).unwrap();
+    (dir, path)
+}

@@ -12,7 +12,7 @@ mod targets;
 mod views;
 
 use crate::config::Admin;
-use crate::control::{EditError, LiveConfig, Saved};
+use crate::control::{EditError, LiveConfig, Missing, Saved};
 use crate::metrics;
 use async_trait::async_trait;
 use http::{header, Method, Response, StatusCode};
@@ -424,7 +424,7 @@ fn page() -> Response<Vec<u8>> {
 
 /// The 404 of an unknown upstream.
 fn not_found_upstream(name: &str) -> Response<Vec<u8>> {
-    let error = json!({ "error": targets::no_upstream(name) });
+    let error = json!({ "error": Missing::Upstream(name.to_string()).to_string() });
     reply(StatusCode::NOT_FOUND, error)
 }
 

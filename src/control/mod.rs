@@ -10,7 +10,7 @@ mod load;
 mod persist;
 mod supervisor;
 
-pub use live::{ChangeError, EditError, LiveConfig, Reloaded, Saved};
+pub use live::{ChangeError, Conflict, EditError, LiveConfig, Missing, Reloaded, Saved};
 pub use load::{certificates, check, resolve, LoadError};
 pub use supervisor::Supervisor;
 

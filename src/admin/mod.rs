@@ -12,7 +12,7 @@ mod targets;
 mod views;
 
 use crate::config::Admin;
-use crate::control::{EditError, LiveConfig, Saved};
+use crate::control::{EditError, LiveConfig, Missing, Saved};
 use crate::metrics;
 use async_trait::async_trait;
 use http::{header, Method, Response, StatusCode};
@@ -204,7 +204,7 @@ impl AdminApi {
             (&Method::POST, ["upstreams", upstream, "targets"]) => {
                 let target: NewTarget = match parse_body(body) {
                     Ok(target) => target,
-                    Err(bad) => return reply(StatusCode::BAD_REQUEST, bad),
+                    Err(bad) => return reply(StatusCode::BAD_REQUEST, bad.to_json()),
                 };
                 let what = format!("added target {} to `{upstream}`", target.address);
                 let name = upstream.to_string();
@@ -357,26 +357,52 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     tokio::task::spawn_blocking(work).await.ok()
 }
 
-/// A JSON body, or the error that names what is wrong with it.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Value> {
+/// Why a write's body was refused with 400.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    /// It is not JSON, or is cut short.
+    #[error("the body is not valid JSON: {0}")]
+    Syntax(#[source] serde_json::Error),
+    /// It is JSON, but not of the shape the endpoint takes.
+    #[error("{source}")]
+    Shape {
+        /// Where, as `serde_path_to_error` writes it: `.` for the whole body.
+        path: String,
+        /// What is wrong there.
+        source: serde_json::Error,
+    },
+}
+
+impl BodyError {
+    /// The field at fault, if any. Missing and unknown fields are reported at the path of
+    /// their object, and named only in the message.
+    fn field(&self) -> Option<String> {
+        match self {
+            Self::Syntax(_) => None,
+            Self::Shape { path, source } if path == "." => {
+                source.to_string().split('`').nth(1).map(str::to_string)
+            }
+            Self::Shape { path, .. } => Some(path.clone()),
+        }
+    }
+
+    /// The response body: the message and the field it names.
+    fn to_json(&self) -> Value {
+        json!({ "error": self.to_string(), "field": self.field() })
+    }
+}
+
+/// A JSON body, or what is wrong with it.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
     let mut json = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        // Missing and unknown fields are named in the message, at the path of their object.
-        let field = if inner.is_syntax() || inner.is_eof() {
-            None
-        } else if path == "." {
-            inner.to_string().split('`').nth(1).map(str::to_string)
+        let source = e.into_inner();
+        if source.is_syntax() || source.is_eof() {
+            BodyError::Syntax(source)
         } else {
-            Some(path)
-        };
-        let error = if inner.is_syntax() || inner.is_eof() {
-            format!("the body is not valid JSON: {inner}")
-        } else {
-            inner.to_string()
-        };
-        json!({ "error": error, "field": field })
+            BodyError::Shape { path, source }
+        }
     })
 }
 
@@ -398,7 +424,7 @@ fn page() -> Response<Vec<u8>> {
 
 /// The 404 of an unknown upstream.
 fn not_found_upstream(name: &str) -> Response<Vec<u8>> {
-    let error = json!({ "error": targets::no_upstream(name) });
+    let error = json!({ "error": Missing::Upstream(name.to_string()).to_string() });
     reply(StatusCode::NOT_FOUND, error)
 }
 

@@ -2,7 +2,7 @@
 //! configuration (see [`crate::reload::LiveConfig::edit`]), which then validates the result
 //! as a whole.
 
-use crate::control::EditError;
+use crate::control::{Conflict, EditError, Missing};
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
@@ -46,12 +46,7 @@ fn targets<'a>(document: &'a mut Value, upstream: &str) -> Result<&'a mut Vec<Va
         .and_then(|u| u.get_mut(upstream))
         .and_then(|u| u.get_mut("targets"))
         .and_then(Value::as_sequence_mut)
-        .ok_or_else(|| EditError::NotFound(no_upstream(upstream)))
-}
-
-/// The message of a 404 for an upstream that does not exist.
-pub fn no_upstream(upstream: &str) -> String {
-    format!("no upstream named `{upstream}`")
+        .ok_or_else(|| Missing::Upstream(upstream.to_string()).into())
 }
 
 /// The index of the target written as `address` or named `address`.
@@ -76,7 +71,11 @@ fn target<'a>(
 
 /// The error of a target that `upstream` does not have.
 fn no_target(upstream: &str, address: &str) -> EditError {
-    EditError::NotFound(format!("upstream `{upstream}` has no target `{address}`"))
+    Missing::Target {
+        upstream: upstream.to_string(),
+        target: address.to_string(),
+    }
+    .into()
 }
 
 /// Appends `target` to `upstream`.
@@ -84,9 +83,11 @@ pub fn add(document: &mut Value, upstream: &str, target: &NewTarget) -> Result<b
     let list = targets(document, upstream)?;
     for taken in std::iter::once(&target.address).chain(&target.name) {
         if find(list, taken).is_some() {
-            return Err(EditError::Conflict(format!(
-                "upstream `{upstream}` has a target `{taken}` already"
-            )));
+            return Err(Conflict::Taken {
+                upstream: upstream.to_string(),
+                taken: taken.clone(),
+            }
+            .into());
         }
     }
     list.push(target.to_yaml());
@@ -98,9 +99,11 @@ pub fn remove(document: &mut Value, upstream: &str, address: &str) -> Result<boo
     let list = targets(document, upstream)?;
     let index = find(list, address).ok_or_else(|| no_target(upstream, address))?;
     if list.len() == 1 {
-        return Err(EditError::Conflict(format!(
-            "`{address}` is the last target of upstream `{upstream}`; drain it instead"
-        )));
+        return Err(Conflict::LastTarget {
+            upstream: upstream.to_string(),
+            target: address.to_string(),
+        }
+        .into());
     }
     list.remove(index);
     Ok(true)
@@ -150,7 +153,7 @@ mod tests {
         assert!(add(&mut doc, "api", &new).unwrap());
         assert!(matches!(
             add(&mut doc, "api", &new),
-            Err(EditError::Conflict(_))
+            Err(EditError::Conflict(Conflict::Taken { .. }))
         ));
         let named_alike = NewTarget {
             address: "127.0.0.1:3".into(),
@@ -160,7 +163,7 @@ mod tests {
         };
         assert!(matches!(
             add(&mut doc, "api", &named_alike),
-            Err(EditError::Conflict(_))
+            Err(EditError::Conflict(Conflict::Taken { .. }))
         ));
         assert!(set_drain(&mut doc, "api", "one", true).unwrap());
         assert!(
@@ -171,11 +174,11 @@ mod tests {
         remove(&mut doc, "api", "127.0.0.1:1").unwrap();
         assert!(matches!(
             remove(&mut doc, "api", "127.0.0.1:2"),
-            Err(EditError::Conflict(_))
+            Err(EditError::Conflict(Conflict::LastTarget { .. }))
         ));
         assert!(matches!(
             set_drain(&mut doc, "web", "x", true),
-            Err(EditError::NotFound(_))
+            Err(EditError::NotFound(Missing::Upstream(_)))
         ));
     }
 }

@@ -77,24 +77,47 @@ pub fn report(path: &Path, e: &BuildError) {
     }
 }
 
+/// Why the running weir could not be found through its pid file, or reached there.
+#[derive(Debug, thiserror::Error)]
+enum RunningError {
+    /// The pid file is missing, empty or not a pid.
+    #[error("no pid in {}; is weir running with this configuration?", .0.display())]
+    NoPid(PathBuf),
+    /// The pid is stale: no process runs it, or another program does now.
+    #[error(
+        "pid {pid} from {} is not a running weir; is weir running with this configuration?",
+        pid_file.display()
+    )]
+    NotWeir {
+        /// The pid the file holds.
+        pid: i32,
+        /// The pid file.
+        pid_file: PathBuf,
+    },
+    /// The signal could not be sent (another user's process, or it exited meanwhile).
+    #[error("cannot signal weir (pid {pid}): {source}")]
+    Signal {
+        /// The running weir.
+        pid: i32,
+        /// Why `kill` failed.
+        source: nix::Error,
+    },
+}
+
 /// The pid of the weir that runs with this pid file.
-fn running(pid_file: &Path) -> Result<i32, String> {
-    let pid = procfs::read_pid(pid_file).ok_or_else(|| {
-        format!(
-            "no pid in {}; is weir running with this configuration?",
-            pid_file.display()
-        )
-    })?;
+fn running(pid_file: &Path) -> Result<i32, RunningError> {
+    let pid =
+        procfs::read_pid(pid_file).ok_or_else(|| RunningError::NoPid(pid_file.to_path_buf()))?;
     // A stale pid file may name another program now, which a signal would end.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     let name = exe.file_name().unwrap_or_default().to_string_lossy();
     if name.starts_with("weir") {
         Ok(pid)
     } else {
-        Err(format!(
-            "pid {pid} from {} is not a running weir; is weir running with this configuration?",
-            pid_file.display()
-        ))
+        Err(RunningError::NotWeir {
+            pid,
+            pid_file: pid_file.to_path_buf(),
+        })
     }
 }
 
@@ -127,8 +150,9 @@ fn installed_over(pid: i32) -> bool {
         .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == ours))
 }
 
-fn signal(pid: i32, signal: Signal) -> Result<i32, String> {
+/// Sends `signal` to the running weir `pid`, giving `pid` back.
+fn signal(pid: i32, signal: Signal) -> Result<i32, RunningError> {
     kill(Pid::from_raw(pid), signal)
         .map(|()| pid)
-        .map_err(|e| format!("cannot signal weir (pid {pid}): {e}"))
+        .map_err(|source| RunningError::Signal { pid, source })
 }

@@ -5,13 +5,16 @@
 //! process itself, started and waiting on the upgrade socket. Only then is the old one sent
 //! SIGQUIT; a failure before leaves it serving as it was.
 
+mod error;
+
 use super::{checked, running, signal};
 use crate::config::Config;
 use crate::procfs;
+use error::{BindError, ContextError, LogPlace, Refusal, StartError, UpgradeError};
 use nix::sys::signal::Signal;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -53,26 +56,23 @@ pub(super) fn upgrade_checked(path: &Path, config: &Config) -> ExitCode {
     }
 }
 
-fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
+/// Upgrades to this binary serving `config`: the old pid and the new one.
+fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), UpgradeError> {
     let process = &config.server;
     let old = running(&process.pid_file)?;
-    let keeps = format!("weir (pid {old}) keeps serving");
-    let refuse = |e: String| format!("{e}; {keeps}");
-    same_context(old).map_err(refuse)?;
-    bindable(config, old).map_err(refuse)?;
+    let refuse = |reason: Refusal| UpgradeError::Refused { old, reason };
+    same_context(old).map_err(|e| refuse(e.into()))?;
+    bindable(config, old).map_err(|e| refuse(e.into()))?;
     let sock = &process.upgrade_sock;
     if !sock.parent().is_some_and(Path::is_dir) {
-        return Err(refuse(format!(
-            "the folder of server.upgrade_sock {} does not exist",
-            sock.display()
-        )));
+        return Err(refuse(Refusal::NoSockFolder(sock.clone())));
     }
     match std::fs::remove_file(sock) {
-        Err(e) if e.kind() != ErrorKind::NotFound => {
-            return Err(refuse(format!(
-                "cannot remove the old {} ({e})",
-                sock.display()
-            )))
+        Err(source) if source.kind() != ErrorKind::NotFound => {
+            return Err(refuse(Refusal::StaleSock {
+                path: sock.clone(),
+                source,
+            }))
         }
         _ => {}
     }
@@ -83,19 +83,17 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
         }
         match child.try_wait() {
             // A daemonizing process (`server.daemon`) returns 0 once its child bootstraps.
-            Ok(Some(status)) if !status.success() => Some(Err(refuse(format!(
-                "the new process exited ({status}) before taking over{log}"
-            )))),
+            Ok(Some(status)) if !status.success() => Some(Err(refuse(Refusal::Exited {
+                status,
+                log: log.clone(),
+            }))),
             _ => None,
         }
     });
     ready.unwrap_or_else(|| {
         let _ = child.kill();
         let _ = child.wait();
-        Err(refuse(format!(
-            "the new process was not ready for the listeners within {}s{log}",
-            READY_TIMEOUT.as_secs()
-        )))
+        Err(refuse(Refusal::NotReady { log: log.clone() }))
     })?;
 
     signal(old, Signal::SIGQUIT)?;
@@ -105,39 +103,32 @@ fn upgrade_to(path: &Path, config: &Config) -> Result<(i32, i32), String> {
         let gone = matches!(child.try_wait(), Ok(Some(status)) if !status.success())
             || new.is_some_and(|pid| !procfs::alive(pid));
         if gone {
-            return Some(Err(format!(
-                "the new process exited while taking over{log}; unless pid {old} had handed \
-                 its listeners over already, it keeps serving, else start weir again"
-            )));
+            return Some(Err(UpgradeError::ExitedTakingOver {
+                old,
+                log: log.clone(),
+            }));
         }
         let new = new?;
         wanted
             .is_subset(&procfs::tcp_listening(&new.to_string()))
             .then_some(Ok(new))
     });
-    let new = taken.unwrap_or_else(|| {
-        Err(format!(
-            "the new process does not listen on every address {}s after SIGQUIT{log}",
-            TAKEOVER_TIMEOUT.as_secs()
-        ))
-    })?;
+    let new = taken.unwrap_or(Err(UpgradeError::NotListening { log }))?;
     Ok((old, new))
 }
 
 /// Every address the file listens on is the old process's already, or free to bind: one
 /// that is not would fail in the new process only after the old one handed over.
-fn bindable(config: &Config, old: i32) -> Result<(), String> {
+fn bindable(config: &Config, old: i32) -> Result<(), BindError> {
     let held = procfs::tcp_listening(&old.to_string());
     for l in &config.listeners {
         if held.contains(&l.address) {
             continue;
         }
-        TcpListener::bind(l.address).map_err(|e| {
-            format!(
-                "listener `{}` cannot bind {} ({e}), which the new process would find only \
-                 after the old one handed over",
-                l.name, l.address
-            )
+        TcpListener::bind(l.address).map_err(|source| BindError {
+            listener: l.name.clone(),
+            address: l.address,
+            source,
         })?;
     }
     Ok(())
@@ -146,7 +137,7 @@ fn bindable(config: &Config, old: i32) -> Result<(), String> {
 /// Refuses to start the new process in another context than the old one's: as another
 /// user, or outside the systemd service whose main process the old one is (systemd would
 /// lose the new one, and `weir reload` from the service starts it inside).
-fn same_context(old: i32) -> Result<(), String> {
+fn same_context(old: i32) -> Result<(), ContextError> {
     let uid = |pid: &str| {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find(|l| l.starts_with("Uid:"))?;
@@ -154,10 +145,7 @@ fn same_context(old: i32) -> Result<(), String> {
     };
     if let (Some(theirs), Some(ours)) = (uid(&old.to_string()), uid("self")) {
         if theirs != ours {
-            return Err(format!(
-                "weir (pid {old}) runs as uid {theirs} and this command as uid {ours}: run it \
-                 as the same user"
-            ));
+            return Err(ContextError::OtherUser { old, theirs, ours });
         }
     }
     let Some(unit) = systemd_unit(old) else {
@@ -170,11 +158,7 @@ fn same_context(old: i32) -> Result<(), String> {
     if systemd_unit(std::process::id() as i32).as_ref() != Some(&unit)
         && main_pid.is_ok_and(|pid| pid == old.to_string())
     {
-        return Err(format!(
-            "weir (pid {old}) is the main process of the systemd service {unit}, and a process \
-             started from here would run outside it: install the binary, then `systemctl \
-             reload {unit}`"
-        ));
+        return Err(ContextError::OutsideService { old, unit });
     }
     Ok(())
 }
@@ -199,9 +183,12 @@ fn systemd_unit(pid: i32) -> Option<String> {
 /// outlives this command and a Ctrl-C meant for it. Its output goes to `error_log` if set,
 /// else where the old process's goes (a file, a terminal, a pipe), else where this command's
 /// goes. Also says where its log is, for messages.
-fn start(path: &Path, error_log: Option<&Path>, old: i32) -> Result<(Child, String), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn start(path: &Path, error_log: Option<&Path>, old: i32) -> Result<(Child, LogPlace), StartError> {
+    let exe = std::env::current_exe().map_err(StartError::CurrentExe)?;
+    let path = std::path::absolute(path).map_err(|source| StartError::ConfigPath {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut command = Command::new(exe);
     command
         .arg("--config")
@@ -211,33 +198,28 @@ fn start(path: &Path, error_log: Option<&Path>, old: i32) -> Result<(Child, Stri
         .process_group(0);
     let (output, log) = match error_log {
         Some(file) => (
-            Some(open_log(file).map_err(|e| format!("server.error_log: {e}"))?),
-            format!(" (its log: {})", file.display()),
+            Some(open_log(file).map_err(|source| StartError::ErrorLog {
+                path: file.to_path_buf(),
+                source,
+            })?),
+            LogPlace::File(file.to_path_buf()),
         ),
         None => match open_log(Path::new(&format!("/proc/{old}/fd/2"))) {
-            Ok(file) => (
-                Some(file),
-                format!(" (its log goes where pid {old}'s goes)"),
-            ),
-            Err(_) => (None, " (its log is this command's output)".to_string()),
+            Ok(file) => (Some(file), LogPlace::Old(old)),
+            Err(_) => (None, LogPlace::Ours),
         },
     };
     if let Some(file) = output {
-        let copy = file.try_clone().map_err(|e| e.to_string())?;
+        let copy = file.try_clone().map_err(StartError::ShareLog)?;
         command.stdout(copy).stderr(file);
     }
-    let child = command
-        .spawn()
-        .map_err(|e| format!("cannot start the new process: {e}"))?;
+    let child = command.spawn().map_err(StartError::Spawn)?;
     Ok((child, log))
 }
 
-fn open_log(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+/// Opens a log file to append to, creating it if needed.
+fn open_log(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
 }
 
 /// Polls `step` until it gives an answer or `timeout` passes.

@@ -32,16 +32,60 @@ pub struct Problem {
     pub message: String,
 }
 
+/// What an edit names that does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum Missing {
+    /// No upstream has this name.
+    #[error("no upstream named `{0}`")]
+    Upstream(String),
+    /// The upstream has no target written or named so.
+    #[error("upstream `{upstream}` has no target `{target}`")]
+    Target {
+        /// The upstream's name.
+        upstream: String,
+        /// The address or name the edit gave.
+        target: String,
+    },
+}
+
+/// How an edit contradicts the current state.
+#[derive(Debug, thiserror::Error)]
+pub enum Conflict {
+    /// A target with this address or name exists already.
+    #[error("upstream `{upstream}` has a target `{taken}` already")]
+    Taken {
+        /// The upstream's name.
+        upstream: String,
+        /// The address or name both would have.
+        taken: String,
+    },
+    /// Removing it would leave the upstream without targets.
+    #[error("`{target}` is the last target of upstream `{upstream}`; drain it instead")]
+    LastTarget {
+        /// The upstream's name.
+        upstream: String,
+        /// The address or name the edit gave.
+        target: String,
+    },
+    /// The file changed on disk since it was loaded, and writing the edit back would undo
+    /// that change.
+    #[error(
+        "{} was edited since weir loaded it; reload it first (POST /reload), so that writing \
+         this change back does not undo those edits",
+        .0.display()
+    )]
+    EditedSince(PathBuf),
+}
+
 /// Why an edit was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
     /// The upstream or target it names does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// It contradicts the current state (a duplicate address, the last target, a file that
-    /// was edited since it was loaded).
-    #[error("{0}")]
-    Conflict(String),
+    #[error(transparent)]
+    NotFound(#[from] Missing),
+    /// It contradicts the current state.
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
     /// The configuration it leads to is invalid: every problem.
     #[error("{}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),

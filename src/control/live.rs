@@ -12,7 +12,7 @@
 //! unexpanded), so what the API changed can be shown (`GET /config`) and, with
 //! `admin.persist`, written back to the file. Without it the edit lasts until the next reload.
 
-use super::error::{ChangeError, EditError};
+use super::error::{ChangeError, Conflict, EditError};
 use super::load::{self, LoadError};
 use super::{install, persist, restart_only};
 use crate::config::{self, Config};
@@ -213,11 +213,7 @@ impl LiveConfig {
         let saved = if self.persist {
             let on_disk = std::fs::read_to_string(&self.path).map_err(file_error)?;
             if on_disk != document.file_text {
-                return Err(EditError::Conflict(format!(
-                    "{} was edited since weir loaded it; reload it first (POST /reload), so \
-                     that writing this change back does not undo those edits",
-                    self.path.display()
-                )));
+                return Err(Conflict::EditedSince(self.path.clone()).into());
             }
             let text = format!("{PERSISTED_BANNER}{text}");
             persist::replace(&self.path, &text).map_err(file_error)?;

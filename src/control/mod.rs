@@ -12,7 +12,7 @@ mod persist;
 mod restart_only;
 mod supervisor;
 
-pub use error::{ChangeError, EditError, Problem};
+pub use error::{ChangeError, Conflict, EditError, Missing, Problem};
 pub use live::{LiveConfig, Reloaded, Saved};
 pub use load::{certificates, check, resolve, LoadError};
 pub use supervisor::Supervisor;

@@ -57,19 +57,21 @@ impl Supervisor {
                     let Some(checker) = &pool.checker else { return };
                     let result = checker.probe(target.addr, &target.peer.sni).await;
                     let health = &target.state.health;
-                    match health.checked(result.is_ok(), now_ms(), &checker.settings) {
-                        Some(true) => log::warn!(
+                    match (
+                        health.checked(result.is_ok(), now_ms(), &checker.settings),
+                        result,
+                    ) {
+                        (Some(true), _) => log::warn!(
                             "upstream `{}`: instance `{}` is healthy again",
                             pool.name,
                             target.label()
                         ),
-                        Some(false) => log::warn!(
-                            "upstream `{}`: instance `{}` is unhealthy: {}",
+                        (Some(false), Err(e)) => log::warn!(
+                            "upstream `{}`: instance `{}` is unhealthy: {e}",
                             pool.name,
-                            target.label(),
-                            result.err().unwrap_or_default()
+                            target.label()
                         ),
-                        None => {}
+                        _ => {}
                     }
                 });
             }

@@ -16,9 +16,15 @@ pub enum HeaderError {
     /// The connection ended, failed or waited too long before a whole header.
     #[error("no whole PROXY protocol header (the connection ended or waited too long)")]
     Truncated,
-    /// The bytes are not a PROXY protocol header for a TCP connection.
+    /// The bytes are not a v1 (text) PROXY protocol header.
     #[error("not a PROXY protocol header for TCP: {0}")]
-    Invalid(String),
+    InvalidV1(#[source] ppp::v1::BinaryParseError),
+    /// The bytes are not a v2 (binary) PROXY protocol header.
+    #[error("not a PROXY protocol header for TCP: {0}")]
+    InvalidV2(#[source] v2::ParseError),
+    /// A v2 header for a datagram connection: weir's streams are TCP.
+    #[error("not a PROXY protocol header for TCP: a UDP connection")]
+    Udp,
 }
 
 /// What a load balancer in front said about a connection.
@@ -80,14 +86,14 @@ pub async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Received, Head
             HeaderResult::V1(Ok(h)) => (v1_addresses(&h.addresses), h.header.len()),
             HeaderResult::V2(Ok(h)) => {
                 if h.protocol == v2::Protocol::Datagram {
-                    return Err(HeaderError::Invalid("a UDP connection".into()));
+                    return Err(HeaderError::Udp);
                 }
                 let own = h.command == v2::Command::Local;
                 let addresses = v2_addresses(&h.addresses).filter(|_| !own);
                 (addresses, h.len())
             }
-            HeaderResult::V1(Err(e)) => return Err(HeaderError::Invalid(e.to_string())),
-            HeaderResult::V2(Err(e)) => return Err(HeaderError::Invalid(e.to_string())),
+            HeaderResult::V1(Err(e)) => return Err(HeaderError::InvalidV1(e)),
+            HeaderResult::V2(Err(e)) => return Err(HeaderError::InvalidV2(e)),
         };
         return Ok(Received {
             addresses,
@@ -146,7 +152,7 @@ mod tests {
         assert_eq!(destination, "[::ffff:10.0.0.1]:6380".parse().unwrap());
         let garbage = read(&mut &b"GET / HTTP/1.1\r\n\r\n"[..]).await;
         assert!(
-            matches!(garbage, Err(HeaderError::Invalid(_))),
+            matches!(garbage, Err(HeaderError::InvalidV1(_))),
             "{garbage:?}"
         );
     }

@@ -9,8 +9,24 @@ use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 type BoxedProbe = Box<dyn Probe + Send + Sync>;
+
+/// Why one probe of an instance failed; the supervisor logs it when the instance turns
+/// unhealthy.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// An HTTP check got a status outside `expected_status`.
+    #[error("answered with status {0}")]
+    Status(u16),
+    /// The probe could not connect, or the exchange failed, as Pingora words it.
+    #[error("{0}")]
+    Failed(Box<Error>),
+    /// No verdict within the check's `timeout`.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+}
 
 /// A pool's probes and the thresholds that judge their results.
 pub struct Checker {
@@ -46,7 +62,7 @@ impl Checker {
 
     /// Probes `addr`, reached by `server_name`, once within the check timeout; `Err` says
     /// why it failed.
-    pub async fn probe(&self, addr: SocketAddr, server_name: &str) -> Result<(), String> {
+    pub async fn probe(&self, addr: SocketAddr, server_name: &str) -> Result<(), CheckError> {
         let backend = Backend {
             addr: PeerAddr::Inet(addr),
             weight: 1,
@@ -60,10 +76,10 @@ impl Checker {
         match tokio::time::timeout(self.settings.timeout, probe.1.check(&backend)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(match e.etype() {
-                ErrorType::CustomCode(_, status) => format!("answered with status {status}"),
-                _ => e.to_string(),
+                ErrorType::CustomCode(_, status) => CheckError::Status(*status),
+                _ => CheckError::Failed(e),
             }),
-            Err(_) => Err(format!("no answer within {:?}", self.settings.timeout)),
+            Err(_) => Err(CheckError::TimedOut(self.settings.timeout)),
         }
     }
 }

@@ -16,7 +16,7 @@ mod least_conn;
 mod smooth_weighted;
 mod target;
 
-pub use checks::Checker;
+pub use checks::{CheckError, Checker};
 pub use connect::Connect;
 pub use discovery::{resolve_static, Dns, ResolveError, Resolved};
 pub use health::now_ms;

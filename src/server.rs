@@ -22,6 +22,10 @@ use std::fs::OpenOptions;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long the process that started a daemon waits for it to be listening before it
+/// exits with failure.
+const DAEMON_READY_TIMEOUT_SECONDS: u64 = 60;
+
 /// Why a server could not be assembled.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -123,6 +127,9 @@ pub fn build(
         // A daemon's parent returns once the child has started and bootstraps, or with an
         // error if it does not get that far.
         daemon_wait_for_ready: true,
+        // Not Pingora's ten minutes: a daemon that has not bound its listeners by then is
+        // failing, and systemd's start timeout (90 s by default) should hear it first.
+        daemon_ready_timeout_seconds: std::num::NonZeroU64::new(DAEMON_READY_TIMEOUT_SECONDS),
         // A daemon writes its pid at the fork, before it holds any listener. In an upgrade
         // that would name a process that may yet fail while the old one still serves, so it
         // goes aside; the lifecycle writes the real file once the listeners are taken over.

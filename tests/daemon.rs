@@ -65,6 +65,21 @@ fn the_systemd_unit_commands_start_reload_and_stop_a_daemon() {
         "the daemon logs to server.error_log"
     );
 
+    // logrotate's postrotate: the daemon (not the parent that started it) takes SIGUSR1.
+    signal(pid.parse().unwrap(), Signal::SIGUSR1);
+    assert!(
+        poll_until(Duration::from_secs(5), || {
+            logged("SIGUSR1: no access log file to reopen").then_some(())
+        })
+        .is_some(),
+        "the daemon handles SIGUSR1"
+    );
+    assert_eq!(
+        served_by(&client().get(&url).send().unwrap()),
+        "a",
+        "and serves on"
+    );
+
     signal(pid.parse().unwrap(), Signal::SIGTERM);
     let gone = poll_until(Duration::from_secs(15), || {
         (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())

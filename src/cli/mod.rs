@@ -1,51 +1,86 @@
-//! The subcommands that drive a running weir, found through its `server.pid_file`: `weir reload`
-//! (SIGHUP) and `weir upgrade` (a new process takes the listeners over, the old one drains).
-//! Each checks the file first, as `weir --test` does, so a bad file never reaches the server.
+//! The `weir` command: its arguments, and what each of its forms does. Serving (`weir
+//! --config F`, `--test`, `weir demo`, `weir instance`) is in [`serve`]; `weir reload` and
+//! `weir upgrade` drive a running weir found through its `server.pid_file`, and each checks
+//! the file first, as `weir --test` does, so a bad file never reaches the server.
 
+mod args;
+mod reload;
+mod serve;
 mod upgrade;
 
-pub use upgrade::upgrade;
-
 use crate::config::{self, Config};
-use crate::control;
-use crate::procfs;
 use crate::server::BuildError;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use crate::{control, demo, server};
+use args::{Cli, Command};
+use clap::Parser;
+use std::path::Path;
 use std::process::ExitCode;
 
-/// `weir reload`: checks the file, then sends SIGHUP to the running weir. When the file the
-/// running weir was started from has been replaced by this binary (a new one was installed
-/// at the same path), it upgrades to it instead, as HAProxy's reload re-executes its binary:
-/// so `systemctl reload` after a package upgrade swaps the binary without a lost connection,
-/// and the new process starts inside the service (its cgroup, user and environment).
-pub fn reload(path: &Path) -> ExitCode {
-    let Some(config) = checked(path) else {
-        return ExitCode::FAILURE;
-    };
-    let running = running(&config.server.pid_file);
-    if let Ok(pid) = running {
-        if installed_over(pid) {
-            println!(
-                "weir reload: a new binary was installed over the one pid {pid} runs: upgrading"
-            );
-            return upgrade::upgrade_checked(path, &config);
-        }
+/// Runs the `weir` command with this process's arguments: what `main` does.
+pub fn main() -> ExitCode {
+    // RUST_LOG, when set, decides; else `server.log_level` does, once the file is read.
+    let level_from_env = std::env::var_os("RUST_LOG").is_some();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("trace")).init();
+    if !level_from_env {
+        log::set_max_level(log::LevelFilter::Info);
     }
-    match running.and_then(|pid| signal(pid, Signal::SIGHUP)) {
-        Ok(pid) => {
-            println!(
-                "{}: configuration is valid; weir (pid {pid}) is reloading it",
-                path.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("weir reload: {e}");
-            ExitCode::FAILURE
-        }
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Demo {
+            http,
+            https,
+            admin,
+            instances,
+        }) => match instances.try_into() {
+            Ok(instances) => serve::demo(&demo::DemoAddresses {
+                http,
+                https,
+                admin,
+                instances,
+            }),
+            Err(_) => {
+                eprintln!("weir demo: --instances takes three addresses");
+                ExitCode::FAILURE
+            }
+        },
+        Some(Command::Instance {
+            id,
+            listen,
+            delay,
+            status,
+            health_status,
+            cert,
+            key,
+        }) => serve::instance(&id, &listen, delay, status, health_status, cert.zip(key)),
+        Some(Command::Reload) => match cli.config {
+            Some(path) => reload::reload(&path),
+            None => {
+                eprintln!("weir reload: give the running configuration with --config FILE");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Upgrade) => match cli.config {
+            Some(path) => upgrade::upgrade(&path),
+            None => {
+                eprintln!("weir upgrade: give the configuration with --config FILE");
+                ExitCode::from(2)
+            }
+        },
+        None => match cli.config {
+            Some(path) if cli.test => serve::test(&path),
+            Some(path) => serve::run(
+                &path,
+                server::Start {
+                    upgrade: cli.upgrade,
+                    daemon: cli.daemon,
+                },
+                level_from_env,
+            ),
+            None => {
+                eprintln!("weir: give a configuration with --config FILE, or try `weir demo`");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
@@ -69,90 +104,10 @@ fn checked(path: &Path) -> Option<Config> {
 
 /// Prints a start-up error: errors that carry their `FILE:LINE:COLUMN` as they are, others
 /// after the configuration file's name.
-pub fn report(path: &Path, e: &BuildError) {
+fn report(path: &Path, e: &BuildError) {
     if e.is_located() {
         eprintln!("{e}");
     } else {
         eprintln!("{}: {e}", path.display());
     }
-}
-
-/// Why the running weir could not be found through its pid file, or reached there.
-#[derive(Debug, thiserror::Error)]
-enum RunningError {
-    /// The pid file is missing, empty or not a pid.
-    #[error("no pid in {}; is weir running with this configuration?", .0.display())]
-    NoPid(PathBuf),
-    /// The pid is stale: no process runs it, or another program does now.
-    #[error(
-        "pid {pid} from {} is not a running weir; is weir running with this configuration?",
-        pid_file.display()
-    )]
-    NotWeir {
-        /// The pid the file holds.
-        pid: i32,
-        /// The pid file.
-        pid_file: PathBuf,
-    },
-    /// The signal could not be sent (another user's process, or it exited meanwhile).
-    #[error("cannot signal weir (pid {pid}): {source}")]
-    Signal {
-        /// The running weir.
-        pid: i32,
-        /// Why `kill` failed.
-        source: nix::Error,
-    },
-}
-
-/// The pid of the weir that runs with this pid file.
-fn running(pid_file: &Path) -> Result<i32, RunningError> {
-    let pid =
-        procfs::read_pid(pid_file).ok_or_else(|| RunningError::NoPid(pid_file.to_path_buf()))?;
-    // A stale pid file may name another program now, which a signal would end.
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-    let name = exe.file_name().unwrap_or_default().to_string_lossy();
-    if name.starts_with("weir") {
-        Ok(pid)
-    } else {
-        Err(RunningError::NotWeir {
-            pid,
-            pid_file: pid_file.to_path_buf(),
-        })
-    }
-}
-
-/// Whether this binary now sits at the path `pid` was started from, in place of the file it
-/// runs. A replaced binary keeps running from its old inode (/proc shows it as deleted); a
-/// repointed symlink leaves the old file in place, so the path it was started by counts too.
-fn installed_over(pid: i32) -> bool {
-    let inode = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    let (Some(running), Ok(ours)) = (
-        inode(Path::new(&format!("/proc/{pid}/exe"))),
-        std::fs::canonicalize("/proc/self/exe"),
-    ) else {
-        return false;
-    };
-    if inode(&ours) == Some(running) {
-        return false;
-    }
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
-    let exe = exe.to_string_lossy();
-    let started_by = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let argv0 = started_by.split(|b| *b == 0).next().unwrap_or_default();
-    let argv0 = PathBuf::from(String::from_utf8_lossy(argv0).into_owned());
-    let paths = [
-        PathBuf::from(exe.strip_suffix(" (deleted)").unwrap_or(&exe)),
-        argv0,
-    ];
-    paths
-        .iter()
-        .filter(|p| p.is_absolute())
-        .any(|p| std::fs::canonicalize(p).is_ok_and(|p| p == ours))
-}
-
-/// Sends `signal` to the running weir `pid`, giving `pid` back.
-fn signal(pid: i32, signal: Signal) -> Result<i32, RunningError> {
-    kill(Pid::from_raw(pid), signal)
-        .map(|()| pid)
-        .map_err(|source| RunningError::Signal { pid, source })
 }

@@ -7,7 +7,8 @@
 
 mod error;
 
-use super::{checked, running, signal};
+use super::checked;
+use super::reload::{running, signal};
 use crate::config::Config;
 use crate::procfs;
 use error::{BindError, ContextError, LogPlace, Refusal, StartError, UpgradeError};
@@ -30,7 +31,7 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(40);
 const POLL: Duration = Duration::from_millis(20);
 
 /// `weir upgrade`: checks the file, then upgrades.
-pub fn upgrade(path: &Path) -> ExitCode {
+pub(super) fn upgrade(path: &Path) -> ExitCode {
     match checked(path) {
         Some(config) => upgrade_checked(path, &config),
         None => ExitCode::FAILURE,

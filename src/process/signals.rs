@@ -7,6 +7,11 @@
 //! (its pid file may be written already) is acted on rather than ending the process with a
 //! default action (SIGUSR1's and SIGHUP's end it), and a SIGINT during a drain is not lost
 //! with a signal stream that Pingora dropped.
+//!
+//! One exception: a process that daemonizes lets its short-lived parent keep SIGUSR1, which
+//! Pingora's daemon sends it to say it is ready (a handler of ours there would swallow that
+//! signal and leave the parent waiting); the daemon takes SIGUSR1 over as the first thing it
+//! does after the fork, before it serves.
 
 use super::POLL;
 use crate::access_log::AccessLog;
@@ -28,7 +33,7 @@ const UPGRADE_WAIT: Duration = Duration::from_secs(5);
 /// there is one set.
 pub struct Signals {
     hangup: Arc<AtomicBool>,
-    reopen: Arc<AtomicBool>,
+    reopen: OnceLock<Arc<AtomicBool>>,
     term: Arc<AtomicBool>,
     int: Arc<AtomicBool>,
     quit: Arc<AtomicBool>,
@@ -36,28 +41,38 @@ pub struct Signals {
 
 static SIGNALS: OnceLock<Signals> = OnceLock::new();
 
+/// A flag that `signal`'s handler sets.
+fn flag(signal: i32) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    // Only signals such as SIGKILL and SIGSTOP cannot be caught; none of weir's.
+    if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
+        log::error!("cannot handle signal {signal}: {e}");
+    }
+    flag
+}
+
 impl Signals {
-    /// The process's signals, taken over on the first call: a serving process makes it its
-    /// first step.
+    /// The process's signals, all but SIGUSR1 taken over on the first call: a serving process
+    /// makes it its first step, and takes SIGUSR1 with [`Signals::take_reopen`] as soon as
+    /// it knows whether it daemonizes.
     pub fn get() -> &'static Self {
         SIGNALS.get_or_init(|| {
-            use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
-            let flag = |signal| {
-                let flag = Arc::new(AtomicBool::new(false));
-                // Only signals such as SIGKILL and SIGSTOP cannot be caught; none of these.
-                if let Err(e) = signal_hook::flag::register(signal, flag.clone()) {
-                    log::error!("cannot handle signal {signal}: {e}");
-                }
-                flag
-            };
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
             Self {
                 hangup: flag(SIGHUP),
-                reopen: flag(SIGUSR1),
+                reopen: OnceLock::new(),
                 term: flag(SIGTERM),
                 int: flag(SIGINT),
                 quit: flag(SIGQUIT),
             }
         })
+    }
+
+    /// Takes SIGUSR1 over (once; later calls change nothing): at once in a process that
+    /// serves in the foreground, after the fork in a daemon.
+    pub fn take_reopen(&self) {
+        self.reopen
+            .get_or_init(|| flag(signal_hook::consts::SIGUSR1));
     }
 
     /// Whether SIGINT came since the last look.
@@ -78,7 +93,9 @@ impl Signals {
     }
 
     fn reopen_requested(&self) -> bool {
-        self.reopen.swap(false, Ordering::Relaxed)
+        self.reopen
+            .get()
+            .is_some_and(|f| f.swap(false, Ordering::Relaxed))
     }
 }
 
@@ -176,6 +193,8 @@ impl Housekeeping {
 impl BackgroundService for Housekeeping {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let signals = Signals::get();
+        // A daemon's first task after the fork (a foreground process took it already).
+        signals.take_reopen();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {

@@ -2,7 +2,7 @@
 //! with the old process keeping on serving; each failure after says what became of it.
 
 use super::{READY_TIMEOUT, TAKEOVER_TIMEOUT};
-use crate::cli::RunningError;
+use crate::cli::reload::RunningError;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;

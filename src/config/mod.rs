@@ -9,10 +9,12 @@
 mod error;
 mod schema;
 mod source;
+mod target_addr;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use schema::{LogFormat, LogLevel, ProxyVersion};
+pub use target_addr::{NotHostPort, TargetAddr, TargetHost};
 
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -348,8 +350,8 @@ pub enum Balance {
 /// One instance of an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `host:port` as written; resolved when the runtime is built.
-    pub address: String,
+    /// `host:port`, printed as written; resolved when the runtime is built.
+    pub address: TargetAddr,
     /// Shown in the instance header; the address unless named.
     pub name: String,
     /// Relative share; 0 takes no new traffic.

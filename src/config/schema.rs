@@ -441,35 +441,44 @@ pub enum BalanceName {
     IpHash,
 }
 
-/// `{ hash: … }`.
+/// What `balance: { hash: … }` hashes on: `{ header: X-User }` or `{ cookie: sid }`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHashSpec {
-    hash: RawHashOn,
+#[serde(rename_all = "snake_case")]
+pub enum RawHashOn {
+    /// A request header, e.g. `X-User`.
+    Header(String),
+    /// A cookie, e.g. `sid`.
+    Cookie(String),
 }
 
-/// What `balance: { hash: … }` hashes on: exactly one of the two.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHashOn {
-    /// A request header, e.g. `X-User`.
-    pub header: Option<String>,
-    /// A cookie, e.g. `sid`.
-    pub cookie: Option<String>,
-}
+/// What a `balance:` mapping other than `{ hash: { ONE_KEY: NAME } }` is told.
+const ONE_HASH_KEY: &str = "write `{ hash: { header: NAME } }` or `{ hash: { cookie: NAME } }`";
 
 impl<'de> Deserialize<'de> for RawBalance {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
+        use serde_yaml::value::{Tag, TaggedValue};
         let value = serde_yaml::Value::deserialize(d)?;
-        if value.is_mapping() {
-            let spec: RawHashSpec = serde_yaml::from_value(value).map_err(D::Error::custom)?;
-            Ok(Self::Hash(spec.hash))
-        } else {
-            serde_yaml::from_value(value)
+        let serde_yaml::Value::Mapping(map) = value else {
+            return serde_yaml::from_value(value)
                 .map(Self::Named)
-                .map_err(D::Error::custom)
-        }
+                .map_err(D::Error::custom);
+        };
+        // serde_yaml reads an enum from a tagged value, so `{ header: X }` becomes `!header X`.
+        let on = match map.get("hash").and_then(serde_yaml::Value::as_mapping) {
+            Some(on) if map.len() == 1 && on.len() == 1 => on,
+            _ => return Err(D::Error::custom(ONE_HASH_KEY)),
+        };
+        let tagged = on.iter().find_map(|(key, value)| {
+            Some(serde_yaml::Value::Tagged(Box::new(TaggedValue {
+                tag: Tag::new(key.as_str()?),
+                value: value.clone(),
+            })))
+        });
+        let tagged = tagged.ok_or_else(|| D::Error::custom(ONE_HASH_KEY))?;
+        serde_yaml::from_value(tagged)
+            .map(Self::Hash)
+            .map_err(D::Error::custom)
     }
 }
 

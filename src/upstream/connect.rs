@@ -33,17 +33,17 @@ impl Connect {
         if let Some(tls) = &spec.tls {
             options.verify_cert = tls.verify;
             options.verify_hostname = tls.verify;
-            if let Some((path, at)) = &tls.ca {
-                options.ca = Some(Arc::new(load_ca(path, at)?));
+            if let Some(ca) = &tls.ca {
+                options.ca = Some(Arc::new(load_ca(&ca.file, &ca.at.to_string())?));
             }
         }
         let group_key = spec
             .tls
             .as_ref()
             .and_then(|t| t.ca.as_ref())
-            .map_or(0, |(path, _)| {
+            .map_or(0, |ca| {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                std::hash::Hash::hash(path, &mut hasher);
+                std::hash::Hash::hash(&ca.file, &mut hasher);
                 std::hash::Hasher::finish(&hasher)
             });
         Ok(Self {

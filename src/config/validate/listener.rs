@@ -2,10 +2,12 @@
 //! protocol or another: TLS, HSTS and redirects for HTTP; upstream, limits, timeouts and
 //! PROXY protocol for TCP.
 
+use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
-use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{beside, check_name, check_upstream, duration, host_pattern, NO_LISTENERS};
+use super::routes::host_pattern;
+use super::values::{beside, duration};
+use super::{check_name, check_upstream, NO_LISTENERS};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn listeners(
@@ -285,7 +287,7 @@ fn tls(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Listene
             cert: beside(file, &c.cert),
             key: beside(file, &c.key),
             names,
-            at: report.at(&c_path),
+            at: Setting::new(c_path, report.locations().clone()),
         });
     }
     let min_path = join_key(&tls_path, "min_version");

@@ -1,10 +1,12 @@
 //! Validation of one upstream: targets, balancing, timeouts, health checks, passive
 //! ejection, retries and discovery.
 
+use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
-use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{beside, duration, header_edits, header_name, header_rules, host_pattern};
+use super::headers::{header_edits, header_name, header_rules};
+use super::routes::host_pattern;
+use super::values::{beside, duration};
 use serde_yaml::Value;
 use std::collections::HashMap;
 
@@ -173,9 +175,9 @@ fn upstream_tls(
             ),
         );
     }
-    let ca = raw.ca.as_ref().map(|ca| {
-        let at = join_key(path, "ca");
-        (beside(file, ca), report.at(&at))
+    let ca = raw.ca.as_ref().map(|ca| CaBundle {
+        file: beside(file, ca),
+        at: Setting::new(join_key(path, "ca"), report.locations().clone()),
     });
     if ca.is_some() && !verify {
         report.key(&join_key(path, "ca"), "`ca` is unused with `verify: false`");

@@ -1,0 +1,102 @@
+//! The errors of one load, collected rather than returned one at a time: each is recorded
+//! at its YAML path, located through the file's [`Locations`], and all are given back
+//! together in file order.
+
+use super::error::{ConfigError, ConfigErrors};
+use super::source::{Locations, Pos};
+use std::sync::Arc;
+
+/// Collects every error of one file, each located by its YAML path.
+pub struct Report {
+    locations: Arc<Locations>,
+    errors: Vec<ConfigError>,
+}
+
+impl Report {
+    /// An empty report for the file whose positions are `locations`.
+    pub fn new(locations: Arc<Locations>) -> Self {
+        Self {
+            locations,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The positions of the file, which the model keeps to locate settings later.
+    pub fn locations(&self) -> &Arc<Locations> {
+        &self.locations
+    }
+
+    /// Records a problem with the value at `path` (or its nearest located ancestor).
+    pub fn value(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.locations.position(path, false);
+        self.push(pos, path, message.into());
+    }
+
+    /// Records a problem with the key that names `path`, such as an unknown key.
+    pub fn key(&mut self, path: &str, message: impl Into<String>) {
+        let pos = self.locations.position(path, true);
+        self.push(pos, path, message.into());
+    }
+
+    /// All recorded errors in file order, or `Ok` when there were none.
+    pub fn finish(mut self) -> Result<(), ConfigErrors> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        // One error per location: the first recorded is the cause (an unset variable, a
+        // value of the wrong type), later ones at the same spot are its echoes.
+        self.errors.sort_by_key(|e| (e.line, e.column));
+        self.errors.dedup_by_key(|e| (e.line, e.column));
+        Err(ConfigErrors(self.errors))
+    }
+
+    /// Messages name the YAML path first, so an error reads on its own:
+    /// `upstreams.api.targets[0].weight: weight 5000 is too large …`.
+    fn push(&mut self, pos: Pos, path: &str, message: String) {
+        let message = if path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        };
+        self.errors.push(ConfigError {
+            file: self.locations.file().to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            message,
+        });
+    }
+}
+
+/// The path of the node that holds `path`: `a.b[2]` → `a.b` → `a` → ``.
+pub fn parent(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    let cut = path.rfind(['.', '[']).unwrap_or(0);
+    Some(&path[..cut])
+}
+
+/// Joins a mapping key onto a path.
+pub fn join_key(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The name a mapping key has in paths: its text for a scalar written plainly (`8080`,
+/// `true`), as the span table reads it; `?` for a key that is a list or a mapping.
+pub fn key_name(key: &serde_yaml::Value) -> String {
+    match key {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        _ => "?".to_string(),
+    }
+}
+
+/// Joins a sequence index onto a path.
+pub fn join_index(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}

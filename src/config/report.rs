@@ -10,6 +10,10 @@ use std::sync::Arc;
 pub struct Report {
     locations: Arc<Locations>,
     errors: Vec<ConfigError>,
+    /// Paths whose value could not be decoded and was set aside (removed or replaced by a
+    /// stand-in so that the rest of its element could be read): their error is already
+    /// recorded, so what later checks say about the stand-in is not.
+    set_aside: Vec<String>,
 }
 
 impl Report {
@@ -18,6 +22,7 @@ impl Report {
         Self {
             locations,
             errors: Vec::new(),
+            set_aside: Vec::new(),
         }
     }
 
@@ -38,6 +43,11 @@ impl Report {
         self.push(pos, path, message.into());
     }
 
+    /// Marks `path` as set aside after its decoding error was recorded.
+    pub fn set_aside(&mut self, path: String) {
+        self.set_aside.push(path);
+    }
+
     /// All recorded errors in file order, or `Ok` when there were none.
     pub fn finish(mut self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {
@@ -53,6 +63,13 @@ impl Report {
     /// Messages name the YAML path first, so an error reads on its own:
     /// `upstreams.api.targets[0].weight: weight 5000 is too large …`.
     fn push(&mut self, pos: Pos, path: &str, message: String) {
+        let echo = self
+            .set_aside
+            .iter()
+            .any(|p| path == p || path.strip_prefix(p.as_str()).is_some_and(is_below));
+        if echo {
+            return;
+        }
         let message = if path.is_empty() {
             message
         } else {
@@ -65,6 +82,11 @@ impl Report {
             message,
         });
     }
+}
+
+/// Whether the rest of a path after a prefix names something inside it.
+fn is_below(rest: &str) -> bool {
+    rest.starts_with(['.', '['])
 }
 
 /// The path of the node that holds `path`: `a.b[2]` → `a.b` → `a` → ``.

@@ -3,8 +3,10 @@
 //! strings here; `validate` turns them into real types and reports every problem.
 //! Every struct denies unknown keys, so a typo is an error, not a silently ignored line.
 
-use serde::Deserialize;
+use serde::de::{Error, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -75,9 +77,9 @@ pub struct RawServer {
     /// Group to run as when daemonized.
     pub group: Option<String>,
     /// How long to keep accepting after SIGTERM.
-    pub grace_period: Option<String>,
+    pub grace_period: Option<RawDuration>,
     /// How long in-flight requests may finish on shutdown.
-    pub graceful_shutdown_timeout: Option<String>,
+    pub graceful_shutdown_timeout: Option<RawDuration>,
     /// Run in the background.
     #[serde(default)]
     pub daemon: bool,
@@ -180,9 +182,9 @@ pub struct RawListener {
     /// What happens to a connection beyond `max_connections`.
     pub on_limit: Option<RawOnLimit>,
     /// How long a queued connection waits for a free slot.
-    pub queue_timeout: Option<String>,
+    pub queue_timeout: Option<RawDuration>,
     /// A connection with no traffic either way for this long is closed.
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<RawDuration>,
     /// Send a PROXY protocol header to the instance first.
     pub send_proxy_protocol: Option<ProxyVersion>,
     /// Read a PROXY protocol header from a trusted load balancer in front.
@@ -222,7 +224,7 @@ pub struct RawCertificate {
 #[serde(deny_unknown_fields)]
 pub struct RawHsts {
     /// How long browsers remember to use HTTPS; one year when omitted.
-    pub max_age: Option<String>,
+    pub max_age: Option<RawDuration>,
     /// Adds `includeSubDomains`.
     #[serde(default)]
     pub include_subdomains: bool,
@@ -305,13 +307,13 @@ pub struct RawUpstream {
     /// Attempts on other instances after a connect failure or early reset.
     pub retries: Option<u32>,
     /// Ramp time of a recovered or newly added instance.
-    pub slow_start: Option<String>,
+    pub slow_start: Option<RawDuration>,
     /// Try unavailable instances anyway when none is available.
     pub panic_mode: Option<bool>,
     /// How host-name targets are found.
     pub discovery: Option<RawDiscovery>,
     /// Re-resolution period with `discovery: dns`.
-    pub resolve_every: Option<String>,
+    pub resolve_every: Option<RawDuration>,
     /// Connect to the instances over TLS.
     pub tls: Option<RawUpstreamTls>,
     /// Speak HTTP/2 to the instances (over TLS through ALPN, else cleartext h2c).
@@ -371,9 +373,9 @@ pub struct RawHealthCheck {
     /// Path for `http` checks; `/` when omitted.
     pub path: Option<String>,
     /// Time between checks.
-    pub interval: Option<String>,
+    pub interval: Option<RawDuration>,
     /// Time one check may take.
-    pub timeout: Option<String>,
+    pub timeout: Option<RawDuration>,
     /// Passes that bring an instance back.
     pub healthy_successes: Option<u32>,
     /// Failures that take an instance out.
@@ -397,9 +399,9 @@ pub struct RawPassive {
     /// Consecutive failures that eject; 0 turns ejection off.
     pub max_fails: Option<u32>,
     /// Counting window and first ejection time.
-    pub fail_timeout: Option<String>,
+    pub fail_timeout: Option<RawDuration>,
     /// Cap of the doubling ejection time.
-    pub max_ejection_time: Option<String>,
+    pub max_ejection_time: Option<RawDuration>,
     /// Most of the pool, in percent, that may be ejected at once.
     pub max_ejection_percent: Option<u8>,
     /// Response statuses counted as failures.
@@ -489,7 +491,7 @@ pub struct RawTarget {
     /// `host:port`.
     pub address: String,
     /// Relative share of traffic; 0 means no new traffic.
-    pub weight: Option<u32>,
+    pub weight: Option<RawWeight>,
     /// Name shown in the instance header and logs; defaults to the address.
     pub name: Option<String>,
     /// Used only when no primary target is available.
@@ -505,13 +507,13 @@ pub struct RawTarget {
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     /// TCP connect.
-    pub connect: Option<String>,
+    pub connect: Option<RawDuration>,
     /// Waiting for each read from the upstream.
-    pub read: Option<String>,
+    pub read: Option<RawDuration>,
     /// Waiting for each write to the upstream.
-    pub write: Option<String>,
+    pub write: Option<RawDuration>,
     /// How long an unused pooled connection is kept.
-    pub idle: Option<String>,
+    pub idle: Option<RawDuration>,
 }
 
 /// Top-level `headers:`.
@@ -525,4 +527,81 @@ pub struct RawGlobalHeaders {
     /// CIDRs whose forwarded headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+/// A duration as written (`10s`, `500ms`), checked by validation. A bare number is taken
+/// as text too, so `interval: 10` is reported as a duration without a unit rather than as
+/// a number where text was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawDuration(String);
+
+impl std::ops::Deref for RawDuration {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = RawDuration;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration, e.g. 500ms, 10s, 2m")
+            }
+
+            fn visit_str<E: Error>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+
+            fn visit_u64<E: Error>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+
+            fn visit_i64<E: Error>(self, v: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+
+            fn visit_f64<E: Error>(self, v: f64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+        }
+        d.deserialize_any(Text)
+    }
+}
+
+/// `weight:` of a target: a whole number; validation caps it at [`crate::config::MAX_WEIGHT`]
+/// with its own message. Its expectation names the range, so a negative weight reads
+/// "expected a whole number from 0 to 1000".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct RawWeight(pub u32);
+
+impl<'de> Deserialize<'de> for RawWeight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Weight;
+        impl Visitor<'_> for Weight {
+            type Value = RawWeight;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from 0 to {}", crate::config::MAX_WEIGHT)
+            }
+
+            fn visit_u64<E: Error>(self, v: u64) -> Result<RawWeight, E> {
+                u32::try_from(v)
+                    .map(RawWeight)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_i64<E: Error>(self, v: i64) -> Result<RawWeight, E> {
+                let v =
+                    u64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))?;
+                self.visit_u64(v)
+            }
+        }
+        d.deserialize_u32(Weight)
+    }
 }

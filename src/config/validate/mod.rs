@@ -5,6 +5,7 @@
 mod decode;
 mod headers;
 mod listener;
+mod messages;
 mod routes;
 mod server;
 mod upstream;
@@ -134,21 +135,4 @@ fn check_upstream(name: &str, path: &str, upstreams: &[&str], report: &mut Repor
         ),
     };
     report.value(path, message);
-}
-
-/// "unknown key `x`; did you mean `y`? expected one of: a, b".
-fn unknown(name: &str, what: &str, expected: &[&str]) -> String {
-    let best = expected
-        .iter()
-        .map(|e| (strsim::jaro_winkler(name, e), *e))
-        .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let list = expected.join(", ");
-    match best {
-        Some((_, e)) => {
-            format!("unknown {what} `{name}`; did you mean `{e}`? (expected one of: {list})")
-        }
-        None if expected.is_empty() => format!("unknown {what} `{name}`"),
-        None => format!("unknown {what} `{name}`; expected one of: {list}"),
-    }
 }

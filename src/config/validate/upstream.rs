@@ -42,7 +42,7 @@ pub(super) fn upstream(
                 format!("`{}` is already target {first} of this upstream", t.address),
             );
         }
-        let weight = t.weight.unwrap_or(DEFAULT_WEIGHT);
+        let weight = t.weight.map_or(DEFAULT_WEIGHT, |w| w.0);
         if weight > MAX_WEIGHT {
             report.value(
                 &join_key(&t_path, "weight"),
@@ -59,7 +59,7 @@ pub(super) fn upstream(
     }
     let timeouts_path = join_key(&path, "timeouts");
     let t = &raw.timeouts;
-    let mut timeout = |raw: &Option<String>, key: &str, default: Duration| {
+    let mut timeout = |raw: &Option<RawDuration>, key: &str, default: Duration| {
         duration(
             raw.as_deref(),
             &join_key(&timeouts_path, key),

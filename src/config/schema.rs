@@ -8,27 +8,23 @@ use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file, decoded one section at a time (see `validate::decode`).
+#[derive(Debug, Default)]
 pub struct RawConfig {
     /// Process settings.
-    #[serde(default)]
     pub server: RawServer,
-    /// Addresses weir accepts connections on; `None` when the section is missing.
-    pub listeners: Option<Vec<RawListener>>,
+    /// Addresses weir accepts connections on; `None` when the section is missing. An entry
+    /// is `None` when it could not be read at all (an unknown protocol), so that the
+    /// others keep their index.
+    pub listeners: Option<Vec<Option<RawListener>>>,
     /// HTTP routes: host + path → upstream.
-    #[serde(default)]
     pub routes: Vec<RawRoute>,
     /// Named pools of targets; `None` for one that failed to decode, so routes to it are
     /// not reported as routes to a missing upstream.
-    #[serde(default)]
     pub upstreams: BTreeMap<String, Option<RawUpstream>>,
     /// Headers weir adds to every proxied request and response.
-    #[serde(default)]
     pub headers: RawGlobalHeaders,
     /// DNS servers (`ip:port`) for `discovery: dns`; the system's when omitted.
-    #[serde(default)]
     pub resolver: Vec<String>,
     /// The admin listener; none when the section is missing.
     pub admin: Option<RawAdmin>,
@@ -116,7 +112,7 @@ pub enum LogLevel {
     Trace,
 }
 
-/// Protocol spoken on a listener.
+/// `protocol:` of a listener, read before the rest of its keys, which it picks.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawProtocol {
@@ -129,6 +125,21 @@ pub enum RawProtocol {
     Tcp,
     /// TLS terminated here, the plain TCP inside forwarded to an upstream.
     Tls,
+}
+
+impl RawProtocol {
+    /// Every protocol, in the order messages list them.
+    pub const ALL: [Self; 4] = [Self::Http, Self::Https, Self::Tcp, Self::Tls];
+
+    /// The name written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
 }
 
 /// What a TCP listener does with a connection beyond `max_connections`.
@@ -152,32 +163,81 @@ pub enum ProxyVersion {
     V2,
 }
 
-/// One entry of `listeners:`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One entry of `listeners:`: its name and address, and what it speaks.
+#[derive(Debug)]
 pub struct RawListener {
     /// Unique name, used in logs.
     pub name: String,
     /// `ip:port` to bind.
     pub address: String,
-    /// What the listener speaks; `http` by default.
-    #[serde(default)]
-    pub protocol: RawProtocol,
-    /// Certificates and versions of an `https` listener.
-    pub tls: Option<RawListenerTls>,
-    /// Offer HTTP/2 through ALPN on an `https` listener (on by default).
-    pub http2: Option<bool>,
-    /// `Strict-Transport-Security` on every response of an `https` listener.
-    pub hsts: Option<RawHsts>,
-    /// Answer every request of an `http` listener with a redirect to `https`.
+    /// The protocol and the settings that belong to it.
+    pub kind: RawListenerKind,
+}
+
+/// The keys every listener has, whatever its protocol.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerId {
+    /// Unique name, used in logs.
+    pub name: String,
+    /// `ip:port` to bind.
+    pub address: String,
+}
+
+/// A listener by `protocol:` (`http` when omitted), each with only its own keys, so a key
+/// of another protocol is an unknown key, reported with the protocols it belongs to.
+/// Decoding reads `protocol` and hands the other keys to the variant it names.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawListenerKind {
+    /// `protocol: http`.
+    Http(RawHttpListener),
+    /// `protocol: https`.
+    Https(RawHttpsListener),
+    /// `protocol: tcp`.
+    Tcp(RawStreamListener),
+    /// `protocol: tls`: the keys of `tcp`, and `tls`. Decoding reads it as a `tcp`
+    /// listener and its `tls` key on their own, so the two share one list of keys.
+    #[serde(skip_deserializing)]
+    Tls {
+        /// Certificates and versions.
+        tls: Option<RawListenerTls>,
+        /// What is done with the connections.
+        stream: RawStreamListener,
+    },
+}
+
+/// The keys of an `http` listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpListener {
+    /// Answer every request with a redirect to `https`.
     #[serde(default)]
     pub redirect_https: bool,
     /// Path prefixes `redirect_https` leaves alone (ACME challenges, for one).
     #[serde(default)]
     pub redirect_except: Vec<String>,
-    /// The upstream a `tcp` or `tls` listener forwards to.
+}
+
+/// The keys of an `https` listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpsListener {
+    /// Certificates and versions.
+    pub tls: Option<RawListenerTls>,
+    /// Offer HTTP/2 through ALPN (on by default).
+    pub http2: Option<bool>,
+    /// `Strict-Transport-Security` on every response.
+    pub hsts: Option<RawHsts>,
+}
+
+/// The keys of a `tcp` listener (and, with `tls`, of a `tls` one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStreamListener {
+    /// The upstream its connections are forwarded to.
     pub upstream: Option<String>,
-    /// Connections a `tcp` or `tls` listener serves at once.
+    /// Connections served at once.
     pub max_connections: Option<usize>,
     /// What happens to a connection beyond `max_connections`.
     pub on_limit: Option<RawOnLimit>,

@@ -9,6 +9,7 @@ use super::super::schema::*;
 use super::messages::{suggestion, unknown, Problem};
 use super::NO_LISTENERS;
 use serde::de::DeserializeOwned;
+use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -54,7 +55,7 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
                 if value.as_sequence().is_some_and(Vec::is_empty) {
                     report.value(key, NO_LISTENERS);
                 }
-                raw.listeners = Some(list(value, key, report));
+                raw.listeners = Some(listeners(value, report));
             }
             "routes" => raw.routes = list(value, key, report),
             "upstreams" => raw.upstreams = named(value, key, report),
@@ -71,19 +72,139 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
     raw
 }
 
-/// Decodes one element at `path`, reporting every problem in it.
-pub(super) fn one<T: DeserializeOwned>(value: Value, path: &str, report: &mut Report) -> Option<T> {
-    one_with(value, path, report, &|_, _| None)
+/// `listeners:`, each entry in its place.
+fn listeners(value: Value, report: &mut Report) -> Vec<Option<RawListener>> {
+    match value {
+        Value::Sequence(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| listener(item, &join_index("listeners", i), report))
+            .collect(),
+        Value::Null => Vec::new(),
+        _ => {
+            report.value("listeners", "must be a list (each item starting with `- `)");
+            Vec::new()
+        }
+    }
 }
 
-/// [`one`], with `misplaced(inside, key)` giving the message for an unknown `key` of the
-/// mapping at steps `inside` when it knows better than "unknown key" (a key that belongs
-/// to another kind of listener).
-pub(super) fn one_with<T: DeserializeOwned>(
+/// One listener: `protocol` (`http` when omitted) says which keys it may have besides
+/// `name` and `address`; the others are decoded as that protocol's variant.
+fn listener(value: Value, path: &str, report: &mut Report) -> Option<RawListener> {
+    let Value::Mapping(mut map) = value else {
+        report.value(
+            path,
+            "expected a mapping, e.g. { name: web, address: 0.0.0.0:80 }",
+        );
+        return None;
+    };
+    let protocol = match map.remove("protocol") {
+        None => Some(RawProtocol::Http),
+        Some(written) => one::<RawProtocol>(written, &join_key(path, "protocol"), report),
+    };
+    let mut id = Mapping::new();
+    for key in ["name", "address"] {
+        if let Some(value) = map.remove(key) {
+            id.insert(key.into(), value);
+        }
+    }
+    let id = one::<RawListenerId>(Value::Mapping(id), path, report);
+    let protocol = protocol?;
+    let tls = match protocol {
+        RawProtocol::Tls => map
+            .remove("tls")
+            .and_then(|tls| one::<RawListenerTls>(tls, &join_key(path, "tls"), report)),
+        _ => None,
+    };
+    // A `tls` listener has the keys of a `tcp` one, and `tls`, taken out above.
+    let variant = match protocol {
+        RawProtocol::Tls => RawProtocol::Tcp,
+        other => other,
+    };
+    let tagged = Value::Tagged(Box::new(TaggedValue {
+        tag: Tag::new(variant.name()),
+        value: Value::Mapping(map),
+    }));
+    let misplaced = |inside: &[Step], key: &str, expected: &[String]| {
+        inside
+            .is_empty()
+            .then(|| misplaced_key(protocol, key, expected))
+    };
+    let kind = match one_with::<RawListenerKind>(tagged, path, report, &misplaced)? {
+        RawListenerKind::Tcp(stream) if protocol == RawProtocol::Tls => {
+            RawListenerKind::Tls { tls, stream }
+        }
+        kind => kind,
+    };
+    let id = id?;
+    Some(RawListener {
+        name: id.name,
+        address: id.address,
+        kind,
+    })
+}
+
+/// The message for `key` on a `protocol` listener that does not have it: the protocols it
+/// belongs to, or, if none, the keys this one has.
+fn misplaced_key(protocol: RawProtocol, key: &str, expected: &[String]) -> String {
+    let owners: Vec<&str> = RawProtocol::ALL
+        .into_iter()
+        .filter(|p| *p != protocol && has_key(*p, key))
+        .map(RawProtocol::name)
+        .collect();
+    if owners.is_empty() {
+        let mut keys: Vec<&str> = vec!["name", "address", "protocol"];
+        keys.extend(expected.iter().map(String::as_str));
+        return unknown(key, "key", &keys);
+    }
+    let hint = match (key, protocol) {
+        ("upstream", RawProtocol::Http | RawProtocol::Https) => {
+            "; HTTP listeners reach upstreams through `routes:`"
+        }
+        ("tls", RawProtocol::Tcp) => "; `protocol: tls` terminates TLS",
+        _ => "",
+    };
+    format!(
+        "`{key}` applies to `protocol: {}` listeners only{hint}",
+        owners.join("` and `")
+    )
+}
+
+/// Whether a `protocol` listener has the key `key`: the schema of that protocol is asked,
+/// so the answer follows the schema.
+fn has_key(protocol: RawProtocol, key: &str) -> bool {
+    if protocol == RawProtocol::Tls {
+        return key == "tls" || has_key(RawProtocol::Tcp, key);
+    }
+    let mut probe = Mapping::new();
+    probe.insert(key.into(), Value::Null);
+    let tagged = Value::Tagged(Box::new(TaggedValue {
+        tag: Tag::new(protocol.name()),
+        value: Value::Mapping(probe),
+    }));
+    match serde_yaml::from_value::<RawListenerKind>(tagged) {
+        Ok(_) => true,
+        Err(e) => !matches!(Problem::read(&e.to_string()), Problem::UnknownKey { .. }),
+    }
+}
+
+/// Gives the message for an unknown key (its name, and the keys its mapping has) at some
+/// steps into an element, when it knows better than "unknown key".
+type Misplaced<'a> = &'a dyn Fn(&[Step], &str, &[String]) -> Option<String>;
+
+/// Decodes one element at `path`, reporting every problem in it.
+pub(super) fn one<T: DeserializeOwned>(value: Value, path: &str, report: &mut Report) -> Option<T> {
+    one_with(value, path, report, &|_, _, _| None)
+}
+
+/// [`one`], with `misplaced(inside, key, expected)` giving the message for an unknown
+/// `key` of the mapping at steps `inside`, which has the keys `expected`, when it knows
+/// better than "unknown key" (a key that belongs to another kind of listener).
+fn one_with<T: DeserializeOwned>(
     mut value: Value,
     path: &str,
     report: &mut Report,
-    misplaced: &dyn Fn(&[Step], &str) -> Option<String>,
+    misplaced: Misplaced<'_>,
 ) -> Option<T> {
     // How many stand-ins each set-aside value has had.
     let mut tries: HashMap<Vec<Step>, usize> = HashMap::new();
@@ -104,8 +225,8 @@ pub(super) fn one_with<T: DeserializeOwned>(
                 if let Some(key) = suggestion(&name, &expected) {
                     meant.push([inside, &[Step::Key(key.to_string())]].concat());
                 }
-                let message =
-                    misplaced(inside, &name).unwrap_or_else(|| unknown(&name, "key", &expected));
+                let message = misplaced(inside, &name, &expected)
+                    .unwrap_or_else(|| unknown(&name, "key", &expected));
                 report.key(&full_path(path, &steps), message);
                 if !replace(&mut value, &steps, None) {
                     return None;
@@ -140,7 +261,7 @@ pub(super) fn one_with<T: DeserializeOwned>(
 
 /// One step from an element down to one of its values.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(super) enum Step {
+enum Step {
     /// A key of a mapping.
     Key(String),
     /// An item of a list.

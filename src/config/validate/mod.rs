@@ -67,8 +67,12 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
 /// Reports what `tcp` and `tls` listeners need from the rest of the file: upstreams that
 /// need nothing a connection lacks (a header or cookie to hash on, TLS to the instances),
 /// and trusted proxies to accept PROXY protocol headers from.
-fn stream_upstreams(config: &Config, raw: &[RawListener], report: &mut Report) {
+fn stream_upstreams(config: &Config, raw: &[Option<RawListener>], report: &mut Report) {
     for (i, l) in raw.iter().enumerate() {
+        let Some(l) = l else { continue };
+        let (RawListenerKind::Tcp(l) | RawListenerKind::Tls { stream: l, .. }) = &l.kind else {
+            continue;
+        };
         if l.accept_proxy_protocol && config.headers.trusted_proxies.is_empty() {
             report.value(
                 &join_key(&join_index("listeners", i), "accept_proxy_protocol"),
@@ -76,11 +80,7 @@ fn stream_upstreams(config: &Config, raw: &[RawListener], report: &mut Report) {
                  the load balancers that send PROXY protocol headers",
             );
         }
-        let Some(name) = l
-            .upstream
-            .as_deref()
-            .filter(|_| matches!(l.protocol, RawProtocol::Tcp | RawProtocol::Tls))
-        else {
+        let Some(name) = l.upstream.as_deref() else {
             continue;
         };
         let Some(u) = config.upstreams.iter().find(|u| u.name == name) else {

@@ -14,7 +14,7 @@ mod target_addr;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use schema::{LogFormat, LogLevel, ProxyVersion};
+pub use schema::{LogFormat, LogLevel, ProxyVersion, RawTarget, RawWeight};
 pub use source::Locations;
 pub use target_addr::{NotHostPort, TargetAddr, TargetHost};
 

@@ -4,7 +4,7 @@
 //! Every struct denies unknown keys, so a typo is an error, not a silently ignored line.
 
 use serde::de::{Error, Unexpected, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -544,22 +544,30 @@ impl<'de> Deserialize<'de> for RawBalance {
     }
 }
 
-/// One entry of `targets:`.
-#[derive(Debug, Deserialize)]
+/// One entry of `targets:`, and the body of the admin API's `POST /upstreams/{name}/targets`,
+/// which writes it into the file as given (only the keys that were set).
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     /// `host:port`.
     pub address: String,
     /// Relative share of traffic; 0 means no new traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<RawWeight>,
     /// Name shown in the instance header and logs; defaults to the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Used only when no primary target is available.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub backup: bool,
     /// Takes no new requests; those in flight finish (the admin API's drain sets it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub drain: bool,
+}
+
+/// A flag left out of a written target when it is off, as the file would omit it.
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 /// `timeouts:`.
@@ -636,7 +644,7 @@ impl<'de> Deserialize<'de> for RawDuration {
 /// `weight:` of a target: a whole number; validation caps it at [`crate::config::MAX_WEIGHT`]
 /// with its own message. Its expectation names the range, so a negative weight reads
 /// "expected a whole number from 0 to 1000".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct RawWeight(pub u32);
 

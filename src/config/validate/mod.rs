@@ -8,6 +8,7 @@ mod listener;
 mod messages;
 mod routes;
 mod server;
+mod set_aside;
 mod upstream;
 mod values;
 

@@ -57,6 +57,22 @@ impl Report {
         // value of the wrong type), later ones at the same spot are its echoes.
         self.errors.sort_by_key(|e| (e.line, e.column));
         self.errors.dedup_by_key(|e| (e.line, e.column));
+        if let Some((pos, why)) = self.locations.stopped() {
+            // Rather than errors silently pointing at an enclosing setting.
+            let note = ConfigError {
+                file: self.locations.file().to_path_buf(),
+                line: pos.line,
+                column: pos.column,
+                message: format!(
+                    "positions from here on may be those of an enclosing setting: weir's \
+                     position reader stopped ({why})"
+                ),
+            };
+            let at = self
+                .errors
+                .partition_point(|e| (e.line, e.column) <= (pos.line, pos.column));
+            self.errors.insert(at, note);
+        }
         Err(ConfigErrors(self.errors))
     }
 
@@ -121,4 +137,24 @@ pub fn key_name(key: &serde_yaml::Value) -> String {
 /// Joins a sequence index onto a path.
 pub fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn a_short_position_table_is_said_with_the_errors() {
+        let locations = Locations::read(Path::new("f.yaml"), "a: 1\nb: [2\n");
+        let mut report = Report::new(Arc::new(locations));
+        report.value("a", "wrong");
+        let errors = report.finish().unwrap_err().0;
+        assert_eq!(errors.len(), 2);
+        assert_eq!((errors[0].line, errors[0].column), (1, 4));
+        assert!(
+            errors[1].message.contains("position reader stopped"),
+            "{errors:?}"
+        );
+    }
 }

@@ -106,9 +106,11 @@ mod tests {
             let at = line.get(pos.column - 1..).unwrap_or_default();
             let Some(key) = key else { continue };
             let own = locations.span(path).is_some();
-            let written = [key.clone(), format!("\"{key}\""), format!("'{key}'")];
+            // The key as written there reads as the same name (`0x10` is 16).
+            let token = at.split(':').next().unwrap_or_default().trim();
+            let reads_as = serde_yaml::from_str::<Value>(token).map(|k| key_name(&k));
             let ok = if own {
-                written.iter().any(|w| at.starts_with(w.as_str()))
+                reads_as.is_ok_and(|name| name == *key)
             } else {
                 // A key copied by an alias is located on the line of that alias.
                 line.contains('*')
@@ -135,8 +137,8 @@ mod tests {
             "---\nfirst: 1\nsecond: [a]\n...\n",
             // Empty values, nulls and explicit keys.
             "empty:\nnull_value: ~\n? explicit\n: value\nlist:\n  -\n  - x\n",
-            // Keys that are numbers and booleans.
-            "ports:\n  8080: web\n  true: yes\n  1.5: x\n",
+            // Keys that are numbers and booleans, in any of the ways YAML writes them.
+            "ports:\n  8080: web\n  true: yes\n  1.5: x\nother:\n  0x10: a\n  1.50: b\n  True: c\n",
             // Sequences of mappings, compact and indented.
             "items:\n- name: a\n  value: 1\n-   name: b\n    value: 2\n",
             // A configuration as weir's own files write it.

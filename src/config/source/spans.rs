@@ -3,7 +3,7 @@
 //! at any later step, during validation or when a certificate fails to load, look their
 //! position up here.
 
-use crate::config::report::{join_index, join_key, parent};
+use crate::config::report::{join_index, join_key, key_name, parent};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,8 @@ pub struct Span {
 pub struct Locations {
     file: PathBuf,
     spans: HashMap<String, Span>,
+    /// Where and why the span parser stopped short of the end, if it did.
+    stopped: Option<(Pos, String)>,
 }
 
 impl Locations {
@@ -60,12 +62,22 @@ impl Locations {
     pub fn read(file: &Path, text: &str) -> Self {
         let mut collector = SpanCollector::default();
         // The value parser accepted the text before this runs; a construct this parser
-        // rejects stops the walk where it is, keeping what was read so far.
-        let _ = Parser::new_from_str(text).load(&mut collector, false);
+        // rejects stops the walk where it is, keeping what was read so far, and says so.
+        let stopped = Parser::new_from_str(text)
+            .load(&mut collector, false)
+            .err()
+            .map(|e| (Pos::from(*e.marker()), e.info().to_string()));
         Self {
             file: file.to_path_buf(),
             spans: collector.spans,
+            stopped,
         }
+    }
+
+    /// Where and why positions stop being exact: past this point a path the span parser
+    /// did not reach is located at its nearest located ancestor.
+    pub fn stopped(&self) -> Option<&(Pos, String)> {
+        self.stopped.as_ref()
     }
 
     /// The file these positions are in.
@@ -224,7 +236,15 @@ impl MarkedEventReceiver for SpanCollector {
                     self.record_value(&path, pos, style == TScalarStyle::Plain);
                     self.advance();
                 }
-                None => self.take_key(text, Some(pos)),
+                None => {
+                    // A plain key is named as the value parser reads it (`0x10` is 16).
+                    let name = if style == TScalarStyle::Plain {
+                        serde_yaml::from_str(&text).map_or(text, |v| key_name(&v))
+                    } else {
+                        text
+                    };
+                    self.take_key(name, Some(pos));
+                }
             },
             Event::Alias(_) => match self.next_value_path() {
                 Some(path) => {
@@ -264,5 +284,14 @@ mod tests {
         assert_eq!(l.position("a.list[0]", false), Pos { line: 4, column: 7 });
         assert_eq!(l.position("a.missing", false), Pos::START);
         assert_eq!(l.at("a.b").to_string(), "f.yaml:2:6: a.b");
+        assert!(l.stopped().is_none());
+    }
+
+    #[test]
+    fn says_where_it_stopped() {
+        let l = locations("a: 1\nb: [2\n");
+        let (pos, _) = l.stopped().expect("stopped");
+        assert_eq!(pos.line, 3);
+        assert_eq!(l.position("a", false), Pos { line: 1, column: 4 });
     }
 }

@@ -17,15 +17,16 @@ pub struct RawConfig {
     /// is `None` when it could not be read at all (an unknown protocol), so that the
     /// others keep their index.
     pub listeners: Option<Vec<Option<RawListener>>>,
-    /// HTTP routes: host + path → upstream.
-    pub routes: Vec<RawRoute>,
+    /// HTTP routes: host + path → upstream; `None` for one that could not be read.
+    pub routes: Vec<Option<RawRoute>>,
     /// Named pools of targets; `None` for one that failed to decode, so routes to it are
     /// not reported as routes to a missing upstream.
     pub upstreams: BTreeMap<String, Option<RawUpstream>>,
     /// Headers weir adds to every proxied request and response.
     pub headers: RawGlobalHeaders,
     /// DNS servers (`ip:port`) for `discovery: dns`; the system's when omitted.
-    pub resolver: Vec<String>,
+    /// An entry is `None` when it could not be read.
+    pub resolver: Vec<Option<String>>,
     /// The admin listener; none when the section is missing.
     pub admin: Option<RawAdmin>,
     /// The access log; none when the section is missing.

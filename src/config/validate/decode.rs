@@ -50,12 +50,12 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
                 if value.as_sequence().is_some_and(Vec::is_empty) {
                     report.value(key, NO_LISTENERS);
                 }
-                raw.listeners = Some(listeners(value, report));
+                raw.listeners = Some(list(value, key, report, listener));
             }
-            "routes" => raw.routes = list(value, key, report),
+            "routes" => raw.routes = list(value, key, report, one),
             "upstreams" => raw.upstreams = named(value, key, report),
             "headers" => raw.headers = one(value, key, report).unwrap_or_default(),
-            "resolver" => raw.resolver = list(value, key, report),
+            "resolver" => raw.resolver = list(value, key, report, one),
             "admin" => raw.admin = Some(one(value, key, report).unwrap_or_default()),
             "access_log" => raw.access_log = Some(one(value, key, report).unwrap_or_default()),
             other => {
@@ -65,22 +65,6 @@ pub fn decode(value: Value, report: &mut Report) -> RawConfig {
         }
     }
     raw
-}
-
-/// `listeners:`, each entry in its place.
-fn listeners(value: Value, report: &mut Report) -> Vec<Option<RawListener>> {
-    match value {
-        Value::Sequence(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| listener(item, &join_index("listeners", i), report))
-            .collect(),
-        Value::Null => Vec::new(),
-        _ => {
-            report.value("listeners", "must be a list (each item starting with `- `)");
-            Vec::new()
-        }
-    }
 }
 
 /// One listener: `protocol` (`http` when omitted) says which keys it may have besides
@@ -183,12 +167,19 @@ fn has_key(protocol: RawProtocol, key: &str) -> bool {
     }
 }
 
-fn list<T: DeserializeOwned>(value: Value, path: &str, report: &mut Report) -> Vec<T> {
+/// A list section, each item decoded by `item` and kept in its place (`None` for one that
+/// could not be read at all), so that the paths of the others keep their index.
+fn list<T>(
+    value: Value,
+    path: &str,
+    report: &mut Report,
+    item: fn(Value, &str, &mut Report) -> Option<T>,
+) -> Vec<Option<T>> {
     match value {
         Value::Sequence(items) => items
             .into_iter()
             .enumerate()
-            .filter_map(|(i, item)| one(item, &join_index(path, i), report))
+            .map(|(i, value)| item(value, &join_index(path, i), report))
             .collect(),
         Value::Null => Vec::new(),
         _ => {

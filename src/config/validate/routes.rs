@@ -8,11 +8,16 @@ use super::headers::header_rules;
 use super::{check_name, check_upstream};
 use std::collections::{HashMap, HashSet};
 
-pub(super) fn routes(raw: &[RawRoute], upstreams: &[&str], report: &mut Report) -> Vec<Route> {
+pub(super) fn routes(
+    raw: &[Option<RawRoute>],
+    upstreams: &[&str],
+    report: &mut Report,
+) -> Vec<Route> {
     let mut names = HashSet::new();
     let mut claimed: HashMap<(Option<HostPattern>, String), &str> = HashMap::new();
     let mut out = Vec::new();
     for (i, r) in raw.iter().enumerate() {
+        let Some(r) = r else { continue };
         let path = join_index("routes", i);
         check_name(
             &r.name,

@@ -36,9 +36,10 @@ pub(super) fn admin(raw: &RawAdmin, report: &mut Report) -> Option<Admin> {
     })
 }
 
-pub(super) fn resolver(raw: &[String], report: &mut Report) -> Vec<SocketAddr> {
+pub(super) fn resolver(raw: &[Option<String>], report: &mut Report) -> Vec<SocketAddr> {
     raw.iter()
         .enumerate()
+        .filter_map(|(i, s)| Some((i, s.as_ref()?)))
         .filter_map(|(i, s)| {
             let parsed = s.parse::<SocketAddr>().or_else(|_| {
                 s.parse::<std::net::IpAddr>()

@@ -75,7 +75,7 @@ pub(super) fn one_with<T: DeserializeOwned>(
             }
             report.set_aside(full_path(path, &node));
         }
-        let stand_in = stand_in(*tried, !node.is_empty())?;
+        let stand_in = stand_in(*tried, matches!(node.last(), Some(Step::Key(_))))?;
         *tried += 1;
         if !replace(&mut value, &node, stand_in) {
             return None;

@@ -98,3 +98,59 @@ fn a_missing_file_is_one_clear_error() {
         "/nonexistent/weir.yaml:1:1: cannot read the configuration file: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn every_error_of_a_file_is_reported_in_one_run() {
+    // A type error (weight -1), a duration without a unit and a misspelt upstream: serde
+    // alone stops at the first, weir reports all three, each at its line and column.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/invalid/every-error.yaml");
+    let out = weir_test(&file);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(
+        lines[0]
+            .ends_with("6:28: routes[0].upstream: no upstream is named `ap`; did you mean `app`?"),
+        "{stderr}"
+    );
+    assert!(lines[1].ends_with("10:44: upstreams.app.targets[0].weight: expected a whole number from 0 to 1000, found -1"), "{stderr}");
+    assert!(lines[2].ends_with("11:46: upstreams.app.health_check.interval: `10` is not a duration; write a number and a unit, e.g. 500ms, 10s, 2m"), "{stderr}");
+}
+
+#[test]
+fn no_error_names_a_rust_type() {
+    let rust_words = [
+        "u8",
+        "u16",
+        "u32",
+        "u64",
+        "usize",
+        "i32",
+        "i64",
+        "f64",
+        "map,",
+        "sequence",
+        "struct",
+        "Raw",
+        "Value",
+        "unit value",
+        "invalid type",
+        "invalid value",
+    ];
+    for file in yaml_files("conf/invalid") {
+        let out = weir_test(&file);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for line in stderr.lines() {
+            let message = line.splitn(4, ':').nth(3).unwrap_or(line);
+            for word in rust_words {
+                let named = message
+                    .split(|c: char| !(c.is_alphanumeric() || c == ',' || c == ' '))
+                    .any(|w| {
+                        w.split(' ').any(|t| t == word) || (word.contains(' ') && w.contains(word))
+                    });
+                assert!(!named, "{}: `{word}` in {line}", file.display());
+            }
+        }
+    }
+}

@@ -1,43 +1,13 @@
 //! Admin API edits of an upstream's targets, made to the YAML document of the running
-//! configuration (see [`crate::reload::LiveConfig::edit`]), which then validates the result
+//! configuration (see [`crate::control::LiveConfig::edit`]), which then validates the result
 //! as a whole.
 
 use crate::control::{Conflict, EditError, Missing};
-use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-/// The body of `POST /upstreams/{name}/targets`: a target as the file writes one.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTarget {
-    /// `host:port`.
-    pub address: String,
-    /// Relative share; the file's default when absent.
-    pub weight: Option<u32>,
-    /// Name shown in the instance header and logs.
-    pub name: Option<String>,
-    /// Used only when no primary target is available.
-    #[serde(default)]
-    pub backup: bool,
-}
-
-impl NewTarget {
-    /// The target as a YAML mapping, with only the keys that were given.
-    fn to_yaml(&self) -> Value {
-        let mut map = Mapping::new();
-        map.insert("address".into(), self.address.clone().into());
-        if let Some(weight) = self.weight {
-            map.insert("weight".into(), weight.into());
-        }
-        if let Some(name) = &self.name {
-            map.insert("name".into(), name.clone().into());
-        }
-        if self.backup {
-            map.insert("backup".into(), true.into());
-        }
-        Value::Mapping(map)
-    }
-}
+/// The body of `POST /upstreams/{name}/targets`: a target as the file writes one, decoded
+/// by the file's own schema, so the API accepts exactly the keys the file does.
+pub type NewTarget = crate::config::RawTarget;
 
 /// The `targets` list of upstream `upstream`.
 fn targets<'a>(document: &'a mut Value, upstream: &str) -> Result<&'a mut Vec<Value>, EditError> {
@@ -90,7 +60,8 @@ pub fn add(document: &mut Value, upstream: &str, target: &NewTarget) -> Result<b
             .into());
         }
     }
-    list.push(target.to_yaml());
+    let written = serde_yaml::to_value(target)?;
+    list.push(written);
     Ok(true)
 }
 
@@ -146,9 +117,10 @@ mod tests {
         let mut doc = document();
         let new = NewTarget {
             address: "127.0.0.1:2".into(),
-            weight: Some(3),
+            weight: Some(crate::config::RawWeight(3)),
             name: None,
             backup: false,
+            drain: false,
         };
         assert!(add(&mut doc, "api", &new).unwrap());
         assert!(matches!(
@@ -160,11 +132,17 @@ mod tests {
             weight: None,
             name: Some("one".into()),
             backup: false,
+            drain: false,
         };
         assert!(matches!(
             add(&mut doc, "api", &named_alike),
             Err(EditError::Conflict(Conflict::Taken { .. }))
         ));
+        assert_eq!(
+            doc["upstreams"]["api"]["targets"][1],
+            serde_yaml::from_str::<Value>("{ address: 127.0.0.1:2, weight: 3 }").unwrap(),
+            "only the keys given are written"
+        );
         assert!(set_drain(&mut doc, "api", "one", true).unwrap());
         assert!(
             !set_drain(&mut doc, "api", "one", true).unwrap(),

@@ -7,18 +7,24 @@
 //! together as `FILE:LINE:COLUMN: message`. Nothing here knows about Pingora.
 
 mod error;
+mod report;
 mod schema;
 mod source;
+mod target_addr;
 mod validate;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use schema::{LogFormat, LogLevel, ProxyVersion};
+pub use schema::{LogFormat, LogLevel, ProxyVersion, RawTarget, RawWeight};
+pub use source::Locations;
+pub use target_addr::{NotHostPort, TargetAddr, TargetHost};
 
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use regex::Regex;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Highest accepted target weight; keeps the smooth round-robin schedule small.
@@ -99,7 +105,55 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// The access log, if configured.
     pub access_log: Option<AccessLog>,
+    /// Where each setting is written in the file, for problems found after loading.
+    pub locations: Arc<Locations>,
 }
+
+/// A setting of the file, by its YAML path (`listeners[0].tls.certificates[1]`). It prints
+/// as `FILE:LINE:COLUMN: path`, the position looked up in the file's [`Locations`], so that
+/// a problem found after loading (a certificate that does not load) points at the setting.
+#[derive(Clone)]
+pub struct Setting {
+    path: String,
+    locations: Arc<Locations>,
+}
+
+impl Setting {
+    /// The setting at `path` of the file located by `locations`.
+    pub fn new(path: String, locations: Arc<Locations>) -> Self {
+        Self { path, locations }
+    }
+
+    /// The YAML path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.locations.at(&self.path).fmt(f)
+    }
+}
+
+impl fmt::Debug for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+/// Two settings are the same when they name the same path at the same place: a setting
+/// moved to another line is a change, as the message it prints changes.
+impl PartialEq for Setting {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.locations.file() == other.locations.file()
+            && self.locations.position(&self.path, false)
+                == other.locations.position(&other.path, false)
+    }
+}
+
+impl Eq for Setting {}
 
 /// `access_log:`: one line per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,9 +311,9 @@ pub struct CertFiles {
     pub key: PathBuf,
     /// Explicit server names (lowercase, `*.` wildcards allowed); empty: the certificate's.
     pub names: Vec<String>,
-    /// `FILE:LINE:COLUMN: listeners[i].tls.certificates[j]`, so that a certificate that
-    /// fails to load is reported where it is configured.
-    pub at: String,
+    /// `listeners[i].tls.certificates[j]`, so that a certificate that fails to load is
+    /// reported where it is configured.
+    pub at: Setting,
 }
 
 /// `tls:` of an upstream: how weir connects to its instances.
@@ -269,8 +323,17 @@ pub struct UpstreamTls {
     pub sni: Option<String>,
     /// Verify the chain and the name.
     pub verify: bool,
-    /// CA bundle to trust instead of the system's, with where it is configured.
-    pub ca: Option<(PathBuf, String)>,
+    /// CA bundle to trust instead of the system's.
+    pub ca: Option<CaBundle>,
+}
+
+/// `tls.ca` of an upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaBundle {
+    /// PEM file of the CAs, relative paths resolved against the config file.
+    pub file: PathBuf,
+    /// `upstreams.NAME.tls.ca`, for a bundle that fails to load.
+    pub at: Setting,
 }
 
 /// A host a route accepts. A route with no host patterns accepts any host.
@@ -354,8 +417,8 @@ pub enum Balance {
 /// One instance of an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `host:port` as written; resolved when the runtime is built.
-    pub address: String,
+    /// `host:port`, printed as written; resolved when the runtime is built.
+    pub address: TargetAddr,
     /// Shown in the instance header; the address unless named.
     pub name: String,
     /// Relative share; 0 takes no new traffic.

@@ -3,31 +3,30 @@
 //! strings here; `validate` turns them into real types and reports every problem.
 //! Every struct denies unknown keys, so a typo is an error, not a silently ignored line.
 
-use serde::Deserialize;
+use serde::de::{Error, Unexpected, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 
-/// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole file, decoded one section at a time (see `validate::decode`).
+#[derive(Debug, Default)]
 pub struct RawConfig {
     /// Process settings.
-    #[serde(default)]
     pub server: RawServer,
-    /// Addresses weir accepts connections on; `None` when the section is missing.
-    pub listeners: Option<Vec<RawListener>>,
-    /// HTTP routes: host + path → upstream.
-    #[serde(default)]
-    pub routes: Vec<RawRoute>,
+    /// Addresses weir accepts connections on; `None` when the section is missing. An entry
+    /// is `None` when it could not be read at all (an unknown protocol), so that the
+    /// others keep their index.
+    pub listeners: Option<Vec<Option<RawListener>>>,
+    /// HTTP routes: host + path → upstream; `None` for one that could not be read.
+    pub routes: Vec<Option<RawRoute>>,
     /// Named pools of targets; `None` for one that failed to decode, so routes to it are
     /// not reported as routes to a missing upstream.
-    #[serde(default)]
     pub upstreams: BTreeMap<String, Option<RawUpstream>>,
     /// Headers weir adds to every proxied request and response.
-    #[serde(default)]
     pub headers: RawGlobalHeaders,
     /// DNS servers (`ip:port`) for `discovery: dns`; the system's when omitted.
-    #[serde(default)]
-    pub resolver: Vec<String>,
+    /// An entry is `None` when it could not be read.
+    pub resolver: Vec<Option<String>>,
     /// The admin listener; none when the section is missing.
     pub admin: Option<RawAdmin>,
     /// The access log; none when the section is missing.
@@ -77,9 +76,9 @@ pub struct RawServer {
     /// Group to run as when daemonized.
     pub group: Option<String>,
     /// How long to keep accepting after SIGTERM.
-    pub grace_period: Option<String>,
+    pub grace_period: Option<RawDuration>,
     /// How long in-flight requests may finish on shutdown.
-    pub graceful_shutdown_timeout: Option<String>,
+    pub graceful_shutdown_timeout: Option<RawDuration>,
     /// Run in the background.
     #[serde(default)]
     pub daemon: bool,
@@ -116,7 +115,7 @@ pub enum LogLevel {
     Trace,
 }
 
-/// Protocol spoken on a listener.
+/// `protocol:` of a listener, read before the rest of its keys, which it picks.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum RawProtocol {
@@ -129,6 +128,21 @@ pub enum RawProtocol {
     Tcp,
     /// TLS terminated here, the plain TCP inside forwarded to an upstream.
     Tls,
+}
+
+impl RawProtocol {
+    /// Every protocol, in the order messages list them.
+    pub const ALL: [Self; 4] = [Self::Http, Self::Https, Self::Tcp, Self::Tls];
+
+    /// The name written in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
 }
 
 /// What a TCP listener does with a connection beyond `max_connections`.
@@ -152,39 +166,88 @@ pub enum ProxyVersion {
     V2,
 }
 
-/// One entry of `listeners:`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One entry of `listeners:`: its name and address, and what it speaks.
+#[derive(Debug)]
 pub struct RawListener {
     /// Unique name, used in logs.
     pub name: String,
     /// `ip:port` to bind.
     pub address: String,
-    /// What the listener speaks; `http` by default.
-    #[serde(default)]
-    pub protocol: RawProtocol,
-    /// Certificates and versions of an `https` listener.
-    pub tls: Option<RawListenerTls>,
-    /// Offer HTTP/2 through ALPN on an `https` listener (on by default).
-    pub http2: Option<bool>,
-    /// `Strict-Transport-Security` on every response of an `https` listener.
-    pub hsts: Option<RawHsts>,
-    /// Answer every request of an `http` listener with a redirect to `https`.
+    /// The protocol and the settings that belong to it.
+    pub kind: RawListenerKind,
+}
+
+/// The keys every listener has, whatever its protocol.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListenerId {
+    /// Unique name, used in logs.
+    pub name: String,
+    /// `ip:port` to bind.
+    pub address: String,
+}
+
+/// A listener by `protocol:` (`http` when omitted), each with only its own keys, so a key
+/// of another protocol is an unknown key, reported with the protocols it belongs to.
+/// Decoding reads `protocol` and hands the other keys to the variant it names.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawListenerKind {
+    /// `protocol: http`.
+    Http(RawHttpListener),
+    /// `protocol: https`.
+    Https(RawHttpsListener),
+    /// `protocol: tcp`.
+    Tcp(RawStreamListener),
+    /// `protocol: tls`: the keys of `tcp`, and `tls`. Decoding reads it as a `tcp`
+    /// listener and its `tls` key on their own, so the two share one list of keys.
+    #[serde(skip_deserializing)]
+    Tls {
+        /// Certificates and versions.
+        tls: Option<RawListenerTls>,
+        /// What is done with the connections.
+        stream: RawStreamListener,
+    },
+}
+
+/// The keys of an `http` listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpListener {
+    /// Answer every request with a redirect to `https`.
     #[serde(default)]
     pub redirect_https: bool,
     /// Path prefixes `redirect_https` leaves alone (ACME challenges, for one).
     #[serde(default)]
     pub redirect_except: Vec<String>,
-    /// The upstream a `tcp` or `tls` listener forwards to.
+}
+
+/// The keys of an `https` listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttpsListener {
+    /// Certificates and versions.
+    pub tls: Option<RawListenerTls>,
+    /// Offer HTTP/2 through ALPN (on by default).
+    pub http2: Option<bool>,
+    /// `Strict-Transport-Security` on every response.
+    pub hsts: Option<RawHsts>,
+}
+
+/// The keys of a `tcp` listener (and, with `tls`, of a `tls` one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStreamListener {
+    /// The upstream its connections are forwarded to.
     pub upstream: Option<String>,
-    /// Connections a `tcp` or `tls` listener serves at once.
+    /// Connections served at once.
     pub max_connections: Option<usize>,
     /// What happens to a connection beyond `max_connections`.
     pub on_limit: Option<RawOnLimit>,
     /// How long a queued connection waits for a free slot.
-    pub queue_timeout: Option<String>,
+    pub queue_timeout: Option<RawDuration>,
     /// A connection with no traffic either way for this long is closed.
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<RawDuration>,
     /// Send a PROXY protocol header to the instance first.
     pub send_proxy_protocol: Option<ProxyVersion>,
     /// Read a PROXY protocol header from a trusted load balancer in front.
@@ -224,7 +287,7 @@ pub struct RawCertificate {
 #[serde(deny_unknown_fields)]
 pub struct RawHsts {
     /// How long browsers remember to use HTTPS; one year when omitted.
-    pub max_age: Option<String>,
+    pub max_age: Option<RawDuration>,
     /// Adds `includeSubDomains`.
     #[serde(default)]
     pub include_subdomains: bool,
@@ -307,13 +370,13 @@ pub struct RawUpstream {
     /// Attempts on other instances after a connect failure or early reset.
     pub retries: Option<u32>,
     /// Ramp time of a recovered or newly added instance.
-    pub slow_start: Option<String>,
+    pub slow_start: Option<RawDuration>,
     /// Try unavailable instances anyway when none is available.
     pub panic_mode: Option<bool>,
     /// How host-name targets are found.
     pub discovery: Option<RawDiscovery>,
     /// Re-resolution period with `discovery: dns`.
-    pub resolve_every: Option<String>,
+    pub resolve_every: Option<RawDuration>,
     /// Connect to the instances over TLS.
     pub tls: Option<RawUpstreamTls>,
     /// Speak HTTP/2 to the instances (over TLS through ALPN, else cleartext h2c).
@@ -373,9 +436,9 @@ pub struct RawHealthCheck {
     /// Path for `http` checks; `/` when omitted.
     pub path: Option<String>,
     /// Time between checks.
-    pub interval: Option<String>,
+    pub interval: Option<RawDuration>,
     /// Time one check may take.
-    pub timeout: Option<String>,
+    pub timeout: Option<RawDuration>,
     /// Passes that bring an instance back.
     pub healthy_successes: Option<u32>,
     /// Failures that take an instance out.
@@ -399,9 +462,9 @@ pub struct RawPassive {
     /// Consecutive failures that eject; 0 turns ejection off.
     pub max_fails: Option<u32>,
     /// Counting window and first ejection time.
-    pub fail_timeout: Option<String>,
+    pub fail_timeout: Option<RawDuration>,
     /// Cap of the doubling ejection time.
-    pub max_ejection_time: Option<String>,
+    pub max_ejection_time: Option<RawDuration>,
     /// Most of the pool, in percent, that may be ejected at once.
     pub max_ejection_percent: Option<u8>,
     /// Response statuses counted as failures.
@@ -443,54 +506,71 @@ pub enum BalanceName {
     IpHash,
 }
 
-/// `{ hash: … }`.
+/// What `balance: { hash: … }` hashes on: `{ header: X-User }` or `{ cookie: sid }`.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHashSpec {
-    hash: RawHashOn,
+#[serde(rename_all = "snake_case")]
+pub enum RawHashOn {
+    /// A request header, e.g. `X-User`.
+    Header(String),
+    /// A cookie, e.g. `sid`.
+    Cookie(String),
 }
 
-/// What `balance: { hash: … }` hashes on: exactly one of the two.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHashOn {
-    /// A request header, e.g. `X-User`.
-    pub header: Option<String>,
-    /// A cookie, e.g. `sid`.
-    pub cookie: Option<String>,
-}
+/// What a `balance:` mapping other than `{ hash: { ONE_KEY: NAME } }` is told.
+const ONE_HASH_KEY: &str = "write `{ hash: { header: NAME } }` or `{ hash: { cookie: NAME } }`";
 
 impl<'de> Deserialize<'de> for RawBalance {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
+        use serde_yaml::value::{Tag, TaggedValue};
         let value = serde_yaml::Value::deserialize(d)?;
-        if value.is_mapping() {
-            let spec: RawHashSpec = serde_yaml::from_value(value).map_err(D::Error::custom)?;
-            Ok(Self::Hash(spec.hash))
-        } else {
-            serde_yaml::from_value(value)
+        let serde_yaml::Value::Mapping(map) = value else {
+            return serde_yaml::from_value(value)
                 .map(Self::Named)
-                .map_err(D::Error::custom)
-        }
+                .map_err(D::Error::custom);
+        };
+        // serde_yaml reads an enum from a tagged value, so `{ header: X }` becomes `!header X`.
+        let on = match map.get("hash").and_then(serde_yaml::Value::as_mapping) {
+            Some(on) if map.len() == 1 && on.len() == 1 => on,
+            _ => return Err(D::Error::custom(ONE_HASH_KEY)),
+        };
+        let tagged = on.iter().find_map(|(key, value)| {
+            Some(serde_yaml::Value::Tagged(Box::new(TaggedValue {
+                tag: Tag::new(key.as_str()?),
+                value: value.clone(),
+            })))
+        });
+        let tagged = tagged.ok_or_else(|| D::Error::custom(ONE_HASH_KEY))?;
+        serde_yaml::from_value(tagged)
+            .map(Self::Hash)
+            .map_err(D::Error::custom)
     }
 }
 
-/// One entry of `targets:`.
-#[derive(Debug, Deserialize)]
+/// One entry of `targets:`, and the body of the admin API's `POST /upstreams/{name}/targets`,
+/// which writes it into the file as given (only the keys that were set).
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     /// `host:port`.
     pub address: String,
     /// Relative share of traffic; 0 means no new traffic.
-    pub weight: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<RawWeight>,
     /// Name shown in the instance header and logs; defaults to the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Used only when no primary target is available.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub backup: bool,
     /// Takes no new requests; those in flight finish (the admin API's drain sets it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub drain: bool,
+}
+
+/// A flag left out of a written target when it is off, as the file would omit it.
+fn is_false(flag: &bool) -> bool {
+    !flag
 }
 
 /// `timeouts:`.
@@ -498,13 +578,13 @@ pub struct RawTarget {
 #[serde(deny_unknown_fields)]
 pub struct RawTimeouts {
     /// TCP connect.
-    pub connect: Option<String>,
+    pub connect: Option<RawDuration>,
     /// Waiting for each read from the upstream.
-    pub read: Option<String>,
+    pub read: Option<RawDuration>,
     /// Waiting for each write to the upstream.
-    pub write: Option<String>,
+    pub write: Option<RawDuration>,
     /// How long an unused pooled connection is kept.
-    pub idle: Option<String>,
+    pub idle: Option<RawDuration>,
 }
 
 /// Top-level `headers:`.
@@ -518,4 +598,81 @@ pub struct RawGlobalHeaders {
     /// CIDRs whose forwarded headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+/// A duration as written (`10s`, `500ms`), checked by validation. A bare number is taken
+/// as text too, so `interval: 10` is reported as a duration without a unit rather than as
+/// a number where text was expected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawDuration(String);
+
+impl std::ops::Deref for RawDuration {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl Visitor<'_> for Text {
+            type Value = RawDuration;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration, e.g. 500ms, 10s, 2m")
+            }
+
+            fn visit_str<E: Error>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+
+            fn visit_u64<E: Error>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+
+            fn visit_i64<E: Error>(self, v: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+
+            fn visit_f64<E: Error>(self, v: f64) -> Result<RawDuration, E> {
+                Ok(RawDuration(v.to_string()))
+            }
+        }
+        d.deserialize_any(Text)
+    }
+}
+
+/// `weight:` of a target: a whole number; validation caps it at [`crate::config::MAX_WEIGHT`]
+/// with its own message. Its expectation names the range, so a negative weight reads
+/// "expected a whole number from 0 to 1000".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct RawWeight(pub u32);
+
+impl<'de> Deserialize<'de> for RawWeight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Weight;
+        impl Visitor<'_> for Weight {
+            type Value = RawWeight;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from 0 to {}", crate::config::MAX_WEIGHT)
+            }
+
+            fn visit_u64<E: Error>(self, v: u64) -> Result<RawWeight, E> {
+                u32::try_from(v)
+                    .map(RawWeight)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &self))
+            }
+
+            fn visit_i64<E: Error>(self, v: i64) -> Result<RawWeight, E> {
+                let v =
+                    u64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Signed(v), &self))?;
+                self.visit_u64(v)
+            }
+        }
+        d.deserialize_u32(Weight)
+    }
 }

@@ -28,7 +28,8 @@ impl CertKey {
     /// Reads and checks one `cert` + `key` pair. The names are the configured ones, else the
     /// certificate's DNS subject alternative names, else its common name.
     pub fn load(files: &CertFiles) -> Result<Self, TlsError> {
-        let fail = |what: String| TlsError::new(&files.at, what);
+        let at = files.at.to_string();
+        let fail = |what: String| TlsError::new(&at, what);
         let read = |path: &std::path::Path| {
             std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))
         };

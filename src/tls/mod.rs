@@ -142,8 +142,11 @@ impl ListenerCerts {
     /// ciphers, a server-side session cache and tickets for resumption, HTTP/2 by ALPN.
     pub fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
         let spec = self.spec.load();
-        let at = spec.certificates.first().map_or("", |c| c.at.as_str());
-        let fail = |e: &dyn std::fmt::Display| TlsError::new(at, format!("TLS setup: {e}"));
+        let at = spec
+            .certificates
+            .first()
+            .map_or_else(String::new, |c| c.at.to_string());
+        let fail = |e: &dyn std::fmt::Display| TlsError::new(&at, format!("TLS setup: {e}"));
         let mut settings =
             TlsSettings::with_callbacks(Box::new(Sni(self.clone()))).map_err(|e| fail(&e))?;
         let min = match spec.min_version {

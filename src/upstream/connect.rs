@@ -2,7 +2,7 @@
 //! verification, trusted CAs) and HTTP version, built once per pool and copied into each
 //! target's peer, so that Pingora's connection pool keys them alike.
 
-use crate::config;
+use crate::config::{self, TargetAddr};
 use crate::tls::{load_ca, TlsError};
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use std::net::SocketAddr;
@@ -33,17 +33,17 @@ impl Connect {
         if let Some(tls) = &spec.tls {
             options.verify_cert = tls.verify;
             options.verify_hostname = tls.verify;
-            if let Some((path, at)) = &tls.ca {
-                options.ca = Some(Arc::new(load_ca(path, at)?));
+            if let Some(ca) = &tls.ca {
+                options.ca = Some(Arc::new(load_ca(&ca.file, &ca.at.to_string())?));
             }
         }
         let group_key = spec
             .tls
             .as_ref()
             .and_then(|t| t.ca.as_ref())
-            .map_or(0, |(path, _)| {
+            .map_or(0, |ca| {
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                std::hash::Hash::hash(path, &mut hasher);
+                std::hash::Hash::hash(&ca.file, &mut hasher);
                 std::hash::Hasher::finish(&hasher)
             });
         Ok(Self {
@@ -54,8 +54,8 @@ impl Connect {
         })
     }
 
-    /// The peer of one instance at `addr`, configured as the target `address` (`host:port`).
-    pub fn peer(&self, addr: SocketAddr, address: &str) -> HttpPeer {
+    /// The peer of one instance at `addr`, configured as the target `address`.
+    pub fn peer(&self, addr: SocketAddr, address: &TargetAddr) -> HttpPeer {
         let mut peer = HttpPeer::new(addr, self.tls, self.server_name(address));
         peer.options = self.options.clone();
         // Pingora's connection pool does not tell CA bundles apart: two upstreams with the
@@ -66,18 +66,14 @@ impl Connect {
 
     /// The server name sent to a target: `tls.sni`, else a host-name target's host, else
     /// none (an IP-address target, which validation allows only without verification).
-    pub fn server_name(&self, address: &str) -> String {
+    pub fn server_name(&self, address: &TargetAddr) -> String {
         if !self.tls {
             return String::new();
         }
-        if let Some(sni) = &self.sni {
-            return sni.clone();
-        }
-        if address.parse::<SocketAddr>().is_ok() {
-            return String::new();
-        }
-        address
-            .rsplit_once(':')
-            .map_or_else(String::new, |(host, _)| host.to_string())
+        self.sni
+            .as_deref()
+            .or(address.host_name())
+            .unwrap_or_default()
+            .to_string()
     }
 }

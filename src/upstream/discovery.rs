@@ -2,7 +2,7 @@
 //! resolver when the runtime is built, and `discovery: dns` names resolve to every A/AAAA
 //! record, again every `resolve_every`, through the configured DNS servers.
 
-use crate::config::Config;
+use crate::config::{Config, TargetAddr, TargetHost};
 use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol;
@@ -10,8 +10,8 @@ use hickory_resolver::TokioResolver;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
-/// Addresses of every target, keyed by the target address as written.
-pub type Resolved = HashMap<String, Vec<SocketAddr>>;
+/// Addresses of every target, keyed by the target address (which compares as written).
+pub type Resolved = HashMap<TargetAddr, Vec<SocketAddr>>;
 
 /// Why a static target has no address.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +35,10 @@ pub fn resolve_static(config: &Config) -> Result<Resolved, ResolveError> {
         .filter(|u| u.resolve_every.is_none())
     {
         for t in &u.targets {
-            let addr = first_address(&t.address).map_err(|reason| ResolveError {
+            let addr = first_address(&t.address).map_err(|e| ResolveError {
                 upstream: u.name.clone(),
-                address: t.address.clone(),
-                reason,
+                address: t.address.to_string(),
+                reason: e.to_string(),
             })?;
             out.insert(t.address.clone(), vec![addr]);
         }
@@ -46,15 +46,16 @@ pub fn resolve_static(config: &Config) -> Result<Resolved, ResolveError> {
     Ok(out)
 }
 
-fn first_address(address: &str) -> Result<SocketAddr, String> {
-    if let Ok(addr) = address.parse() {
-        return Ok(addr);
-    }
-    address
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
+/// The first address of a static target: its own, or the system resolver's first answer.
+fn first_address(address: &TargetAddr) -> std::io::Result<SocketAddr> {
+    let name = match address.host() {
+        TargetHost::Ip(ip) => return Ok(SocketAddr::new(*ip, address.port())),
+        TargetHost::Name(name) => name.as_str(),
+    };
+    (name, address.port())
+        .to_socket_addrs()?
         .next()
-        .ok_or_else(|| "no addresses".to_string())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"))
 }
 
 /// The DNS client of `discovery: dns`.
@@ -86,22 +87,20 @@ impl Dns {
         })
     }
 
-    /// Every address of `host:port`, sorted; a literal address is returned as is.
-    pub async fn resolve(&self, address: &str) -> Result<Vec<SocketAddr>, String> {
-        if let Ok(addr) = address.parse() {
-            return Ok(vec![addr]);
-        }
-        let (host, port) = address
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-            .ok_or_else(|| format!("`{address}` is not host:port"))?;
-        let lookup = self
-            .resolver
-            .lookup_ip(host)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut addrs: Vec<SocketAddr> =
-            lookup.iter().map(|ip| SocketAddr::new(ip, port)).collect();
+    /// Every address of a target, sorted; a literal address is returned as is.
+    pub async fn resolve(
+        &self,
+        address: &TargetAddr,
+    ) -> Result<Vec<SocketAddr>, hickory_resolver::ResolveError> {
+        let host = match address.host() {
+            TargetHost::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, address.port())]),
+            TargetHost::Name(name) => name.as_str(),
+        };
+        let lookup = self.resolver.lookup_ip(host).await?;
+        let mut addrs: Vec<SocketAddr> = lookup
+            .iter()
+            .map(|ip| SocketAddr::new(ip, address.port()))
+            .collect();
         addrs.sort_unstable();
         addrs.dedup();
         Ok(addrs)

@@ -211,7 +211,7 @@ impl Pool {
                         .unwrap_or_else(|_| http::HeaderValue::from_static("invalid-name")),
                     index: targets.len(),
                     addr,
-                    configured: t.address.clone(),
+                    configured: t.address.to_string(),
                     weight: t.weight,
                     backup: t.backup,
                     drain: t.drain,

@@ -1,16 +1,18 @@
-//! Validation of `listeners:`: addresses, protocols, and the settings that belong to one
-//! protocol or another: TLS, HSTS and redirects for HTTP; upstream, limits, timeouts and
-//! PROXY protocol for TCP.
+//! Validation of `listeners:`: names, addresses, and the settings of each protocol: TLS,
+//! HSTS and redirects for HTTP; upstream, limits, timeouts and PROXY protocol for TCP. A
+//! key of another protocol never gets here: decoding reports it.
 
+use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
-use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{beside, check_name, check_upstream, duration, host_pattern, NO_LISTENERS};
+use super::routes::host_pattern;
+use super::values::{beside, duration};
+use super::{check_name, check_upstream, NO_LISTENERS};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn listeners(
     file: &Path,
-    raw: Option<&[RawListener]>,
+    raw: Option<&[Option<RawListener>]>,
     upstreams: &[&str],
     report: &mut Report,
 ) -> Vec<Listener> {
@@ -20,13 +22,15 @@ pub(super) fn listeners(
     };
     let https_port = raw
         .iter()
-        .filter(|l| l.protocol == RawProtocol::Https)
+        .flatten()
+        .filter(|l| matches!(l.kind, RawListenerKind::Https(_)))
         .find_map(|l| l.address.parse::<SocketAddr>().ok())
         .map_or(DEFAULT_HTTPS_PORT, |a| a.port());
     let mut names = HashSet::new();
     let mut addresses: HashMap<SocketAddr, &str> = HashMap::new();
     let mut out = Vec::new();
     for (i, l) in raw.iter().enumerate() {
+        let Some(l) = l else { continue };
         let path = join_index("listeners", i);
         check_name(
             &l.name,
@@ -35,13 +39,15 @@ pub(super) fn listeners(
             &mut names,
             report,
         );
-        if matches!(l.protocol, RawProtocol::Http | RawProtocol::Https) {
-            only_tcp(l, &path, report);
-        }
-        let protocol = match l.protocol {
-            RawProtocol::Http => http(l, &path, https_port, report),
-            RawProtocol::Https => Protocol::Https(tls(l, &path, file, report)),
-            RawProtocol::Tcp | RawProtocol::Tls => stream(l, &path, file, upstreams, report),
+        let protocol = match &l.kind {
+            RawListenerKind::Http(http) => redirect(http, &path, https_port, report),
+            RawListenerKind::Https(https) => {
+                Protocol::Https(tls(https.tls.as_ref(), Some(https), &path, file, report))
+            }
+            RawListenerKind::Tcp(s) => stream(s, None, &path, file, upstreams, report),
+            RawListenerKind::Tls { tls, stream: s } => {
+                stream(s, Some(tls.as_ref()), &path, file, upstreams, report)
+            }
         };
         let address = match l.address.parse::<SocketAddr>() {
             Ok(a) => a,
@@ -71,16 +77,8 @@ pub(super) fn listeners(
     out
 }
 
-/// A plain listener: TLS settings are mistakes, `redirect_https` is its own.
-fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Protocol {
-    let keys = [
-        (l.tls.is_some(), "tls"),
-        (l.http2.is_some(), "http2"),
-        (l.hsts.is_some(), "hsts"),
-    ];
-    misplaced(path, &keys, report, |key| {
-        format!("`{key}` applies to `protocol: https` listeners only")
-    });
+/// A plain listener, with its redirect to HTTPS if it has one.
+fn redirect(l: &RawHttpListener, path: &str, https_port: u16, report: &mut Report) -> Protocol {
     if !l.redirect_https && !l.redirect_except.is_empty() {
         report.key(
             &join_key(path, "redirect_except"),
@@ -104,72 +102,17 @@ fn http(l: &RawListener, path: &str, https_port: u16, report: &mut Report) -> Pr
     }
 }
 
-/// Reports each key of `keys` that is set, at its path under `path`, with `message(key)`.
-fn misplaced(
-    path: &str,
-    keys: &[(bool, &str)],
-    report: &mut Report,
-    message: impl Fn(&str) -> String,
-) {
-    for &(set, key) in keys {
-        if set {
-            report.key(&join_key(path, key), message(key));
-        }
-    }
-}
-
-/// Reports the settings of `tcp` and `tls` listeners on an HTTP one.
-fn only_tcp(l: &RawListener, path: &str, report: &mut Report) {
-    let keys = [
-        (l.upstream.is_some(), "upstream"),
-        (l.max_connections.is_some(), "max_connections"),
-        (l.on_limit.is_some(), "on_limit"),
-        (l.queue_timeout.is_some(), "queue_timeout"),
-        (l.idle_timeout.is_some(), "idle_timeout"),
-        (l.send_proxy_protocol.is_some(), "send_proxy_protocol"),
-        (l.accept_proxy_protocol, "accept_proxy_protocol"),
-    ];
-    misplaced(path, &keys, report, |key| {
-        let hint = if key == "upstream" {
-            "; HTTP listeners reach upstreams through `routes:`"
-        } else {
-            ""
-        };
-        format!("`{key}` applies to `protocol: tcp` and `tls` listeners only{hint}")
-    });
-}
-
-/// A `tcp` or `tls` listener: the upstream it forwards to, its limit, timeouts and PROXY
-/// protocol; HTTP settings are mistakes.
+/// A `tcp` listener, or a `tls` one (`tls` is `Some`, holding its `tls:` if written): the
+/// upstream it forwards to, its limit, timeouts and PROXY protocol.
 fn stream(
-    l: &RawListener,
+    l: &RawStreamListener,
+    tls_settings: Option<Option<&RawListenerTls>>,
     path: &str,
     file: &Path,
     upstreams: &[&str],
     report: &mut Report,
 ) -> Protocol {
-    let protocol = if l.protocol == RawProtocol::Tls {
-        "tls"
-    } else {
-        "tcp"
-    };
-    let keys = [
-        (l.http2.is_some(), "http2"),
-        (l.hsts.is_some(), "hsts"),
-        (
-            l.redirect_https || !l.redirect_except.is_empty(),
-            "redirect_https",
-        ),
-        (l.tls.is_some() && l.protocol == RawProtocol::Tcp, "tls"),
-    ];
-    misplaced(path, &keys, report, |key| {
-        let hint = if key == "tls" {
-            "; `protocol: tls` terminates TLS"
-        } else {
-            ""
-        };
-        format!("`{key}` does not apply to `protocol: {protocol}` listeners{hint}")
-    });
+    let protocol = if tls_settings.is_some() { "tls" } else { "tcp" };
     let upstream = match &l.upstream {
         Some(name) => {
             check_upstream(name, &join_key(path, "upstream"), upstreams, report);
@@ -210,7 +153,7 @@ fn stream(
             report,
         )
     });
-    if l.accept_proxy_protocol && l.protocol == RawProtocol::Tls {
+    if l.accept_proxy_protocol && tls_settings.is_some() {
         report.key(
             &join_key(path, "accept_proxy_protocol"),
             "a PROXY protocol header comes before the TLS handshake, which weir does not \
@@ -218,10 +161,7 @@ fn stream(
         );
     }
     Protocol::Tcp(StreamSettings {
-        tls: (l.protocol == RawProtocol::Tls).then(|| ListenerTls {
-            http2: false,
-            ..tls(l, path, file, report)
-        }),
+        tls: tls_settings.map(|raw| tls(raw, None, path, file, report)),
         upstream,
         max_connections: l.max_connections,
         queue_timeout,
@@ -238,19 +178,16 @@ fn stream(
 
 /// The TLS settings of an `https` or `tls` listener: at least one certificate, a version no
 /// older than TLS 1.2.
-fn tls(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> ListenerTls {
-    if l.protocol == RawProtocol::Https && (l.redirect_https || !l.redirect_except.is_empty()) {
-        report.key(
-            &join_key(path, "redirect_https"),
-            "`redirect_https` applies to `protocol: http` listeners only",
-        );
-    }
+fn tls(
+    raw: Option<&RawListenerTls>,
+    https: Option<&RawHttpsListener>,
+    path: &str,
+    file: &Path,
+    report: &mut Report,
+) -> ListenerTls {
     let tls_path = join_key(path, "tls");
     let certs_path = join_key(&tls_path, "certificates");
-    let raw_certs = l
-        .tls
-        .as_ref()
-        .map_or(&[][..], |t| t.certificates.as_slice());
+    let raw_certs = raw.map_or(&[][..], |t| t.certificates.as_slice());
     if raw_certs.is_empty() {
         report.value(
             &certs_path,
@@ -285,11 +222,11 @@ fn tls(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Listene
             cert: beside(file, &c.cert),
             key: beside(file, &c.key),
             names,
-            at: report.at(&c_path),
+            at: Setting::new(c_path, report.locations().clone()),
         });
     }
     let min_path = join_key(&tls_path, "min_version");
-    let written = l.tls.as_ref().and_then(|t| match &t.min_version {
+    let written = raw.and_then(|t| match &t.min_version {
         Some(serde_yaml::Value::String(s)) => Some(s.clone()),
         Some(serde_yaml::Value::Number(n)) => Some(n.to_string()),
         Some(other) => Some(format!("{other:?}")),
@@ -317,10 +254,9 @@ fn tls(l: &RawListener, path: &str, file: &Path, report: &mut Report) -> Listene
         certificates,
         default: default.unwrap_or(0),
         min_version,
-        http2: l.http2.unwrap_or(true),
-        hsts: l
-            .hsts
-            .as_ref()
+        http2: https.is_some_and(|h| h.http2.unwrap_or(true)),
+        hsts: https
+            .and_then(|h| h.hsts.as_ref())
             .map(|h| hsts(h, &join_key(path, "hsts"), report)),
     }
 }

@@ -1,10 +1,12 @@
 //! Validation of one upstream: targets, balancing, timeouts, health checks, passive
 //! ejection, retries and discovery.
 
+use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
-use super::super::source::{join_index, join_key, Report};
 use super::super::*;
-use super::{beside, duration, header_edits, header_name, header_rules, host_pattern};
+use super::headers::{header_edits, header_name, header_rules};
+use super::routes::host_pattern;
+use super::values::{beside, duration};
 use serde_yaml::Value;
 use std::collections::HashMap;
 
@@ -27,23 +29,20 @@ pub(super) fn upstream(
     for (i, t) in raw.targets.iter().enumerate() {
         let t_path = join_index(&targets_path, i);
         let address_path = join_key(&t_path, "address");
-        if !is_host_port(&t.address) {
-            report.value(
-                &address_path,
-                format!(
-                    "`{}` is not host:port, e.g. 127.0.0.1:9001 or api.internal:8080",
-                    t.address
-                ),
-            );
-            continue;
-        }
+        let address = match t.address.parse::<TargetAddr>() {
+            Ok(address) => address,
+            Err(e) => {
+                report.value(&address_path, e.to_string());
+                continue;
+            }
+        };
         if let Some(first) = seen.insert(t.address.clone(), i) {
             report.value(
                 &address_path,
                 format!("`{}` is already target {first} of this upstream", t.address),
             );
         }
-        let weight = t.weight.unwrap_or(DEFAULT_WEIGHT);
+        let weight = t.weight.map_or(DEFAULT_WEIGHT, |w| w.0);
         if weight > MAX_WEIGHT {
             report.value(
                 &join_key(&t_path, "weight"),
@@ -51,8 +50,8 @@ pub(super) fn upstream(
             );
         }
         targets.push(Target {
-            address: t.address.clone(),
             name: t.name.clone().unwrap_or_else(|| t.address.clone()),
+            address,
             weight: weight.min(MAX_WEIGHT),
             backup: t.backup,
             drain: t.drain,
@@ -60,7 +59,7 @@ pub(super) fn upstream(
     }
     let timeouts_path = join_key(&path, "timeouts");
     let t = &raw.timeouts;
-    let mut timeout = |raw: &Option<String>, key: &str, default: Duration| {
+    let mut timeout = |raw: &Option<RawDuration>, key: &str, default: Duration| {
         duration(
             raw.as_deref(),
             &join_key(&timeouts_path, key),
@@ -82,17 +81,11 @@ pub(super) fn upstream(
         RawBalance::Named(BalanceName::LeastConn) => Balance::LeastConn,
         RawBalance::Named(BalanceName::P2c) => Balance::P2c,
         RawBalance::Named(BalanceName::IpHash) => Balance::IpHash,
-        RawBalance::Hash(RawHashOn {
-            header: Some(h),
-            cookie: None,
-        }) => {
+        RawBalance::Hash(RawHashOn::Header(h)) => {
             let at = join_key(&path, "balance.hash.header");
             header_name(h, &at, report).map_or(Balance::RoundRobin, Balance::Header)
         }
-        RawBalance::Hash(RawHashOn {
-            header: None,
-            cookie: Some(c),
-        }) => {
+        RawBalance::Hash(RawHashOn::Cookie(c)) => {
             let valid = !c.is_empty()
                 && c.bytes()
                     .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b));
@@ -103,13 +96,6 @@ pub(super) fn upstream(
                 );
             }
             Balance::Cookie(c.clone())
-        }
-        RawBalance::Hash(_) => {
-            report.value(
-                &join_key(&path, "balance.hash"),
-                "give exactly one of `header: NAME` or `cookie: NAME`",
-            );
-            Balance::RoundRobin
         }
     };
     if raw.resolve_every.is_some() && raw.discovery.is_none() {
@@ -179,9 +165,7 @@ fn upstream_tls(
                 }
             });
     let verify = raw.verify.unwrap_or(true);
-    let ip_target = targets
-        .iter()
-        .find(|t| t.address.parse::<SocketAddr>().is_ok());
+    let ip_target = targets.iter().find(|t| t.address.socket_addr().is_some());
     if let (true, None, None, Some(t)) = (verify, &raw.sni, &sni, ip_target) {
         report.value(
             path,
@@ -191,9 +175,9 @@ fn upstream_tls(
             ),
         );
     }
-    let ca = raw.ca.as_ref().map(|ca| {
-        let at = join_key(path, "ca");
-        (beside(file, ca), report.at(&at))
+    let ca = raw.ca.as_ref().map(|ca| CaBundle {
+        file: beside(file, ca),
+        at: Setting::new(join_key(path, "ca"), report.locations().clone()),
     });
     if ca.is_some() && !verify {
         report.key(&join_key(path, "ca"), "`ca` is unused with `verify: false`");
@@ -355,22 +339,4 @@ fn passive(raw: &RawPassive, path: &str, report: &mut Report) -> Passive {
         max_ejection_percent,
         fail_statuses: raw.fail_statuses.clone(),
     }
-}
-
-/// `ip:port`, `[v6]:port` or `hostname:port`, checked without resolving.
-fn is_host_port(s: &str) -> bool {
-    if s.parse::<SocketAddr>().is_ok() {
-        return true;
-    }
-    let Some((host, port)) = s.rsplit_once(':') else {
-        return false;
-    };
-    let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
-    let host_ok = !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    port_ok && host_ok
 }

@@ -1,0 +1,152 @@
+//! The YAML text of a configuration file: parsed into a value tree (serde_yaml), its
+//! positions read into a side table ([`spans`]), and `${VAR}` references expanded
+//! ([`interpolate`]).
+
+mod interpolate;
+mod spans;
+
+pub use spans::{Locations, Pos};
+
+use super::error::{ConfigError, ConfigErrors};
+use super::report::Report;
+use serde_yaml::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Parses `text` into a YAML tree with environment variables expanded, plus a [`Report`]
+/// that can locate any path in it. A syntax error ends the load at once: nothing after it
+/// can be trusted.
+pub fn parse(file: &Path, text: &str) -> Result<(Value, Report), ConfigErrors> {
+    parse_with(file, text, &|name| std::env::var(name).ok())
+}
+
+/// [`parse`], with variables looked up through `env`.
+fn parse_with(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Value, Report), ConfigErrors> {
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            path: String::new(),
+            message: format!("invalid YAML: {}", strip_location(&e.to_string())),
+        }])
+    })?;
+    let locations = Arc::new(Locations::read(file, text));
+    let mut report = Report::new(locations.clone());
+    interpolate::interpolate(&mut value, "", &locations, &mut report, env);
+    Ok((value, report))
+}
+
+/// serde_yaml appends " at line X column Y" to its messages; the location is printed in
+/// front instead.
+fn strip_location(message: &str) -> &str {
+    message.find(" at line ").map_or(message, |i| &message[..i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::report::{join_index, join_key, key_name, parent};
+
+    #[test]
+    fn plain_values_are_retyped_after_expansion() {
+        let env = |name: &str| (name == "THREADS").then(|| "4".to_string());
+        let text = "n: ${THREADS}\ns: \"${THREADS}\"\n";
+        let (value, report) = parse_with(Path::new("f.yaml"), text, &env).unwrap();
+        assert!(report.finish().is_ok());
+        assert_eq!(value["n"], Value::Number(4.into()));
+        assert_eq!(value["s"], Value::String("4".into()));
+    }
+
+    /// Every path of the value tree, with the text of its key where it has one.
+    fn paths(
+        value: &Value,
+        path: &str,
+        key: Option<String>,
+        out: &mut Vec<(String, Option<String>)>,
+    ) {
+        out.push((path.to_string(), key));
+        match value {
+            Value::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    paths(item, &join_index(path, i), None, out);
+                }
+            }
+            Value::Mapping(map) => {
+                for (k, v) in map {
+                    let name = key_name(k);
+                    let key = (name != "?").then(|| name.clone());
+                    paths(v, &join_key(path, &name), key, out);
+                }
+            }
+            Value::Tagged(tagged) => paths(&tagged.value, path, None, out),
+            _ => {}
+        }
+    }
+
+    /// The two parsers agree on every path of `text`: each path of serde_yaml's tree has a
+    /// position in the span table (its own, or the alias it was copied from), and a key's
+    /// position is where that key is written.
+    fn assert_agree(text: &str) {
+        let value: Value = serde_yaml::from_str(text).unwrap();
+        let locations = Locations::read(Path::new("f.yaml"), text);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut all = Vec::new();
+        paths(&value, "", None, &mut all);
+        for (path, key) in all.iter().filter(|(p, _)| !p.is_empty()) {
+            let located = std::iter::successors(Some(path.as_str()), |p| parent(p))
+                .any(|p| !p.is_empty() && locations.span(p).is_some());
+            assert!(located, "`{path}` is not located in:\n{text}");
+            let pos = locations.position(path, true);
+            let line = lines[pos.line - 1];
+            let at = line.get(pos.column - 1..).unwrap_or_default();
+            let Some(key) = key else { continue };
+            let own = locations.span(path).is_some();
+            // The key as written there reads as the same name (`0x10` is 16).
+            let token = at.split(':').next().unwrap_or_default().trim();
+            let reads_as = serde_yaml::from_str::<Value>(token).map(|k| key_name(&k));
+            let ok = if own {
+                reads_as.is_ok_and(|name| name == *key)
+            } else {
+                // A key copied by an alias is located on the line of that alias.
+                line.contains('*')
+            };
+            assert!(ok, "`{path}` located at {pos:?} (`{at}`) in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn both_parsers_agree_on_every_path() {
+        let corpus = [
+            // Block and flow styles, nested.
+            "a:\n  b: 1\n  c: [1, { d: 2, e: [x, y] }]\n  f:\n    - g: 1\n      h: 2\n    - [3, 4]\n",
+            // Anchors and aliases, and merge keys (kept as a `<<` key by serde_yaml).
+            "base: &base { x: 1, y: 2 }\nuse: *base\nmerged:\n  <<: *base\n  z: 3\nlist: [&one 1, *one]\n",
+            // Tags on scalars, sequences and mappings.
+            "t: !custom 5\ns: !seq [1, 2]\nm: !map { k: v }\n",
+            // Multi-line strings: literal, folded, with chomping indicators, and plain
+            // and quoted scalars spanning lines.
+            "lit: |\n  one\n  two\nfold: >-\n  one\n  two\nplain: a\n  b\nq: \"a\n  b\"\nafter: 1\n",
+            // Quoted keys, keys with dots and brackets, comments everywhere.
+            "# head\n\"quoted\": 1 # tail\n'single': 2\n\"a.b\": 3\n\"c[0]\": 4\n# between\nlast: { \"k\": v } # end\n",
+            // An explicit document start and end.
+            "---\nfirst: 1\nsecond: [a]\n...\n",
+            // Empty values, nulls and explicit keys.
+            "empty:\nnull_value: ~\n? explicit\n: value\nlist:\n  -\n  - x\n",
+            // Keys that are numbers and booleans, in any of the ways YAML writes them.
+            "ports:\n  8080: web\n  true: yes\n  1.5: x\nother:\n  0x10: a\n  1.50: b\n  True: c\n",
+            // Sequences of mappings, compact and indented.
+            "items:\n- name: a\n  value: 1\n-   name: b\n    value: 2\n",
+            // A configuration as weir's own files write it.
+            include_str!("../../../conf/weir.yaml"),
+        ];
+        for text in corpus {
+            assert_agree(text);
+        }
+    }
+}

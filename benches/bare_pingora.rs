@@ -2,6 +2,7 @@
 //! with nothing else on the path, over the same three backends. weir must stay within 10%.
 //! Run by benches/run.sh and benches/run-tls.sh; not part of weir.
 //! Usage: bare_pingora [ADDR] [TLS_ADDR CERT KEY]  (TLS: Pingora's defaults, HTTP/1.1 only)
+#![allow(clippy::expect_used)] // a reference that cannot start should stop, saying why
 
 use async_trait::async_trait;
 use pingora::lb::{selection::RoundRobin, LoadBalancer};

@@ -21,7 +21,7 @@ const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// One access log line.
 #[derive(Debug, Serialize)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     /// When the request or connection finished; RFC 3339 in UTC in JSON.
     #[serde(serialize_with = "rfc3339")]
     pub time: SystemTime,
@@ -50,7 +50,7 @@ pub struct Entry<'a> {
 /// The part of a line that depends on what was served.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Served<'a> {
+pub(crate) enum Served<'a> {
     /// An HTTP request.
     Request {
         /// The request id the client saw.
@@ -86,7 +86,7 @@ pub enum Served<'a> {
 
 /// The access log of a running weir.
 #[derive(Clone)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     format: LogFormat,
     lines: SyncSender<String>,
     reopen: Arc<AtomicBool>,
@@ -96,7 +96,7 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Opens the log of `settings` (its file is created if needed) and starts its writer.
-    pub fn start(settings: &config::AccessLog) -> std::io::Result<Self> {
+    pub(crate) fn start(settings: &config::AccessLog) -> std::io::Result<Self> {
         let reopen = Arc::new(AtomicBool::new(false));
         let sink = Sink::open(settings.path.clone())?;
         let (lines, received) = mpsc::sync_channel(settings.queue);
@@ -115,7 +115,7 @@ impl AccessLog {
 
     /// Logs one request or connection; when the writer is `queue` lines behind, the line is
     /// dropped and counted instead.
-    pub fn write(&self, entry: &Entry) {
+    pub(crate) fn write(&self, entry: &Entry) {
         let line = match self.format {
             LogFormat::Json => serde_json::to_string(entry).unwrap_or_default(),
             LogFormat::Combined => combined(entry),
@@ -130,7 +130,7 @@ impl AccessLog {
 
     /// Has the writer open its file again (after logrotate moved it away); `false` when the
     /// log goes to stdout, which there is no reopening.
-    pub fn reopen(&self) -> bool {
+    pub(crate) fn reopen(&self) -> bool {
         self.reopen.store(true, Ordering::Relaxed);
         self.to_file
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// `app`, with its connections counted.
-pub struct Connections<A> {
+pub(crate) struct Connections<A> {
     app: Arc<A>,
     listeners: Listeners,
     metrics: Vec<ListenerMetrics>,
@@ -29,7 +29,7 @@ impl<A> Connections<A> {
     /// `linger` first: requests still come in on open keep-alive connections meanwhile, and
     /// the shutdown watch makes each answer close its connection, rather than every idle
     /// connection closing at once under a client that is sending on it.
-    pub fn new(app: A, listeners: &[Listener], linger: Duration) -> Self {
+    pub(crate) fn new(app: A, listeners: &[Listener], linger: Duration) -> Self {
         Self {
             app: Arc::new(app),
             listeners: Listeners::new(listeners),
@@ -76,17 +76,17 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Connections<A> {
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts one request as in flight until dropped.
-pub struct InFlight(());
+pub(crate) struct InFlight(());
 
 impl InFlight {
     /// Counts a request that has started.
-    pub fn enter() -> Self {
+    pub(crate) fn enter() -> Self {
         IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
         Self(())
     }
 
     /// Requests being served now.
-    pub fn count() -> usize {
+    pub(crate) fn count() -> usize {
         IN_FLIGHT.load(Ordering::Relaxed)
     }
 }

@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// One demo instance.
-pub struct DemoInstance {
+pub(crate) struct DemoInstance {
     id: String,
     delay: Duration,
     status: http::StatusCode,
@@ -25,7 +25,7 @@ pub struct DemoInstance {
 
 impl DemoInstance {
     /// A healthy instance named `id`.
-    pub fn new(id: &str) -> Self {
+    pub(crate) fn new(id: &str) -> Self {
         Self {
             id: id.to_string(),
             delay: Duration::ZERO,
@@ -36,17 +36,17 @@ impl DemoInstance {
     }
 
     /// Waits `delay` before answering anything but `/health`, to play a slow instance.
-    pub fn delay(self, delay: Duration) -> Self {
+    pub(crate) fn delay(self, delay: Duration) -> Self {
         Self { delay, ..self }
     }
 
     /// Answers everything but `/health` with `status`, to play a failing instance.
-    pub fn status(self, status: http::StatusCode) -> Self {
+    pub(crate) fn status(self, status: http::StatusCode) -> Self {
         Self { status, ..self }
     }
 
     /// Answers `/health` with `status`, to play an instance that reports itself sick.
-    pub fn health_status(self, health_status: http::StatusCode) -> Self {
+    pub(crate) fn health_status(self, health_status: http::StatusCode) -> Self {
         Self {
             health_status,
             ..self
@@ -55,7 +55,7 @@ impl DemoInstance {
 
     /// A listening service for this instance on `address`, one thread; with `tls` (a PEM
     /// certificate and key) it speaks HTTPS, HTTP/2 included, to play a re-encrypted backend.
-    pub fn service(
+    pub(crate) fn service(
         self,
         address: &str,
         tls: Option<(&str, &str)>,
@@ -137,14 +137,14 @@ impl ServeHttp for DemoInstance {
 }
 
 /// What `weir demo` prints when the development certificate is missing, instead of HTTPS.
-pub const DEMO_NO_HTTPS: &str = "\
+pub(crate) const DEMO_NO_HTTPS: &str = "\
 weir demo: HTTPS on 127.0.0.1:8443 is off: certs/dev/localhost.crt is missing.
 Run ./certs/make-dev-certs (or ./scripts/demo, which does) to make it.
 ";
 
 /// The configuration `weir demo` runs: three instances on 9001-9003 behind 127.0.0.1:8080,
 /// and 127.0.0.1:8443 with the development certificate.
-pub const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
+pub(crate) const DEMO_CONFIG: &str = include_str!("../conf/demo.yaml");
 
 /// `127.0.0.1:port`, for the demo's default addresses.
 const fn loopback(port: u16) -> SocketAddr {
@@ -152,21 +152,22 @@ const fn loopback(port: u16) -> SocketAddr {
 }
 
 /// The demo's HTTP listener unless `weir demo --http` moves it.
-pub const DEFAULT_HTTP: SocketAddr = loopback(8080);
+pub(crate) const DEFAULT_HTTP: SocketAddr = loopback(8080);
 /// The demo's HTTPS listener unless `weir demo --https` moves it.
-pub const DEFAULT_HTTPS: SocketAddr = loopback(8443);
+pub(crate) const DEFAULT_HTTPS: SocketAddr = loopback(8443);
 /// The demo's admin listener unless `weir demo --admin` moves it.
-pub const DEFAULT_ADMIN: SocketAddr = loopback(9901);
+pub(crate) const DEFAULT_ADMIN: SocketAddr = loopback(9901);
 /// The demo's instances unless `weir demo --instances` moves them.
-pub const DEFAULT_INSTANCES: [SocketAddr; 3] = [loopback(9001), loopback(9002), loopback(9003)];
+pub(crate) const DEFAULT_INSTANCES: [SocketAddr; 3] =
+    [loopback(9001), loopback(9002), loopback(9003)];
 
 /// INSTANCE_IDs of the instances `weir demo` starts, in the order of their addresses.
-pub const DEMO_INSTANCE_IDS: [&str; 3] = ["instance-1", "instance-2", "instance-3"];
+pub(crate) const DEMO_INSTANCE_IDS: [&str; 3] = ["instance-1", "instance-2", "instance-3"];
 
 /// Where `weir demo` listens: conf/demo.yaml's addresses unless its flags move them (to run
 /// it beside something that holds those ports, as the tests do).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DemoAddresses {
+pub(crate) struct DemoAddresses {
     /// The HTTP listener.
     pub http: SocketAddr,
     /// The HTTPS listener.
@@ -205,7 +206,7 @@ impl DemoAddresses {
 
     /// [`DEMO_CONFIG`] with these addresses: each `address:` of a default one names its
     /// replacement instead (quoted, so that an IPv6 address reads as one value).
-    pub fn config(&self) -> String {
+    pub(crate) fn config(&self) -> String {
         let moves = self
             .moves()
             .map(|(from, to)| (format!("address: {from}"), format!("address: \"{to}\"")));
@@ -213,14 +214,14 @@ impl DemoAddresses {
     }
 
     /// The instances to start: (INSTANCE_ID, address).
-    pub fn instances(&self) -> [(&'static str, SocketAddr); 3] {
+    pub(crate) fn instances(&self) -> [(&'static str, SocketAddr); 3] {
         let [i1, i2, i3] = self.instances;
         let [n1, n2, n3] = DEMO_INSTANCE_IDS;
         [(n1, i1), (n2, i2), (n3, i3)]
     }
 
     /// [`DEMO_BANNER`] (or [`DEMO_NO_HTTPS`]) naming these addresses.
-    pub fn describe(&self, text: &str) -> String {
+    pub(crate) fn describe(&self, text: &str) -> String {
         let [i1, i2, i3] = self.instances;
         let instances = if self.instances == DEFAULT_INSTANCES {
             "127.0.0.1:9001-9003".to_string()
@@ -258,10 +259,10 @@ fn replace_all(text: &str, moves: &[(String, String)]) -> String {
 
 /// The environment variable conf/demo.yaml takes the admin token from; `weir demo` sets it
 /// to a random token unless it is set already.
-pub const DEMO_TOKEN_VARIABLE: &str = "WEIR_ADMIN_TOKEN";
+pub(crate) const DEMO_TOKEN_VARIABLE: &str = "WEIR_ADMIN_TOKEN";
 
 /// What `weir demo` prints once it is up; `{token}` stands for the admin token.
-pub const DEMO_BANNER: &str = "\
+pub(crate) const DEMO_BANNER: &str = "\
 weir demo: three instances (127.0.0.1:9001-9003) behind http://127.0.0.1:8080 and
 https://localhost:8443; status page at http://127.0.0.1:9901/
 

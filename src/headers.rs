@@ -12,7 +12,7 @@ use pingora::Result;
 use std::net::IpAddr;
 
 /// Longest client-sent request id that is kept.
-pub const MAX_REQUEST_ID_LEN: usize = 128;
+pub(crate) const MAX_REQUEST_ID_LEN: usize = 128;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -21,7 +21,7 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Who sent a request, as far as weir can tell.
 #[derive(Debug, Clone, Copy)]
-pub struct Client {
+pub(crate) struct Client {
     /// The address of the connection's peer.
     pub peer: IpAddr,
     /// Whether `peer` is a trusted proxy, so its forwarded headers are believed.
@@ -32,7 +32,7 @@ pub struct Client {
 
 /// The compiled global header settings.
 #[derive(Debug)]
-pub struct HeaderPolicy {
+pub(crate) struct HeaderPolicy {
     request_id: HeaderName,
     instance_header: Option<HeaderName>,
     trusted: Vec<IpNet>,
@@ -50,20 +50,20 @@ impl From<&GlobalHeaders> for HeaderPolicy {
 
 impl HeaderPolicy {
     /// The request id header's name, for responses weir writes itself.
-    pub fn request_id_header(&self) -> &HeaderName {
+    pub(crate) fn request_id_header(&self) -> &HeaderName {
         &self.request_id
     }
 
     /// Whether `ip` is in `trusted_proxies`: its forwarded headers (or PROXY protocol header)
     /// are believed.
-    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
     /// Works out the client. Behind trusted proxies, the client is the right-most
     /// `X-Forwarded-For` entry that is not itself a trusted proxy (nginx's
     /// `real_ip_recursive on`).
-    pub fn client(&self, peer: IpAddr, req: &RequestHeader) -> Client {
+    pub(crate) fn client(&self, peer: IpAddr, req: &RequestHeader) -> Client {
         let trusted = self.is_trusted(peer);
         let mut ip = peer;
         if trusted {
@@ -92,7 +92,7 @@ impl HeaderPolicy {
 
     /// The request's id: the client's own when well formed (1 to 128 characters of
     /// letters, digits and `-_.:+/=`), a new UUID otherwise.
-    pub fn request_id(&self, req: &RequestHeader) -> HeaderValue {
+    pub(crate) fn request_id(&self, req: &RequestHeader) -> HeaderValue {
         if let Some(v) = req.headers.get(&self.request_id) {
             let b = v.as_bytes();
             let well_formed = !b.is_empty()
@@ -111,7 +111,7 @@ impl HeaderPolicy {
     /// Stamps the request sent upstream: request id, `X-Forwarded-For` (appended to when the
     /// peer is trusted, replaced otherwise), `X-Forwarded-Proto`, `X-Forwarded-Host` and
     /// `X-Real-IP`.
-    pub fn forward(
+    pub(crate) fn forward(
         &self,
         req: &mut RequestHeader,
         client: &Client,
@@ -156,7 +156,7 @@ impl HeaderPolicy {
     }
 
     /// Stamps the response to the client: the request id and the serving instance.
-    pub fn respond(
+    pub(crate) fn respond(
         &self,
         resp: &mut ResponseHeader,
         request_id: &HeaderValue,
@@ -181,7 +181,7 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
 }
 
 /// Configured `set` / `add` / `remove` edits, for request and response headers alike.
-pub trait EditHeaders {
+pub(crate) trait EditHeaders {
     /// Applies the edits in the order remove, set, add.
     fn apply(&mut self, edits: &HeaderEdits) -> Result<()>;
 }

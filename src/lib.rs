@@ -1,26 +1,29 @@
 //! weir: an edge proxy and load balancer on Pingora, configured from one YAML file.
 //!
-//! The flow of every change: [`config`] (YAML → validated types) → [`runtime`] (compiled,
-//! immutable, swapped whole) → [`proxy`] (the thin `ProxyHttp`) calling into [`routing`],
-//! [`upstream`] and [`headers`]. [`server`] assembles the Pingora services; [`process`] runs
-//! them from start to drained exit, and [`control`] drives a running weir (reload, upgrade).
+//! The crate's one public item is [`cli::main`], the `weir` command; everything else is
+//! crate-private, so the compiler reports what nothing uses. Arrows run one way (see
+//! docs/architecture.md, which a test keeps true): `config` (YAML → validated types) →
+//! `runtime` (compiled, immutable, swapped whole) → `proxy`, `l4` and `admin` (the data
+//! plane, reading snapshots); `control` is the only code that compiles and swaps a new
+//! runtime (reload, admin API edits, DNS discovery); `server` assembles the Pingora services
+//! and `process` runs them from start to drained exit.
 
-pub mod access_log;
-pub mod admin;
+mod access_log;
+mod admin;
 pub mod cli;
-pub mod config;
-pub mod connections;
-pub mod control;
-pub mod demo;
-pub mod headers;
-pub mod l4;
-pub mod listener;
-pub mod metrics;
-pub mod process;
-pub mod procfs;
-pub mod proxy;
-pub mod routing;
-pub mod runtime;
-pub mod server;
-pub mod tls;
-pub mod upstream;
+mod config;
+mod connections;
+mod control;
+mod demo;
+mod headers;
+mod l4;
+mod listener;
+mod metrics;
+mod process;
+mod procfs;
+mod proxy;
+mod routing;
+mod runtime;
+mod server;
+mod tls;
+mod upstream;

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 
 /// The per-request behaviour of one listener, compiled from its configuration.
 #[derive(Debug)]
-pub struct ListenerPolicy {
+pub(crate) struct ListenerPolicy {
     address: SocketAddr,
     /// `http` or `https`.
     pub scheme: &'static str,
@@ -20,11 +20,11 @@ pub struct ListenerPolicy {
 
 /// Every listener's policy, in configuration order.
 #[derive(Debug)]
-pub struct Listeners(Vec<ListenerPolicy>);
+pub(crate) struct Listeners(Vec<ListenerPolicy>);
 
 impl Listeners {
     /// Compiles the listeners of a configuration.
-    pub fn new(listeners: &[Listener]) -> Self {
+    pub(crate) fn new(listeners: &[Listener]) -> Self {
         Self(
             listeners
                 .iter()
@@ -49,7 +49,7 @@ impl Listeners {
 
     /// The listener bound to `local`, the address a connection was accepted on: the one
     /// bound to exactly it, else the one bound to its port on all addresses.
-    pub fn find(&self, local: Option<&SocketAddr>) -> Option<usize> {
+    pub(crate) fn find(&self, local: Option<&SocketAddr>) -> Option<usize> {
         let local = local?;
         self.0.iter().position(|l| l.address == *local).or_else(|| {
             self.0
@@ -59,7 +59,7 @@ impl Listeners {
     }
 
     /// The listener at `index`, as [`Listeners::find`] returned it.
-    pub fn get(&self, index: usize) -> Option<&ListenerPolicy> {
+    pub(crate) fn get(&self, index: usize) -> Option<&ListenerPolicy> {
         self.0.get(index)
     }
 }
@@ -69,7 +69,7 @@ impl ListenerPolicy {
     /// request to HTTPS, unless its path is excepted. 301 for GET and HEAD; 308 for other
     /// methods, so that clients repeat them with their body. A missing or malformed `Host`
     /// is replaced by `local`, the address the connection came in on.
-    pub fn redirect(
+    pub(crate) fn redirect(
         &self,
         method: &Method,
         host: Option<&str>,

@@ -11,7 +11,7 @@ const TCP_LISTEN: &str = "0A";
 const UNIX_ACCEPTING: &str = "00010000";
 
 /// The inodes of the sockets `pid` (a number, or `self`) holds open.
-pub fn socket_inodes(pid: &str) -> HashSet<u64> {
+pub(crate) fn socket_inodes(pid: &str) -> HashSet<u64> {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return HashSet::new();
     };
@@ -28,7 +28,7 @@ pub fn socket_inodes(pid: &str) -> HashSet<u64> {
 }
 
 /// The TCP addresses `pid` listens on.
-pub fn tcp_listening(pid: &str) -> HashSet<SocketAddr> {
+pub(crate) fn tcp_listening(pid: &str) -> HashSet<SocketAddr> {
     let held = socket_inodes(pid);
     ["tcp", "tcp6"]
         .iter()
@@ -49,7 +49,7 @@ pub fn tcp_listening(pid: &str) -> HashSet<SocketAddr> {
 
 /// Whether some process other than this one listens on the Unix socket at `path` (a file
 /// left behind by a process that died listens nowhere).
-pub fn unix_listener_elsewhere(path: &Path) -> bool {
+pub(crate) fn unix_listener_elsewhere(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/net/unix") else {
         return false;
     };
@@ -64,13 +64,13 @@ pub fn unix_listener_elsewhere(path: &Path) -> bool {
 }
 
 /// The pid in a pid file.
-pub fn read_pid(pid_file: &Path) -> Option<i32> {
+pub(crate) fn read_pid(pid_file: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(pid_file).ok()?;
     text.trim().parse().ok().filter(|pid| *pid > 1)
 }
 
 /// Whether process `pid` exists.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 

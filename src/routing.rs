@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 /// A route chosen for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteMatch {
+pub(crate) struct RouteMatch {
     /// Index of the route in the runtime's route list (file order).
     pub route: usize,
     /// How many leading bytes of the path the pattern matched; `strip_prefix` removes them.
@@ -71,7 +71,7 @@ impl PathTable {
 
 /// The compiled route table of one runtime.
 #[derive(Debug, Default)]
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     exact: HashMap<String, PathTable>,
     /// `(".example.com", paths)`, longest suffix first.
     wildcard: Vec<(String, PathTable)>,
@@ -80,7 +80,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Compiles the routes; indices in matches refer to positions in `routes`.
-    pub fn new(routes: &[Route]) -> Self {
+    pub(crate) fn new(routes: &[Route]) -> Self {
         let mut table = Self::default();
         for (i, route) in routes.iter().enumerate() {
             for path in &route.paths {
@@ -117,7 +117,7 @@ impl RouteTable {
     /// The route for a request, or `None` (the proxy answers 404). `host` is the Host
     /// header or URI authority as received: a port and a trailing dot are ignored, and
     /// case does not matter.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<RouteMatch> {
+    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<RouteMatch> {
         if let Some(host) = host.map(normalize_host) {
             let host: &str = &host;
             if let Some(m) = self.exact.get(host).and_then(|t| t.find(path)) {

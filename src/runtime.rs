@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// Why a validated configuration could not be compiled.
 #[derive(Debug, thiserror::Error)]
-pub enum CompileError {
+pub(crate) enum CompileError {
     /// A route or listener names an upstream that does not exist (validation rejects this
     /// first).
     #[error("{user} names upstream `{upstream}`, which does not exist")]
@@ -32,11 +32,11 @@ pub enum CompileError {
 }
 
 /// The runtime shared by every service; `load_full` it once per request.
-pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+pub(crate) type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
 /// A route, resolved to its pool.
 #[derive(Debug)]
-pub struct CompiledRoute {
+pub(crate) struct CompiledRoute {
     /// Its name in the configuration.
     pub name: String,
     /// Index into [`Runtime::pools`].
@@ -53,7 +53,7 @@ pub struct CompiledRoute {
 
 /// A `tcp` or `tls` listener, resolved to its pool.
 #[derive(Debug)]
-pub struct CompiledStream {
+pub(crate) struct CompiledStream {
     /// Its listener's name.
     pub listener: String,
     /// Index into [`Runtime::pools`].
@@ -65,7 +65,7 @@ pub struct CompiledStream {
 }
 
 /// Everything a request needs, compiled from one configuration.
-pub struct Runtime {
+pub(crate) struct Runtime {
     /// The configuration it was compiled from; discovery recompiles it with new addresses.
     pub config: Arc<Config>,
     /// The addresses its targets were built from.
@@ -91,7 +91,7 @@ impl Runtime {
     /// Compiles a validated configuration with its targets' addresses. Targets whose upstream
     /// and address also exist in `previous` keep their live state (in-flight counts, health,
     /// check schedule); new ones slow-start when there is a `previous`.
-    pub fn compile(
+    pub(crate) fn compile(
         config: Arc<Config>,
         previous: Option<&Runtime>,
         resolved: Resolved,
@@ -204,7 +204,7 @@ impl Runtime {
 
     /// Removes the metric series of this runtime that `next` does not count into (routes and
     /// targets a change took away), so that the scrape holds what is served.
-    pub fn retire_series(&self, next: &Runtime) {
+    pub(crate) fn retire_series(&self, next: &Runtime) {
         let kept = next.series();
         for gone in self.series().difference(&kept) {
             gone.remove();

@@ -28,7 +28,7 @@ const DAEMON_READY_TIMEOUT_SECONDS: u64 = 60;
 
 /// Why a server could not be assembled.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     /// Addresses or certificates did not load, or the runtime did not compile.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -58,7 +58,7 @@ pub enum BuildError {
 
 impl BuildError {
     /// Whether the message starts with the `FILE:LINE:COLUMN` of the setting at fault.
-    pub fn is_located(&self) -> bool {
+    pub(crate) fn is_located(&self) -> bool {
         match self {
             Self::Load(e) => e.is_located(),
             Self::Tls(_) => true,
@@ -90,7 +90,7 @@ fn bind<A>(
 
 /// How the process was started, beyond the file.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Start {
+pub(crate) struct Start {
     /// Take the listening sockets over from a running weir (`-u`) instead of binding them.
     pub upgrade: bool,
     /// Run in the background (`-d`), whatever `server.daemon` says.
@@ -102,7 +102,7 @@ pub struct Start {
 /// inherits the sockets; the supervisor of health checks and discovery; the certificate
 /// watcher; the reloader; and the lifecycle that drains and exits. `text` is the YAML that
 /// `config` was parsed from, the base of admin API edits.
-pub fn build(
+pub(crate) fn build(
     config: Config,
     text: &str,
     start: Start,

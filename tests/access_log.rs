@@ -1,7 +1,7 @@
 //! The access log as an operator reads it: JSON lines that carry the request id the client
 //! saw, the combined format, a route kept out, logrotate's SIGUSR1, and the log level.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

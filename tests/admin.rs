@@ -1,7 +1,7 @@
 //! Admin API writes, as an operator steers targets through Kong's: add, drain, enable,
 //! delete, reload; runtime-only unless `admin.persist` writes them back to the file.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! code has (from every `crate::` path in src/, tests left out), and no module uses itself
 //! back through others.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `weir --config FILE --test`: every shipped file is valid, and each file under
 //! conf/invalid/ fails with exactly the `# expect:` lines it carries.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! check, the daemon (`--daemon`: the parent returns once the child has started, with the pid
 //! file written; the daemon logs to the error log), a reload, and a graceful stop.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

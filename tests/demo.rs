@@ -1,7 +1,7 @@
 //! `weir demo`: three instances behind an HTTP and an HTTPS listener (127.0.0.1:8080 and
 //! https://localhost:8443 unless its flags move them, as here), stopped by Ctrl-C (SIGINT).
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! or copy exists, they agree on names and ports, weir accepts its file, and every metric
 //! the dashboard queries is in weir's /metrics.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -4,7 +4,7 @@
 //! accepts, every metric they name is one weir defines, and the README's example
 //! configuration passes `weir --test`.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};

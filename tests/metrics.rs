@@ -1,6 +1,6 @@
 //! The admin listener's /metrics and /status, scraped as Prometheus and an operator would.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! new-connection clients: routing moves, nothing fails, a bad file changes nothing, and
 //! live health state carries over.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

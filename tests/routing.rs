@@ -1,7 +1,7 @@
 //! Routing precedence, strip_prefix and the 404 answer, through the real binary. Each route
 //! has its own upstream with one instance, so the instance header names the route taken.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! in-flight requests finish up to `graceful_shutdown_timeout` and exits 0 as soon as they
 //! are done; SIGINT exits at once.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

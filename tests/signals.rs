@@ -1,7 +1,7 @@
 //! The signals weir documents, sent as logrotate and init systems send them: blindly,
 //! whatever the configuration holds. None of them may end weir unless it means to stop.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

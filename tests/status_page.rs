@@ -3,7 +3,7 @@
 //! instance as unhealthy within seconds, and drains one with the token typed in. A screenshot
 //! is left in target/test-artifacts/status-page.png.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

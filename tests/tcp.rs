@@ -2,7 +2,7 @@
 //! benchmark tools, and in front of small test servers for half-close, the PROXY protocol and
 //! the connection limit.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

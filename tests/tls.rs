@@ -2,7 +2,7 @@
 //! certificate hot reload under load, and TLS to upstream instances. Clients are curl,
 //! openssl s_client and reqwest; certificates come from certs/make-dev-certs at test time.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

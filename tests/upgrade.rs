@@ -2,7 +2,7 @@
 //! clients: the new process takes the listeners over without a failed request or a refused
 //! connection, a long request finishes on the old one, and a failed upgrade changes nothing.
 
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 

@@ -31,7 +31,7 @@ const STATUS_PAGE: &str = include_str!("page.html");
 const MAX_BODY: usize = 64 * 1024;
 
 /// Answers the admin endpoints from the running configuration.
-pub struct AdminApi {
+pub(crate) struct AdminApi {
     live: Arc<LiveConfig>,
     registry: Registry,
     token: Option<String>,
@@ -49,7 +49,7 @@ struct Request {
 
 impl AdminApi {
     /// The admin API of `settings`, serving `live`.
-    pub fn new(settings: &Admin, live: Arc<LiveConfig>) -> Self {
+    pub(crate) fn new(settings: &Admin, live: Arc<LiveConfig>) -> Self {
         Self {
             registry: metrics::registry(Box::new(live.runtime().clone())),
             live,

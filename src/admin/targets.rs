@@ -7,7 +7,7 @@ use serde_yaml::{Mapping, Value};
 
 /// The body of `POST /upstreams/{name}/targets`: a target as the file writes one, decoded
 /// by the file's own schema, so the API accepts exactly the keys the file does.
-pub type NewTarget = crate::config::RawTarget;
+pub(super) type NewTarget = crate::config::RawTarget;
 
 /// The `targets` list of upstream `upstream`.
 fn targets<'a>(document: &'a mut Value, upstream: &str) -> Result<&'a mut Vec<Value>, EditError> {
@@ -49,7 +49,11 @@ fn no_target(upstream: &str, address: &str) -> EditError {
 }
 
 /// Appends `target` to `upstream`.
-pub fn add(document: &mut Value, upstream: &str, target: &NewTarget) -> Result<bool, EditError> {
+pub(super) fn add(
+    document: &mut Value,
+    upstream: &str,
+    target: &NewTarget,
+) -> Result<bool, EditError> {
     let list = targets(document, upstream)?;
     for taken in std::iter::once(&target.address).chain(&target.name) {
         if find(list, taken).is_some() {
@@ -66,7 +70,11 @@ pub fn add(document: &mut Value, upstream: &str, target: &NewTarget) -> Result<b
 }
 
 /// Removes the target `address` from `upstream`; not the last one.
-pub fn remove(document: &mut Value, upstream: &str, address: &str) -> Result<bool, EditError> {
+pub(super) fn remove(
+    document: &mut Value,
+    upstream: &str,
+    address: &str,
+) -> Result<bool, EditError> {
     let list = targets(document, upstream)?;
     let index = find(list, address).ok_or_else(|| no_target(upstream, address))?;
     if list.len() == 1 {
@@ -82,7 +90,7 @@ pub fn remove(document: &mut Value, upstream: &str, address: &str) -> Result<boo
 
 /// Drains the target `address` of `upstream` (no new requests), or enables it again;
 /// whether that changed anything.
-pub fn set_drain(
+pub(super) fn set_drain(
     document: &mut Value,
     upstream: &str,
     address: &str,
@@ -115,13 +123,9 @@ mod tests {
     #[test]
     fn edits_find_targets_by_address_or_name() {
         let mut doc = document();
-        let new = NewTarget {
-            address: "127.0.0.1:2".into(),
-            weight: Some(crate::config::RawWeight(3)),
-            name: None,
-            backup: false,
-            drain: false,
-        };
+        // As the API reads a body: through the file's own schema.
+        let new: NewTarget =
+            serde_json::from_str(r#"{"address": "127.0.0.1:2", "weight": 3}"#).unwrap();
         assert!(add(&mut doc, "api", &new).unwrap());
         assert!(matches!(
             add(&mut doc, "api", &new),

@@ -19,7 +19,7 @@ const SECRET_HEADERS: [&str; 4] = [
 ];
 
 /// `GET /status`: the process and, per upstream, how many instances are available.
-pub fn status(runtime: &Runtime, uptime: Duration) -> Value {
+pub(super) fn status(runtime: &Runtime, uptime: Duration) -> Value {
     let now = now_ms();
     let upstreams: Vec<Value> = runtime
         .pools
@@ -49,7 +49,7 @@ pub fn status(runtime: &Runtime, uptime: Duration) -> Value {
 }
 
 /// `GET /upstreams`: every upstream, as Kong lists them.
-pub fn upstreams(runtime: &Runtime) -> Value {
+pub(super) fn upstreams(runtime: &Runtime) -> Value {
     let data: Vec<Value> = runtime
         .pools
         .iter()
@@ -60,7 +60,7 @@ pub fn upstreams(runtime: &Runtime) -> Value {
 
 /// `GET /upstreams/{name}` (its instances) or, with `health`, `…/health` (with their live
 /// state); `None` when there is no such upstream.
-pub fn upstream(runtime: &Runtime, name: &str, health: bool) -> Option<Value> {
+pub(super) fn upstream(runtime: &Runtime, name: &str, health: bool) -> Option<Value> {
     let index = runtime.pools.iter().position(|p| p.name == name)?;
     let pool = &runtime.pools[index];
     let routes: Vec<_> = runtime.routes.iter().filter(|r| r.pool == index).collect();
@@ -133,7 +133,7 @@ fn target(t: &Target) -> Value {
 
 /// `GET /config`: the YAML document of the running configuration as JSON, `${VAR}`
 /// references as written, secrets replaced.
-pub fn config(document: &serde_yaml::Value) -> Value {
+pub(super) fn config(document: &serde_yaml::Value) -> Value {
     let mut value = serde_json::to_value(document).unwrap_or(Value::Null);
     redact(&mut value, false);
     value

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// One problem in a configuration file, located at the key or value it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The file the problem is in.
     pub file: PathBuf,
     /// 1-based line.
@@ -36,11 +36,11 @@ impl fmt::Display for ConfigError {
 /// Every problem found in one configuration file, in file order. Loading reports all of
 /// them at once rather than stopping at the first, so one edit round fixes the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub(crate) struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
     /// A single error for a file that could not be read at all.
-    pub fn unreadable(file: &Path, err: &std::io::Error) -> Self {
+    pub(crate) fn unreadable(file: &Path, err: &std::io::Error) -> Self {
         Self(vec![ConfigError {
             file: file.to_path_buf(),
             line: 1,

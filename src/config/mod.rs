@@ -13,10 +13,10 @@ mod source;
 mod target_addr;
 mod validate;
 
-pub use error::{ConfigError, ConfigErrors};
-pub use schema::{LogFormat, LogLevel, ProxyVersion, RawTarget, RawWeight};
-pub use source::Locations;
-pub use target_addr::{NotHostPort, TargetAddr, TargetHost};
+pub(crate) use error::ConfigErrors;
+pub(crate) use schema::{LogFormat, LogLevel, ProxyVersion, RawTarget};
+pub(crate) use source::Locations;
+pub(crate) use target_addr::{TargetAddr, TargetHost};
 
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -28,65 +28,65 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Highest accepted target weight; keeps the smooth round-robin schedule small.
-pub const MAX_WEIGHT: u32 = 1000;
+pub(crate) const MAX_WEIGHT: u32 = 1000;
 /// Weight of a target that does not give one.
-pub const DEFAULT_WEIGHT: u32 = 1;
+pub(crate) const DEFAULT_WEIGHT: u32 = 1;
 /// Upstream TCP connect timeout when `timeouts.connect` is not set.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Upstream read timeout when `timeouts.read` is not set (nginx's `proxy_read_timeout`).
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upstream write timeout when `timeouts.write` is not set.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an idle pooled upstream connection is kept when `timeouts.idle` is not set.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long in-flight requests may finish on shutdown when not configured.
-pub const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts on other instances after a connect failure or early reset, when not configured.
-pub const DEFAULT_RETRIES: u32 = 2;
+pub(crate) const DEFAULT_RETRIES: u32 = 2;
 /// Time between active checks of one instance when `health_check.interval` is not set.
-pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 /// Time one active check may take when `health_check.timeout` is not set.
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Passing checks that bring an unhealthy instance back, when not configured.
-pub const DEFAULT_HEALTHY_SUCCESSES: u32 = 2;
+pub(crate) const DEFAULT_HEALTHY_SUCCESSES: u32 = 2;
 /// Failing checks that take a healthy instance out, when not configured.
-pub const DEFAULT_UNHEALTHY_FAILURES: u32 = 3;
+pub(crate) const DEFAULT_UNHEALTHY_FAILURES: u32 = 3;
 /// Consecutive failed requests that eject an instance (nginx's `max_fails` default).
-pub const DEFAULT_MAX_FAILS: u32 = 1;
+pub(crate) const DEFAULT_MAX_FAILS: u32 = 1;
 /// Window for counting failures and first ejection time (nginx's `fail_timeout` default).
-pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cap of the doubling ejection time when `passive.max_ejection_time` is not set.
-pub const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
 /// Share of a pool that passive checks may eject at once, when not configured.
-pub const DEFAULT_MAX_EJECTION_PERCENT: u8 = 50;
+pub(crate) const DEFAULT_MAX_EJECTION_PERCENT: u8 = 50;
 /// Time between DNS resolutions of a discovered upstream when `resolve_every` is not set.
-pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
 /// HSTS `max-age` when `hsts.max_age` is not set: one year.
-pub const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+pub(crate) const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long a TCP connection may carry no traffic either way (nginx's `proxy_timeout`).
-pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a connection queued by `on_limit: queue` waits for a free slot.
-pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lines the access log holds for its writer when `access_log.queue` is not set: about
 /// 5 MiB of JSON lines, a second of a busy instance's traffic.
-pub const DEFAULT_ACCESS_LOG_QUEUE: usize = 16 * 1024;
+pub(crate) const DEFAULT_ACCESS_LOG_QUEUE: usize = 16 * 1024;
 /// Port of the HTTPS URL `redirect_https` sends to when no `https` listener is configured.
-pub const DEFAULT_HTTPS_PORT: u16 = 443;
+pub(crate) const DEFAULT_HTTPS_PORT: u16 = 443;
 /// Port of the admin listener when `admin.address` is not set (on 127.0.0.1).
-pub const DEFAULT_ADMIN_PORT: u16 = 9901;
+pub(crate) const DEFAULT_ADMIN_PORT: u16 = 9901;
 /// Pid file when `server.pid_file` is not set.
-pub const DEFAULT_PID_FILE: &str = "/tmp/weir.pid";
+pub(crate) const DEFAULT_PID_FILE: &str = "/tmp/weir.pid";
 /// Socket the listeners are handed over on in a binary upgrade, when `server.upgrade_sock` is
 /// not set.
-pub const DEFAULT_UPGRADE_SOCK: &str = "/tmp/weir-upgrade.sock";
+pub(crate) const DEFAULT_UPGRADE_SOCK: &str = "/tmp/weir-upgrade.sock";
 /// Request id header name when `headers.request_id` is not set.
-pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// Serving-instance response header name when `headers.instance_header` is not set.
-pub const DEFAULT_INSTANCE_HEADER: &str = "x-upstream-instance";
+pub(crate) const DEFAULT_INSTANCE_HEADER: &str = "x-upstream-instance";
 
 /// A validated configuration. Built only by [`load`] or [`parse`]; every field is a real type.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// The file it came from, for messages.
     pub path: PathBuf,
     /// Process settings.
@@ -105,28 +105,21 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// The access log, if configured.
     pub access_log: Option<AccessLog>,
-    /// Where each setting is written in the file, for problems found after loading.
-    pub locations: Arc<Locations>,
 }
 
 /// A setting of the file, by its YAML path (`listeners[0].tls.certificates[1]`). It prints
 /// as `FILE:LINE:COLUMN: path`, the position looked up in the file's [`Locations`], so that
 /// a problem found after loading (a certificate that does not load) points at the setting.
 #[derive(Clone)]
-pub struct Setting {
+pub(crate) struct Setting {
     path: String,
     locations: Arc<Locations>,
 }
 
 impl Setting {
     /// The setting at `path` of the file located by `locations`.
-    pub fn new(path: String, locations: Arc<Locations>) -> Self {
+    pub(crate) fn new(path: String, locations: Arc<Locations>) -> Self {
         Self { path, locations }
-    }
-
-    /// The YAML path.
-    pub fn path(&self) -> &str {
-        &self.path
     }
 }
 
@@ -157,7 +150,7 @@ impl Eq for Setting {}
 
 /// `access_log:`: one line per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessLog {
+pub(crate) struct AccessLog {
     /// Line format.
     pub format: LogFormat,
     /// A file (reopened on SIGUSR1), or `None` for stdout.
@@ -169,7 +162,7 @@ pub struct AccessLog {
 
 /// `admin:`: where the admin API, the status page and /metrics are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admin {
+pub(crate) struct Admin {
     /// Bound address; loopback by default.
     pub address: SocketAddr,
     /// Bearer token required for writes, and for every request off loopback.
@@ -181,7 +174,7 @@ pub struct Admin {
 
 /// `server:` settings that map onto the process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Server {
+pub(crate) struct Server {
     /// Worker threads of the proxy service; defaults to the number of CPUs.
     pub threads: usize,
     /// Where the pid is written, so that `weir reload` finds the running process.
@@ -209,7 +202,7 @@ pub struct Server {
 
 /// What a listener speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// Plain HTTP, optionally answering every request with a redirect to HTTPS.
     Http {
         /// `redirect_https: true`.
@@ -223,7 +216,7 @@ pub enum Protocol {
 
 impl Protocol {
     /// The TLS settings of a listener that terminates TLS.
-    pub fn tls(&self) -> Option<&ListenerTls> {
+    pub(crate) fn tls(&self) -> Option<&ListenerTls> {
         match self {
             Self::Https(tls) => Some(tls),
             Self::Tcp(stream) => stream.tls.as_ref(),
@@ -232,14 +225,14 @@ impl Protocol {
     }
 
     /// Whether the listener speaks HTTP (served by the proxy), rather than forwarding TCP.
-    pub fn is_http(&self) -> bool {
+    pub(crate) fn is_http(&self) -> bool {
         !matches!(self, Self::Tcp(_))
     }
 }
 
 /// What a `tcp` or `tls` listener does with its connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamSettings {
+pub(crate) struct StreamSettings {
     /// TLS terminated here (`protocol: tls`).
     pub tls: Option<ListenerTls>,
     /// The upstream its connections go to.
@@ -260,7 +253,7 @@ pub struct StreamSettings {
 
 /// One listening socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// Unique name.
     pub name: String,
     /// Bound address.
@@ -271,7 +264,7 @@ pub struct Listener {
 
 /// `redirect_https:` of a plain listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redirect {
+pub(crate) struct Redirect {
     /// Port of the `https://` URL: the first https listener's, or 443.
     pub port: u16,
     /// Path prefixes served normally instead.
@@ -280,7 +273,7 @@ pub struct Redirect {
 
 /// Lowest TLS version a listener accepts. Older versions are not offered at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     /// TLS 1.2 and 1.3.
     Tls12,
     /// TLS 1.3 only.
@@ -289,7 +282,7 @@ pub enum TlsVersion {
 
 /// TLS settings of an `https` listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenerTls {
+pub(crate) struct ListenerTls {
     /// At least one; SNI picks among them.
     pub certificates: Vec<CertFiles>,
     /// Index into `certificates` of the one served without SNI or for an unknown name.
@@ -304,7 +297,7 @@ pub struct ListenerTls {
 
 /// One certificate of a listener, as files; `tls` loads them (at start and on every reload).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertFiles {
+pub(crate) struct CertFiles {
     /// PEM certificate followed by its chain, relative paths resolved against the config file.
     pub cert: PathBuf,
     /// PEM private key.
@@ -318,7 +311,7 @@ pub struct CertFiles {
 
 /// `tls:` of an upstream: how weir connects to its instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamTls {
+pub(crate) struct UpstreamTls {
     /// Server name sent and verified; `None` sends a host-name target's own name.
     pub sni: Option<String>,
     /// Verify the chain and the name.
@@ -329,7 +322,7 @@ pub struct UpstreamTls {
 
 /// `tls.ca` of an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaBundle {
+pub(crate) struct CaBundle {
     /// PEM file of the CAs, relative paths resolved against the config file.
     pub file: PathBuf,
     /// `upstreams.NAME.tls.ca`, for a bundle that fails to load.
@@ -338,7 +331,7 @@ pub struct CaBundle {
 
 /// A host a route accepts. A route with no host patterns accepts any host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum HostPattern {
+pub(crate) enum HostPattern {
     /// `api.example.com` (lowercase, no port).
     Exact(String),
     /// `*.example.com`, stored as the suffix `.example.com`.
@@ -347,7 +340,7 @@ pub enum HostPattern {
 
 /// A path a route accepts.
 #[derive(Debug, Clone)]
-pub enum PathPattern {
+pub(crate) enum PathPattern {
     /// `/api/users`: the path starts with it.
     Prefix(String),
     /// `exact:/health`: the path is exactly it.
@@ -358,7 +351,7 @@ pub enum PathPattern {
 
 /// One route.
 #[derive(Debug, Clone)]
-pub struct Route {
+pub(crate) struct Route {
     /// Unique name.
     pub name: String,
     /// Accepted hosts; empty means any.
@@ -377,7 +370,7 @@ pub struct Route {
 
 /// Header changes for one direction, applied in the order remove → set → add.
 #[derive(Debug, Clone, Default)]
-pub struct HeaderEdits {
+pub(crate) struct HeaderEdits {
     /// Headers replaced or created.
     pub set: Vec<(HeaderName, HeaderValue)>,
     /// Values appended.
@@ -388,7 +381,7 @@ pub struct HeaderEdits {
 
 /// Header changes for requests and responses.
 #[derive(Debug, Clone, Default)]
-pub struct HeaderRules {
+pub(crate) struct HeaderRules {
     /// On the request sent upstream.
     pub request: HeaderEdits,
     /// On the response sent to the client.
@@ -397,7 +390,7 @@ pub struct HeaderRules {
 
 /// How targets are chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Balance {
+pub(crate) enum Balance {
     /// Smooth weighted round robin (`round_robin` and `weighted_round_robin`).
     RoundRobin,
     /// Weighted random.
@@ -416,7 +409,7 @@ pub enum Balance {
 
 /// One instance of an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub(crate) struct Target {
     /// `host:port`, printed as written; resolved when the runtime is built.
     pub address: TargetAddr,
     /// Shown in the instance header; the address unless named.
@@ -431,7 +424,7 @@ pub struct Target {
 
 /// Per-upstream timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
+pub(crate) struct Timeouts {
     /// TCP connect.
     pub connect: Duration,
     /// Each read from the upstream.
@@ -444,7 +437,7 @@ pub struct Timeouts {
 
 /// One upstream: a named pool of targets.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// Unique name, referenced by routes.
     pub name: String,
     /// Selection algorithm.
@@ -475,7 +468,7 @@ pub struct Upstream {
 
 /// What an active check does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckKind {
+pub(crate) enum CheckKind {
     /// Connects and closes.
     Tcp,
     /// Sends a GET and checks the status.
@@ -493,7 +486,7 @@ pub enum CheckKind {
 
 /// `health_check:` of an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheck {
+pub(crate) struct HealthCheck {
     /// The probe.
     pub kind: CheckKind,
     /// Time between checks of one instance.
@@ -510,7 +503,7 @@ pub struct HealthCheck {
 
 /// `passive:` of an upstream: ejection of instances whose requests fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Passive {
+pub(crate) struct Passive {
     /// Consecutive failures within `fail_timeout` that eject; 0 turns ejection off.
     pub max_fails: u32,
     /// Counting window and first ejection time; doubled on each repeat.
@@ -525,7 +518,7 @@ pub struct Passive {
 
 /// Global header injection.
 #[derive(Debug, Clone)]
-pub struct GlobalHeaders {
+pub(crate) struct GlobalHeaders {
     /// The request id header.
     pub request_id: HeaderName,
     /// The serving-instance response header, or `None` when turned off.
@@ -535,17 +528,17 @@ pub struct GlobalHeaders {
 }
 
 /// Reads and validates a configuration file.
-pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
     parse(path, &read(path)?)
 }
 
 /// The text of a configuration file.
-pub fn read(path: &Path) -> Result<String, ConfigErrors> {
+pub(crate) fn read(path: &Path) -> Result<String, ConfigErrors> {
     std::fs::read_to_string(path).map_err(|e| ConfigErrors::unreadable(path, &e))
 }
 
 /// Validates configuration text; `path` is used in error locations.
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
     let (value, mut report) = source::parse(path, text)?;
     let raw = validate::decode(value, &mut report);
     let config = validate::validate(path, raw, &mut report);

@@ -7,7 +7,7 @@ use super::source::{Locations, Pos};
 use std::sync::Arc;
 
 /// Collects every error of one file, each located by its YAML path.
-pub struct Report {
+pub(super) struct Report {
     locations: Arc<Locations>,
     errors: Vec<ConfigError>,
     /// Paths whose value could not be decoded and was set aside (removed or replaced by a
@@ -18,7 +18,7 @@ pub struct Report {
 
 impl Report {
     /// An empty report for the file whose positions are `locations`.
-    pub fn new(locations: Arc<Locations>) -> Self {
+    pub(super) fn new(locations: Arc<Locations>) -> Self {
         Self {
             locations,
             errors: Vec::new(),
@@ -27,29 +27,29 @@ impl Report {
     }
 
     /// The positions of the file, which the model keeps to locate settings later.
-    pub fn locations(&self) -> &Arc<Locations> {
+    pub(super) fn locations(&self) -> &Arc<Locations> {
         &self.locations
     }
 
     /// Records a problem with the value at `path` (or its nearest located ancestor).
-    pub fn value(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn value(&mut self, path: &str, message: impl Into<String>) {
         let pos = self.locations.position(path, false);
         self.push(pos, path, message.into());
     }
 
     /// Records a problem with the key that names `path`, such as an unknown key.
-    pub fn key(&mut self, path: &str, message: impl Into<String>) {
+    pub(super) fn key(&mut self, path: &str, message: impl Into<String>) {
         let pos = self.locations.position(path, true);
         self.push(pos, path, message.into());
     }
 
     /// Marks `path` as set aside after its decoding error was recorded.
-    pub fn set_aside(&mut self, path: String) {
+    pub(super) fn set_aside(&mut self, path: String) {
         self.set_aside.push(path);
     }
 
     /// All recorded errors in file order, or `Ok` when there were none.
-    pub fn finish(mut self) -> Result<(), ConfigErrors> {
+    pub(super) fn finish(mut self) -> Result<(), ConfigErrors> {
         if self.errors.is_empty() {
             return Ok(());
         }
@@ -108,7 +108,7 @@ fn is_below(rest: &str) -> bool {
 }
 
 /// The path of the node that holds `path`: `a.b[2]` → `a.b` → `a` → ``.
-pub fn parent(path: &str) -> Option<&str> {
+pub(super) fn parent(path: &str) -> Option<&str> {
     if path.is_empty() {
         return None;
     }
@@ -117,7 +117,7 @@ pub fn parent(path: &str) -> Option<&str> {
 }
 
 /// Joins a mapping key onto a path.
-pub fn join_key(path: &str, key: &str) -> String {
+pub(super) fn join_key(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_string()
     } else {
@@ -127,7 +127,7 @@ pub fn join_key(path: &str, key: &str) -> String {
 
 /// The name a mapping key has in paths: its text for a scalar written plainly (`8080`,
 /// `true`), as the span table reads it; `?` for a key that is a list or a mapping.
-pub fn key_name(key: &serde_yaml::Value) -> String {
+pub(super) fn key_name(key: &serde_yaml::Value) -> String {
     match key {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Number(n) => n.to_string(),
@@ -137,7 +137,7 @@ pub fn key_name(key: &serde_yaml::Value) -> String {
 }
 
 /// Joins a sequence index onto a path.
-pub fn join_index(path: &str, index: usize) -> String {
+pub(super) fn join_index(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
 

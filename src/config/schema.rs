@@ -10,7 +10,7 @@ use std::fmt;
 
 /// The whole file, decoded one section at a time (see `validate::decode`).
 #[derive(Debug, Default)]
-pub struct RawConfig {
+pub(super) struct RawConfig {
     /// Process settings.
     pub server: RawServer,
     /// Addresses weir accepts connections on; `None` when the section is missing. An entry
@@ -36,7 +36,7 @@ pub struct RawConfig {
 /// `access_log:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAccessLog {
+pub(super) struct RawAccessLog {
     /// `json` (default) or `combined`.
     #[serde(default)]
     pub format: LogFormat,
@@ -49,7 +49,7 @@ pub struct RawAccessLog {
 /// `admin:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAdmin {
+pub(super) struct RawAdmin {
     /// `ip:port` of the admin API, status page and /metrics.
     pub address: Option<String>,
     /// Bearer token for writes (and for every request off loopback).
@@ -62,7 +62,7 @@ pub struct RawAdmin {
 /// `server:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(super) struct RawServer {
     /// Worker threads per listening service.
     pub threads: Option<usize>,
     /// Where the pid is written.
@@ -90,7 +90,7 @@ pub struct RawServer {
 /// `access_log.format`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// One JSON object per line.
     #[default]
     Json,
@@ -101,7 +101,7 @@ pub enum LogFormat {
 /// `server.log_level`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     /// Errors only.
     Error,
     /// And warnings.
@@ -118,7 +118,7 @@ pub enum LogLevel {
 /// `protocol:` of a listener, read before the rest of its keys, which it picks.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum RawProtocol {
+pub(super) enum RawProtocol {
     /// Plain HTTP/1.1 (and h2c prior knowledge).
     #[default]
     Http,
@@ -132,10 +132,10 @@ pub enum RawProtocol {
 
 impl RawProtocol {
     /// Every protocol, in the order messages list them.
-    pub const ALL: [Self; 4] = [Self::Http, Self::Https, Self::Tcp, Self::Tls];
+    pub(super) const ALL: [Self; 4] = [Self::Http, Self::Https, Self::Tcp, Self::Tls];
 
     /// The name written in the file.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Self::Http => "http",
             Self::Https => "https",
@@ -148,7 +148,7 @@ impl RawProtocol {
 /// What a TCP listener does with a connection beyond `max_connections`.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum RawOnLimit {
+pub(super) enum RawOnLimit {
     /// Close it at once.
     #[default]
     Refuse,
@@ -159,7 +159,7 @@ pub enum RawOnLimit {
 /// PROXY protocol version sent to the instances.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum ProxyVersion {
+pub(crate) enum ProxyVersion {
     /// The text header.
     V1,
     /// The binary header.
@@ -168,7 +168,7 @@ pub enum ProxyVersion {
 
 /// One entry of `listeners:`: its name and address, and what it speaks.
 #[derive(Debug)]
-pub struct RawListener {
+pub(super) struct RawListener {
     /// Unique name, used in logs.
     pub name: String,
     /// `ip:port` to bind.
@@ -180,7 +180,7 @@ pub struct RawListener {
 /// The keys every listener has, whatever its protocol.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawListenerId {
+pub(super) struct RawListenerId {
     /// Unique name, used in logs.
     pub name: String,
     /// `ip:port` to bind.
@@ -192,7 +192,7 @@ pub struct RawListenerId {
 /// Decoding reads `protocol` and hands the other keys to the variant it names.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawListenerKind {
+pub(super) enum RawListenerKind {
     /// `protocol: http`.
     Http(RawHttpListener),
     /// `protocol: https`.
@@ -213,7 +213,7 @@ pub enum RawListenerKind {
 /// The keys of an `http` listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHttpListener {
+pub(super) struct RawHttpListener {
     /// Answer every request with a redirect to `https`.
     #[serde(default)]
     pub redirect_https: bool,
@@ -225,7 +225,7 @@ pub struct RawHttpListener {
 /// The keys of an `https` listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHttpsListener {
+pub(super) struct RawHttpsListener {
     /// Certificates and versions.
     pub tls: Option<RawListenerTls>,
     /// Offer HTTP/2 through ALPN (on by default).
@@ -237,7 +237,7 @@ pub struct RawHttpsListener {
 /// The keys of a `tcp` listener (and, with `tls`, of a `tls` one).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStreamListener {
+pub(super) struct RawStreamListener {
     /// The upstream its connections are forwarded to.
     pub upstream: Option<String>,
     /// Connections served at once.
@@ -258,7 +258,7 @@ pub struct RawStreamListener {
 /// `tls:` of a listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawListenerTls {
+pub(super) struct RawListenerTls {
     /// Certificate and key pairs, picked by SNI.
     #[serde(default)]
     pub certificates: Vec<RawCertificate>,
@@ -269,7 +269,7 @@ pub struct RawListenerTls {
 /// One entry of `tls.certificates:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCertificate {
+pub(super) struct RawCertificate {
     /// PEM file: the certificate, then its chain.
     pub cert: String,
     /// PEM file: the private key.
@@ -285,7 +285,7 @@ pub struct RawCertificate {
 /// `hsts:` of an `https` listener.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHsts {
+pub(super) struct RawHsts {
     /// How long browsers remember to use HTTPS; one year when omitted.
     pub max_age: Option<RawDuration>,
     /// Adds `includeSubDomains`.
@@ -299,7 +299,7 @@ pub struct RawHsts {
 /// One entry of `routes:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(super) struct RawRoute {
     /// Unique name, used in logs and (later) metrics labels.
     pub name: String,
     /// Host patterns; omitted or empty means any host.
@@ -323,7 +323,7 @@ pub struct RawRoute {
 /// `set` / `add` / `remove` for one direction.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHeaderEdits {
+pub(super) struct RawHeaderEdits {
     /// Replace (or create) a header.
     #[serde(default)]
     pub set: BTreeMap<String, String>,
@@ -338,7 +338,7 @@ pub struct RawHeaderEdits {
 /// `headers:` of a route or upstream.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHeaderRules {
+pub(super) struct RawHeaderRules {
     /// Applied to the request sent upstream.
     #[serde(default)]
     pub request: RawHeaderEdits,
@@ -350,7 +350,7 @@ pub struct RawHeaderRules {
 /// One entry of `upstreams:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpstream {
+pub(super) struct RawUpstream {
     /// How a target is picked for each request.
     #[serde(default)]
     pub balance: RawBalance,
@@ -387,7 +387,7 @@ pub struct RawUpstream {
 /// `tls:` of an upstream.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawUpstreamTls {
+pub(super) struct RawUpstreamTls {
     /// Server name sent and verified; a host-name target's own name when omitted.
     pub sni: Option<String>,
     /// Verify the instances' certificates (on by default).
@@ -399,7 +399,7 @@ pub struct RawUpstreamTls {
 /// `discovery:`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawDiscovery {
+pub(super) enum RawDiscovery {
     /// A and AAAA records, re-resolved every `resolve_every`.
     Dns,
 }
@@ -407,7 +407,7 @@ pub enum RawDiscovery {
 /// `health_check.type`.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawCheckType {
+pub(super) enum RawCheckType {
     /// GET a path, check the status.
     #[default]
     Http,
@@ -418,7 +418,7 @@ pub enum RawCheckType {
 /// `health_check.initially`.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawInitially {
+pub(super) enum RawInitially {
     /// Serve traffic before the first checks.
     #[default]
     Healthy,
@@ -429,7 +429,7 @@ pub enum RawInitially {
 /// `health_check:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHealthCheck {
+pub(super) struct RawHealthCheck {
     /// `http` (default) or `tcp`.
     #[serde(default, rename = "type")]
     pub kind: RawCheckType,
@@ -458,7 +458,7 @@ pub struct RawHealthCheck {
 /// `passive:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPassive {
+pub(super) struct RawPassive {
     /// Consecutive failures that eject; 0 turns ejection off.
     pub max_fails: Option<u32>,
     /// Counting window and first ejection time.
@@ -475,7 +475,7 @@ pub struct RawPassive {
 /// `balance:`: a name (`least_conn`), or `{ hash: { header: X-User } }` /
 /// `{ hash: { cookie: sid } }`.
 #[derive(Debug)]
-pub enum RawBalance {
+pub(super) enum RawBalance {
     /// A named algorithm that needs no parameters.
     Named(BalanceName),
     /// Consistent hashing on a request header or cookie.
@@ -491,7 +491,7 @@ impl Default for RawBalance {
 /// The algorithms written as a bare name.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum BalanceName {
+pub(super) enum BalanceName {
     /// Smooth weighted round robin; plain rotation when weights are equal.
     RoundRobin,
     /// Same algorithm as `round_robin`, named for those who expect weights to need it.
@@ -509,7 +509,7 @@ pub enum BalanceName {
 /// What `balance: { hash: … }` hashes on: `{ header: X-User }` or `{ cookie: sid }`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawHashOn {
+pub(super) enum RawHashOn {
     /// A request header, e.g. `X-User`.
     Header(String),
     /// A cookie, e.g. `sid`.
@@ -551,7 +551,7 @@ impl<'de> Deserialize<'de> for RawBalance {
 /// which writes it into the file as given (only the keys that were set).
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTarget {
+pub(crate) struct RawTarget {
     /// `host:port`.
     pub address: String,
     /// Relative share of traffic; 0 means no new traffic.
@@ -576,7 +576,7 @@ fn is_false(flag: &bool) -> bool {
 /// `timeouts:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTimeouts {
+pub(super) struct RawTimeouts {
     /// TCP connect.
     pub connect: Option<RawDuration>,
     /// Waiting for each read from the upstream.
@@ -590,7 +590,7 @@ pub struct RawTimeouts {
 /// Top-level `headers:`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawGlobalHeaders {
+pub(super) struct RawGlobalHeaders {
     /// Name of the request id header.
     pub request_id: Option<String>,
     /// Name of the response header naming the serving instance; empty turns it off.
@@ -604,7 +604,7 @@ pub struct RawGlobalHeaders {
 /// as text too, so `interval: 10` is reported as a duration without a unit rather than as
 /// a number where text was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawDuration(String);
+pub(super) struct RawDuration(String);
 
 impl std::ops::Deref for RawDuration {
     type Target = str;
@@ -649,7 +649,7 @@ impl<'de> Deserialize<'de> for RawDuration {
 /// "expected a whole number from 0 to 1000".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
-pub struct RawWeight(pub u32);
+pub(crate) struct RawWeight(pub u32);
 
 impl<'de> Deserialize<'de> for RawWeight {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 /// port. It prints as written, so metric labels, admin API names and log lines show the
 /// text the operator wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TargetAddr {
+pub(crate) struct TargetAddr {
     written: String,
     host: TargetHost,
     port: u16,
@@ -18,7 +18,7 @@ pub struct TargetAddr {
 
 /// The host part of a [`TargetAddr`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TargetHost {
+pub(crate) enum TargetHost {
     /// A literal address, used as is.
     Ip(IpAddr),
     /// A DNS name, resolved when the runtime is built (and again with `discovery: dns`).
@@ -28,11 +28,11 @@ pub enum TargetHost {
 /// Why a text is not a target address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not host:port, e.g. 127.0.0.1:9001 or api.internal:8080")]
-pub struct NotHostPort(String);
+pub(crate) struct NotHostPort(String);
 
 impl TargetAddr {
     /// The literal socket address of an IP-address target; `None` for a host name.
-    pub fn socket_addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn socket_addr(&self) -> Option<SocketAddr> {
         match self.host {
             TargetHost::Ip(ip) => Some(SocketAddr::new(ip, self.port)),
             TargetHost::Name(_) => None,
@@ -41,7 +41,7 @@ impl TargetAddr {
 
     /// The host name of a name target (what TLS sends as the server name); `None` for an
     /// IP address.
-    pub fn host_name(&self) -> Option<&str> {
+    pub(crate) fn host_name(&self) -> Option<&str> {
         match &self.host {
             TargetHost::Name(name) => Some(name),
             TargetHost::Ip(_) => None,
@@ -49,18 +49,13 @@ impl TargetAddr {
     }
 
     /// The host part.
-    pub fn host(&self) -> &TargetHost {
+    pub(crate) fn host(&self) -> &TargetHost {
         &self.host
     }
 
     /// The port.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
-    }
-
-    /// The text as written.
-    pub fn as_str(&self) -> &str {
-        &self.written
     }
 }
 

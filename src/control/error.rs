@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 /// Why a change of the configuration was not applied.
 #[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
+pub(crate) enum ChangeError {
     /// The file cannot be read or is invalid: every error, located.
     #[error(transparent)]
     Config(#[from] ConfigErrors),
@@ -18,14 +18,14 @@ pub enum ChangeError {
 
 impl ChangeError {
     /// Every problem, one per entry.
-    pub fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         self.to_string().lines().map(str::to_string).collect()
     }
 }
 
 /// One reason an edited configuration is invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// The YAML path of the setting at fault, when validation located it.
     pub path: Option<String>,
     /// What is wrong, as `weir --test` words it.
@@ -34,7 +34,7 @@ pub struct Problem {
 
 /// What an edit names that does not exist.
 #[derive(Debug, thiserror::Error)]
-pub enum Missing {
+pub(crate) enum Missing {
     /// No upstream has this name.
     #[error("no upstream named `{0}`")]
     Upstream(String),
@@ -50,7 +50,7 @@ pub enum Missing {
 
 /// How an edit contradicts the current state.
 #[derive(Debug, thiserror::Error)]
-pub enum Conflict {
+pub(crate) enum Conflict {
     /// A target with this address or name exists already.
     #[error("upstream `{upstream}` has a target `{taken}` already")]
     Taken {
@@ -79,7 +79,7 @@ pub enum Conflict {
 
 /// Why an edit was not applied.
 #[derive(Debug, thiserror::Error)]
-pub enum EditError {
+pub(crate) enum EditError {
     /// The upstream or target it names does not exist.
     #[error(transparent)]
     NotFound(#[from] Missing),

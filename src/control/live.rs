@@ -29,7 +29,7 @@ Comments of the previous version are not kept.\n";
 
 /// What an applied edit did to the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Saved {
+pub(crate) enum Saved {
     /// Written back to the file: it survives reloads and restarts.
     Persisted,
     /// In the running configuration only: the next reload of the file drops it.
@@ -40,7 +40,7 @@ pub enum Saved {
 
 /// A reload that was applied.
 #[derive(Debug)]
-pub struct Reloaded {
+pub(crate) struct Reloaded {
     /// What the file holds, in counts.
     pub summary: String,
     /// Runtime-only edits of the admin API that the file did not have, now gone.
@@ -68,7 +68,7 @@ struct Document {
 }
 
 /// The running configuration, and the only way to change it.
-pub struct LiveConfig {
+pub(crate) struct LiveConfig {
     path: PathBuf,
     runtime: SharedRuntime,
     certs: Vec<Arc<ListenerCerts>>,
@@ -89,7 +89,7 @@ type NewCerts = (Arc<ListenerCerts>, config::ListenerTls, CertSet);
 
 impl LiveConfig {
     /// The configuration that `runtime` was compiled from: `text`, read from `path`.
-    pub fn new(
+    pub(crate) fn new(
         path: PathBuf,
         text: &str,
         runtime: SharedRuntime,
@@ -120,24 +120,24 @@ impl LiveConfig {
     }
 
     /// The runtime it compiles into.
-    pub fn runtime(&self) -> &SharedRuntime {
+    pub(crate) fn runtime(&self) -> &SharedRuntime {
         &self.runtime
     }
 
     /// The file it was loaded from.
-    pub fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         &self.path
     }
 
     /// Whether edits are written back to the file.
-    pub fn persists(&self) -> bool {
+    pub(crate) fn persists(&self) -> bool {
         self.persist
     }
 
     /// The YAML document the running configuration was compiled from, and how many of its
     /// edits the file lacks. (Settings that need `weir upgrade` keep their running value
     /// even when the document changed them.)
-    pub fn document(&self) -> (Value, usize) {
+    pub(crate) fn document(&self) -> (Value, usize) {
         let document = self.lock();
         (document.yaml.clone(), document.unsaved)
     }
@@ -150,7 +150,7 @@ impl LiveConfig {
 
     /// Reads, checks and applies the file, dropping runtime-only edits; logs and counts the
     /// outcome. `Err` holds every problem.
-    pub fn reload(&self, cause: &str) -> Result<Reloaded, ChangeError> {
+    pub(crate) fn reload(&self, cause: &str) -> Result<Reloaded, ChangeError> {
         let file = self.path.display();
         log::info!("{cause}: reloading {file}");
         let mut document = self.lock();
@@ -193,7 +193,7 @@ impl LiveConfig {
 
     /// Applies `change` to the running document, and with `admin.persist` to the file too.
     /// `change` returns whether it changed anything.
-    pub fn edit(
+    pub(crate) fn edit(
         &self,
         what: &str,
         change: impl FnOnce(&mut Value) -> Result<bool, EditError>,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 /// Why a configuration cannot serve, although its file is valid.
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub(crate) enum LoadError {
     /// A static target did not resolve.
     #[error(transparent)]
     Resolve(#[from] ResolveError),
@@ -31,14 +31,14 @@ pub enum LoadError {
 
 impl LoadError {
     /// Whether the message starts with the `FILE:LINE:COLUMN` of the setting at fault.
-    pub fn is_located(&self) -> bool {
+    pub(crate) fn is_located(&self) -> bool {
         matches!(self, Self::Tls(_) | Self::Compile(CompileError::Tls(_)))
     }
 }
 
 /// Every target address of `config`: static names through the system resolver (blocking),
 /// discovered ones through DNS (a name that does not resolve yet starts with no instances).
-pub fn resolve(config: &Config) -> Result<Resolved, LoadError> {
+pub(crate) fn resolve(config: &Config) -> Result<Resolved, LoadError> {
     let mut resolved = resolve_static(config)?;
     if config.upstreams.iter().any(|u| u.resolve_every.is_some()) {
         let io = tokio::runtime::Builder::new_current_thread()
@@ -55,7 +55,7 @@ pub fn resolve(config: &Config) -> Result<Resolved, LoadError> {
 
 /// What `weir --test` and `weir reload` check beyond the file: target addresses, upstream
 /// CAs and listener certificates, all that start-up loads.
-pub fn check(config: Config) -> Result<(), LoadError> {
+pub(crate) fn check(config: Config) -> Result<(), LoadError> {
     let resolved = resolve(&config)?;
     certificates(&config)?;
     Runtime::compile(Arc::new(config), None, resolved)?;
@@ -63,7 +63,9 @@ pub fn check(config: Config) -> Result<(), LoadError> {
 }
 
 /// The certificates of every listener that terminates TLS, loaded, by listener name.
-pub fn certificates(config: &Config) -> Result<Vec<(String, Arc<ListenerCerts>)>, TlsErrors> {
+pub(crate) fn certificates(
+    config: &Config,
+) -> Result<Vec<(String, Arc<ListenerCerts>)>, TlsErrors> {
     for_tls_listeners(config, |l, tls| {
         let certs = ListenerCerts::load(&l.name, tls)?;
         Ok(Some((l.name.clone(), Arc::new(certs))))

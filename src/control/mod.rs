@@ -12,10 +12,10 @@ mod persist;
 mod restart_only;
 mod supervisor;
 
-pub use error::{ChangeError, Conflict, EditError, Missing, Problem};
-pub use live::{LiveConfig, Reloaded, Saved};
-pub use load::{certificates, check, resolve, LoadError};
-pub use supervisor::Supervisor;
+pub(crate) use error::{Conflict, EditError, Missing};
+pub(crate) use live::{LiveConfig, Saved};
+pub(crate) use load::{certificates, check, resolve, LoadError};
+pub(crate) use supervisor::Supervisor;
 
 use crate::runtime::{Runtime, SharedRuntime};
 use std::sync::Arc;
@@ -23,13 +23,13 @@ use std::sync::Arc;
 /// Another change swapped a runtime in since the one a change was compiled against: it
 /// must be compiled again against the running one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Superseded;
+pub(crate) struct Superseded;
 
 /// Swaps `next` in if the running runtime is still `base`, then removes the metric series
 /// of routes and targets that are gone, so that the scrape does not grow with every change
 /// of targets. A runtime that lost the race to another change is dropped with the series
 /// only it had.
-pub fn install(
+pub(crate) fn install(
     shared: &SharedRuntime,
     base: &Arc<Runtime>,
     next: Runtime,

@@ -20,7 +20,7 @@ use std::time::Duration;
 const TICK: Duration = Duration::from_millis(50);
 
 /// Health checks and DNS discovery for the runtime it shares with the proxy.
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     runtime: SharedRuntime,
     dns: Arc<Dns>,
     resolving: Arc<AtomicBool>,
@@ -28,7 +28,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// A supervisor of `runtime`, resolving through `dns`.
-    pub fn new(runtime: SharedRuntime, dns: Dns) -> Self {
+    pub(crate) fn new(runtime: SharedRuntime, dns: Dns) -> Self {
         Self {
             runtime,
             dns: Arc::new(dns),

@@ -8,19 +8,19 @@ use tokio::sync::Notify;
 
 /// The connections one listener holds now; kept across reloads, which may change the limit.
 #[derive(Debug, Default)]
-pub struct Limiter {
+pub(super) struct Limiter {
     active: AtomicUsize,
     freed: Notify,
 }
 
 /// A connection's place under the limit; dropping it frees the place.
 #[derive(Debug)]
-pub struct Slot(Arc<Limiter>);
+pub(super) struct Slot(Arc<Limiter>);
 
 impl Limiter {
     /// A place for a new connection: at once while fewer than `max` are open (always, with
     /// no `max`); else, with a `queue` time, the first place freed within it; else `None`.
-    pub async fn acquire(
+    pub(super) async fn acquire(
         self: &Arc<Self>,
         max: Option<usize>,
         queue: Option<Duration>,

@@ -32,19 +32,19 @@ const PROXY_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// nginx stream's session statuses, which the access log reports.
 mod status {
     /// Forwarded.
-    pub const FORWARDED: u16 = 200;
+    pub(super) const FORWARDED: u16 = 200;
     /// The PROXY protocol header was missing or malformed.
-    pub const BAD_HEADER: u16 = 400;
+    pub(super) const BAD_HEADER: u16 = 400;
     /// A PROXY protocol header from a peer not in `trusted_proxies`.
-    pub const UNTRUSTED: u16 = 403;
+    pub(super) const UNTRUSTED: u16 = 403;
     /// No instance could be connected to.
-    pub const UNREACHABLE: u16 = 502;
+    pub(super) const UNREACHABLE: u16 = 502;
     /// Over the connection limit, or no instance available.
-    pub const UNAVAILABLE: u16 = 503;
+    pub(super) const UNAVAILABLE: u16 = 503;
 }
 
 /// The TCP proxy of every `tcp` and `tls` listener.
-pub struct TcpProxy {
+pub(crate) struct TcpProxy {
     runtime: SharedRuntime,
     listeners: Listeners,
     /// One per listener, by index: limits hold across reloads.
@@ -63,7 +63,7 @@ struct Record<'a> {
 
 impl TcpProxy {
     /// Serves the `tcp` and `tls` listeners among `listeners` from `runtime`.
-    pub fn new(
+    pub(crate) fn new(
         runtime: SharedRuntime,
         listeners: &[Listener],
         access_log: Option<AccessLog>,

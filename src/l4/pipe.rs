@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 /// Bytes that went each way.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Copied {
+pub(super) struct Copied {
     /// From the client to the instance.
     pub received: u64,
     /// From the instance to the client.
@@ -22,7 +22,7 @@ pub struct Copied {
 /// Copies between `client` and `instance` (tokio's `copy_bidirectional`, which passes a
 /// half-close on); ends when both directions reached their end, when either fails, or after
 /// `idle` without a byte either way. `counters` (received, sent) count as bytes go.
-pub async fn pipe<C, I>(
+pub(super) async fn pipe<C, I>(
     client: C,
     instance: I,
     idle: Duration,

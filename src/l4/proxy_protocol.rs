@@ -12,7 +12,7 @@ const MAX_HEADER: usize = 4096;
 
 /// Why a connection's header was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum HeaderError {
+pub(super) enum HeaderError {
     /// The connection ended, failed or waited too long before a whole header.
     #[error("no whole PROXY protocol header (the connection ended or waited too long)")]
     Truncated,
@@ -29,7 +29,7 @@ pub enum HeaderError {
 
 /// What a load balancer in front said about a connection.
 #[derive(Debug)]
-pub struct Received {
+pub(super) struct Received {
     /// The client and the address it connected to, unless the header is a balancer's own
     /// (`LOCAL`, `UNKNOWN`: a health check).
     pub addresses: Option<(SocketAddr, SocketAddr)>,
@@ -39,7 +39,11 @@ pub struct Received {
 
 /// The header that tells an instance that `client` connected to `destination`. Both are
 /// written in one family: IPv4-mapped IPv6 when they differ, as HAProxy does.
-pub fn header(version: ProxyVersion, client: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+pub(super) fn header(
+    version: ProxyVersion,
+    client: SocketAddr,
+    destination: SocketAddr,
+) -> Vec<u8> {
     let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
     let v6 = |a: SocketAddr| match a.ip() {
         IpAddr::V4(ip) => SocketAddr::new(ip.to_ipv6_mapped().into(), a.port()),
@@ -65,7 +69,7 @@ pub fn header(version: ProxyVersion, client: SocketAddr, destination: SocketAddr
 }
 
 /// Reads the header a load balancer sends first (v1 or v2).
-pub async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Received, HeaderError> {
+pub(super) async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Received, HeaderError> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0; 512];
     loop {

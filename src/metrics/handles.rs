@@ -6,11 +6,11 @@ use prometheus::{Histogram, IntCounter, IntGauge};
 
 /// One counter per status class for one (route, upstream, instance).
 #[derive(Debug, Clone)]
-pub struct RequestCounters([IntCounter; 5]);
+pub(crate) struct RequestCounters([IntCounter; 5]);
 
 impl RequestCounters {
     /// The counters of `route` through `upstream` to `instance` (empty names for none).
-    pub fn new(route: &str, upstream: &str, instance: &str) -> Self {
+    pub(crate) fn new(route: &str, upstream: &str, instance: &str) -> Self {
         Self(CODE_CLASSES.map(|class| {
             FAMILIES
                 .requests
@@ -19,13 +19,13 @@ impl RequestCounters {
     }
 
     /// Counts a request answered with `status` (one above 599 counts as 5xx).
-    pub fn count(&self, status: u16) {
+    pub(crate) fn count(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.0[class].inc();
     }
 
     /// Requests counted so far: all of them, and those answered 5xx.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         let all = self.0.iter().map(IntCounter::get).sum();
         (all, self.0[4].get())
     }
@@ -33,7 +33,7 @@ impl RequestCounters {
 
 /// The cumulative buckets of `histogram`: (upper bound in seconds, observations up to it),
 /// the last bound being infinity.
-pub fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
+pub(crate) fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
     let metric = prometheus::core::Metric::metric(histogram);
     let h = metric.get_histogram();
     let mut buckets: Vec<(f64, u64)> = h
@@ -47,7 +47,7 @@ pub fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
 
 /// The handles of one route.
 #[derive(Debug, Clone)]
-pub struct RouteMetrics {
+pub(crate) struct RouteMetrics {
     /// Request duration.
     pub duration: Histogram,
     /// Retries.
@@ -60,7 +60,11 @@ pub struct RouteMetrics {
 
 impl RouteMetrics {
     /// Handles for `route` to `upstream`, whose targets are named `instances`.
-    pub fn new<'a>(route: &str, upstream: &str, instances: impl Iterator<Item = &'a str>) -> Self {
+    pub(crate) fn new<'a>(
+        route: &str,
+        upstream: &str,
+        instances: impl Iterator<Item = &'a str>,
+    ) -> Self {
         Self {
             duration: FAMILIES
                 .request_duration
@@ -76,7 +80,7 @@ impl RouteMetrics {
 
 /// The handles of one target.
 #[derive(Debug, Clone)]
-pub struct TargetMetrics {
+pub(crate) struct TargetMetrics {
     /// Time the instance took.
     pub duration: Histogram,
     /// Passive ejections.
@@ -87,7 +91,7 @@ pub struct TargetMetrics {
 
 impl TargetMetrics {
     /// Handles for `instance` of `upstream`.
-    pub fn new(upstream: &str, instance: &str) -> Self {
+    pub(crate) fn new(upstream: &str, instance: &str) -> Self {
         Self {
             duration: FAMILIES
                 .upstream_duration
@@ -102,7 +106,7 @@ impl TargetMetrics {
 
 /// Why a TCP listener closed a connection without forwarding it; the `reason` label.
 #[derive(Debug, Clone, Copy)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// `max_connections` reached (and no slot freed within `queue_timeout`).
     Limit,
     /// No instance was available.
@@ -133,7 +137,7 @@ impl Refusal {
 
 /// The handles of one TCP listener.
 #[derive(Debug, Clone)]
-pub struct StreamMetrics {
+pub(crate) struct StreamMetrics {
     /// Bytes from clients.
     pub bytes_in: IntCounter,
     /// Bytes to clients.
@@ -145,7 +149,7 @@ pub struct StreamMetrics {
 
 impl StreamMetrics {
     /// Handles for `listener` forwarding to `upstream`, whose targets are named `instances`.
-    pub fn new<'a>(
+    pub(crate) fn new<'a>(
         listener: &str,
         upstream: &str,
         instances: impl Iterator<Item = &'a str>,
@@ -168,7 +172,7 @@ impl StreamMetrics {
     }
 
     /// Counts a connection closed without being forwarded.
-    pub fn refused(&self, why: Refusal) {
+    pub(crate) fn refused(&self, why: Refusal) {
         self.refused[why as usize].inc();
     }
 }
@@ -178,7 +182,7 @@ const TLS_VERSIONS: [&str; 2] = ["TLSv1.2", "TLSv1.3"];
 
 /// The handles of one listener.
 #[derive(Debug, Clone)]
-pub struct ListenerMetrics {
+pub(crate) struct ListenerMetrics {
     name: String,
     connections: IntGauge,
     handshakes: [IntCounter; 2],
@@ -186,7 +190,7 @@ pub struct ListenerMetrics {
 
 impl ListenerMetrics {
     /// Handles for listener `name`.
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         Self {
             name: name.to_string(),
             connections: FAMILIES.connections.with_label_values(&[name]),
@@ -195,12 +199,12 @@ impl ListenerMetrics {
     }
 
     /// Counts a connection as open for as long as the guard lives.
-    pub fn open(&self) -> OpenConnection {
+    pub(crate) fn open(&self) -> OpenConnection {
         OpenConnection::new(&self.connections)
     }
 
     /// Counts a completed TLS handshake that agreed on `version` (as OpenSSL names it).
-    pub fn handshake(&self, version: &str) {
+    pub(crate) fn handshake(&self, version: &str) {
         match TLS_VERSIONS.iter().position(|v| *v == version) {
             Some(i) => self.handshakes[i].inc(),
             None => FAMILIES
@@ -213,11 +217,11 @@ impl ListenerMetrics {
 
 /// An open connection, counted in a gauge; dropping it counts it closed.
 #[derive(Debug)]
-pub struct OpenConnection(IntGauge);
+pub(crate) struct OpenConnection(IntGauge);
 
 impl OpenConnection {
     /// Counts a connection open in `gauge`.
-    pub fn new(gauge: &IntGauge) -> Self {
+    pub(crate) fn new(gauge: &IntGauge) -> Self {
         gauge.inc();
         Self(gauge.clone())
     }

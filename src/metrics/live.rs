@@ -8,7 +8,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{IntGaugeVec, Opts};
 
 /// The live state of every target, read at scrape time.
-pub trait LiveTargets: Send + Sync {
+pub(crate) trait LiveTargets: Send + Sync {
     /// Calls `each` with the upstream, instance, requests in flight and availability of every
     /// target being served now.
     fn each_target(&self, each: &mut dyn FnMut(&str, &str, usize, bool));

@@ -9,15 +9,15 @@
 mod families;
 mod handles;
 mod live;
-pub mod names;
+pub(crate) mod names;
 mod series;
 
-pub use handles::{
+pub(crate) use handles::{
     buckets, ListenerMetrics, OpenConnection, Refusal, RequestCounters, RouteMetrics,
     StreamMetrics, TargetMetrics,
 };
-pub use live::LiveTargets;
-pub use series::Series;
+pub(crate) use live::LiveTargets;
+pub(crate) use series::Series;
 
 use families::{FAMILIES, RELOAD_RESULTS};
 use live::Live;
@@ -25,18 +25,18 @@ use prometheus::core::Collector;
 use prometheus::{Encoder, IntCounter, Registry, TextEncoder};
 
 /// The counter of access log lines dropped.
-pub fn access_log_dropped() -> IntCounter {
+pub(crate) fn access_log_dropped() -> IntCounter {
     FAMILIES.access_log_dropped.clone()
 }
 
 /// Counts a configuration reload that `succeeded` or not.
-pub fn count_reload(succeeded: bool) {
+pub(crate) fn count_reload(succeeded: bool) {
     let result = RELOAD_RESULTS[usize::from(!succeeded)];
     FAMILIES.reloads.with_label_values(&[result]).inc();
 }
 
 /// What `registry` holds, in Prometheus's text format.
-pub fn render(registry: &Registry) -> String {
+pub(crate) fn render(registry: &Registry) -> String {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail, and every family has valid names.
     let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
@@ -44,7 +44,7 @@ pub fn render(registry: &Registry) -> String {
 }
 
 /// A registry of every family, the live gauges of `targets`, and process metrics.
-pub fn registry(targets: Box<dyn LiveTargets>) -> Registry {
+pub(crate) fn registry(targets: Box<dyn LiveTargets>) -> Registry {
     let registry = Registry::new();
     let f = &*FAMILIES;
     let collectors: Vec<Box<dyn Collector>> = vec![

@@ -2,37 +2,37 @@
 //! edit and the docs' list can be checked against it.
 
 /// Requests answered, by route, upstream, instance and status class.
-pub const REQUESTS: &str = "weir_requests_total";
+pub(crate) const REQUESTS: &str = "weir_requests_total";
 /// Time from request to the end of the response, by route and upstream.
-pub const REQUEST_DURATION: &str = "weir_request_duration_seconds";
+pub(crate) const REQUEST_DURATION: &str = "weir_request_duration_seconds";
 /// Time an instance took, from the request sent to the end of its response.
-pub const UPSTREAM_DURATION: &str = "weir_upstream_duration_seconds";
+pub(crate) const UPSTREAM_DURATION: &str = "weir_upstream_duration_seconds";
 /// Requests being served by an instance now.
-pub const IN_FLIGHT: &str = "weir_in_flight_requests";
+pub(crate) const IN_FLIGHT: &str = "weir_in_flight_requests";
 /// 1 when an instance may take requests, 0 when it is down or ejected.
-pub const HEALTH: &str = "weir_upstream_health";
+pub(crate) const HEALTH: &str = "weir_upstream_health";
 /// Passive ejections of an instance.
-pub const EJECTIONS: &str = "weir_upstream_ejections_total";
+pub(crate) const EJECTIONS: &str = "weir_upstream_ejections_total";
 /// Attempts after the first, by route and upstream.
-pub const RETRIES: &str = "weir_retries_total";
+pub(crate) const RETRIES: &str = "weir_retries_total";
 /// Downstream connections open now, by listener.
-pub const DOWNSTREAM_CONNECTIONS: &str = "weir_downstream_connections";
+pub(crate) const DOWNSTREAM_CONNECTIONS: &str = "weir_downstream_connections";
 /// TLS handshakes completed, by listener and protocol version.
-pub const TLS_HANDSHAKES: &str = "weir_tls_handshakes_total";
+pub(crate) const TLS_HANDSHAKES: &str = "weir_tls_handshakes_total";
 /// Connections to an instance that failed or timed out.
-pub const CONNECT_FAILURES: &str = "weir_upstream_connect_failures_total";
+pub(crate) const CONNECT_FAILURES: &str = "weir_upstream_connect_failures_total";
 /// TCP connections forwarded, by listener, upstream and instance.
-pub const TCP_CONNECTIONS: &str = "weir_tcp_connections_total";
+pub(crate) const TCP_CONNECTIONS: &str = "weir_tcp_connections_total";
 /// TCP connections open now, by listener, upstream and instance.
-pub const TCP_ACTIVE: &str = "weir_tcp_active_connections";
+pub(crate) const TCP_ACTIVE: &str = "weir_tcp_active_connections";
 /// Bytes forwarded by TCP listeners, by listener and direction (`in` from clients, `out`
 /// to them).
-pub const TCP_BYTES: &str = "weir_tcp_bytes_total";
+pub(crate) const TCP_BYTES: &str = "weir_tcp_bytes_total";
 /// TCP connections closed without being forwarded, by listener and reason.
-pub const TCP_REFUSED: &str = "weir_tcp_refused_total";
+pub(crate) const TCP_REFUSED: &str = "weir_tcp_refused_total";
 /// Configuration reloads, by result.
-pub const RELOADS: &str = "weir_config_reloads_total";
+pub(crate) const RELOADS: &str = "weir_config_reloads_total";
 /// Access log lines dropped because the writer was `access_log.queue` lines behind.
-pub const ACCESS_LOG_DROPPED: &str = "weir_access_log_dropped_total";
+pub(crate) const ACCESS_LOG_DROPPED: &str = "weir_access_log_dropped_total";
 /// Always 1, labelled with the version.
-pub const BUILD_INFO: &str = "weir_build_info";
+pub(crate) const BUILD_INFO: &str = "weir_build_info";

@@ -7,7 +7,7 @@ use super::families::{CODE_CLASSES, FAMILIES};
 /// The label values of the series one runtime counts into, so that a change can remove
 /// those of the routes and targets it took away.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Series {
+pub(crate) enum Series {
     /// A route through its upstream: durations, retries, requests that reached no instance.
     Route {
         /// The route.
@@ -45,7 +45,7 @@ pub enum Series {
 impl Series {
     /// Removes the series from every family it is in. Requests still holding its handles
     /// count into counters no scrape reads.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         let f = &*FAMILIES;
         // A series that was never touched is not there to remove; that is fine.
         let requests = |route: &str, upstream: &str, instance: &str| {

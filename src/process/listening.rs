@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// bound (an address in use, a port below 1024 without the right), which would leave a
 /// process that runs but serves nothing; here the process exits 1 instead, so a supervisor,
 /// a daemon's parent or `weir upgrade` sees the failure.
-pub struct Listening<S> {
+pub(crate) struct Listening<S> {
     service: Option<S>,
     name: String,
     pid_file: PathBuf,
@@ -20,7 +20,7 @@ pub struct Listening<S> {
 
 impl<S: Service> Listening<S> {
     /// Wraps `service`, whose process writes `pid_file`.
-    pub fn new(service: S, pid_file: PathBuf) -> Self {
+    pub(crate) fn new(service: S, pid_file: PathBuf) -> Self {
         Self {
             name: service.name().to_string(),
             service: Some(service),

@@ -5,8 +5,8 @@ mod listening;
 mod signals;
 
 use crate::connections::InFlight;
-pub use listening::Listening;
-pub use signals::{Housekeeping, Shutdown, Signals};
+pub(crate) use listening::Listening;
+pub(crate) use signals::{Housekeeping, Shutdown, Signals};
 
 use crate::{config, procfs};
 use async_trait::async_trait;
@@ -24,14 +24,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// How long idle keep-alive connections stay open once the listeners close. A client that
 /// sends on one meanwhile is answered, with `Connection: close`; closing them at once would
 /// race clients that are sending their next request at that moment.
-pub const IDLE_LINGER: Duration = Duration::from_secs(1);
+pub(crate) const IDLE_LINGER: Duration = Duration::from_secs(1);
 
 /// Follows the server through its phases: writes the pid file once the listeners are this
 /// process's (so `weir upgrade` sees the new process take over), and once they are closed,
 /// exits as soon as no request has been in flight for [`IDLE_LINGER`], or once
 /// `graceful_shutdown_timeout` has passed, or at once on SIGINT. Pingora itself would wait
 /// out its whole grace period, however idle.
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     phases: Mutex<broadcast::Receiver<ExecutionPhase>>,
     pid_file: PathBuf,
     graceful_shutdown_timeout: Duration,
@@ -40,7 +40,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// A lifecycle fed by `phases` (from `Server::watch_execution_phase`, taken before the
     /// server runs so that no phase is missed).
-    pub fn new(
+    pub(crate) fn new(
         phases: broadcast::Receiver<ExecutionPhase>,
         pid_file: PathBuf,
         graceful_shutdown_timeout: Duration,
@@ -153,7 +153,7 @@ impl BackgroundService for Lifecycle {
 
 /// Serves until a stop signal, then removes the pid file (a graceful stop exits from
 /// [`Lifecycle`] once drained).
-pub fn run(server: Server, settings: &config::Server) {
+pub(crate) fn run(server: Server, settings: &config::Server) {
     server.run(RunArgs {
         shutdown_signal: Box::new(Shutdown {
             grace_period: settings.grace_period,
@@ -165,7 +165,7 @@ pub fn run(server: Server, settings: &config::Server) {
 
 /// Where a daemon started with `--upgrade` lets Pingora write its pid at the fork: aside,
 /// as it holds no listener yet. The lifecycle writes the real file once it does.
-pub fn scratch_pid_file(path: &Path) -> PathBuf {
+pub(crate) fn scratch_pid_file(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".new");
     PathBuf::from(name)
@@ -193,7 +193,7 @@ fn holds_our_pid(path: &Path) -> bool {
 
 /// Removes the pid file if it still holds this process's pid: after an upgrade it holds the
 /// new process's.
-pub fn remove_pid_file(path: &Path) {
+pub(crate) fn remove_pid_file(path: &Path) {
     if holds_our_pid(path) {
         let _ = std::fs::remove_file(path);
     }

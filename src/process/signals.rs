@@ -31,7 +31,7 @@ const UPGRADE_WAIT: Duration = Duration::from_secs(5);
 
 /// Each signal weir acts on, a flag set by its handler. Signals belong to the process, so
 /// there is one set.
-pub struct Signals {
+pub(crate) struct Signals {
     hangup: Arc<AtomicBool>,
     reopen: OnceLock<Arc<AtomicBool>>,
     term: Arc<AtomicBool>,
@@ -55,7 +55,7 @@ impl Signals {
     /// The process's signals, all but SIGUSR1 taken over on the first call: a serving process
     /// makes it its first step, and takes SIGUSR1 with [`Signals::take_reopen`] as soon as
     /// it knows whether it daemonizes.
-    pub fn get() -> &'static Self {
+    pub(crate) fn get() -> &'static Self {
         SIGNALS.get_or_init(|| {
             use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
             Self {
@@ -70,13 +70,13 @@ impl Signals {
 
     /// Takes SIGUSR1 over (once; later calls change nothing): at once in a process that
     /// serves in the foreground, after the fork in a daemon.
-    pub fn take_reopen(&self) {
+    pub(crate) fn take_reopen(&self) {
         self.reopen
             .get_or_init(|| flag(signal_hook::consts::SIGUSR1));
     }
 
     /// Whether SIGINT came since the last look.
-    pub fn interrupted(&self) -> bool {
+    pub(crate) fn interrupted(&self) -> bool {
         self.int.swap(false, Ordering::Relaxed)
     }
 
@@ -103,7 +103,7 @@ impl Signals {
 /// at once, and SIGQUIT the hand-over of the listeners to a new process waiting on
 /// `upgrade_sock` (Pingora's). A SIGQUIT with no such process is ignored rather than ending
 /// the only weir there is.
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     /// Time SIGTERM keeps the listeners accepting before they close.
     pub grace_period: Duration,
     /// Where a new process waits for the listeners.
@@ -177,14 +177,14 @@ const TICK: Duration = Duration::from_millis(100);
 /// What SIGHUP and SIGUSR1 do in a running weir: reload the configuration file, and reopen
 /// the access log file (logrotate's `postrotate`). Without a log file, SIGUSR1 is logged and
 /// changes nothing.
-pub struct Housekeeping {
+pub(crate) struct Housekeeping {
     live: Arc<LiveConfig>,
     access_log: Option<AccessLog>,
 }
 
 impl Housekeeping {
     /// Reloads `live` on SIGHUP and reopens `access_log` on SIGUSR1.
-    pub fn new(live: Arc<LiveConfig>, access_log: Option<AccessLog>) -> Self {
+    pub(crate) fn new(live: Arc<LiveConfig>, access_log: Option<AccessLog>) -> Self {
         Self { live, access_log }
     }
 }

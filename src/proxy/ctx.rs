@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// What one request carries from phase to phase.
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// The runtime snapshot this request started with, kept to the end even across a reload.
     pub runtime: Arc<Runtime>,
     /// Index of the listener it came in on; set in `request_filter`.
@@ -37,7 +37,7 @@ pub struct RequestCtx {
 }
 
 /// A target chosen for this request.
-pub struct Chosen {
+pub(crate) struct Chosen {
     /// The target.
     pub target: Arc<Target>,
     /// Counts this request against the target until dropped.
@@ -48,18 +48,18 @@ pub struct Chosen {
 
 impl RequestCtx {
     /// The pool of the matched route.
-    pub fn pool(&self) -> Option<&Pool> {
+    pub(crate) fn pool(&self) -> Option<&Pool> {
         let route = self.runtime.routes.get(self.route?.route)?;
         self.runtime.pools.get(route.pool)
     }
 
     /// The listener the request came in on.
-    pub fn listener(&self) -> Option<&ListenerPolicy> {
+    pub(crate) fn listener(&self) -> Option<&ListenerPolicy> {
         self.runtime.listeners.get(self.listener?)
     }
 
     /// A context on the current runtime.
-    pub fn new(runtime: Arc<Runtime>) -> Self {
+    pub(crate) fn new(runtime: Arc<Runtime>) -> Self {
         Self {
             runtime,
             listener: None,
@@ -76,14 +76,14 @@ impl RequestCtx {
     }
 
     /// Whether the request goes to the access log: unless its route turned the log off.
-    pub fn logged(&self) -> bool {
+    pub(crate) fn logged(&self) -> bool {
         let route = self.route.and_then(|m| self.runtime.routes.get(m.route));
         route.is_none_or(|r| r.access_log)
     }
 
     /// Counts the finished request, answered with `status`, in the handles its runtime
     /// resolved: by route and instance, with its durations and retries.
-    pub fn record(&self, status: u16) {
+    pub(crate) fn record(&self, status: u16) {
         let Some(route) = self.route.and_then(|m| self.runtime.routes.get(m.route)) else {
             self.runtime.unrouted.count(status);
             return;

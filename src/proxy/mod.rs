@@ -4,7 +4,7 @@
 mod ctx;
 mod respond;
 
-pub use ctx::RequestCtx;
+pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
 use crate::headers::EditHeaders;
@@ -19,14 +19,14 @@ use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The HTTP proxy of every HTTP and HTTPS listener.
-pub struct Proxy {
+pub(crate) struct Proxy {
     runtime: SharedRuntime,
     access_log: Option<AccessLog>,
 }
 
 impl Proxy {
     /// A proxy serving from `runtime`, logging requests to `access_log`.
-    pub fn new(runtime: SharedRuntime, access_log: Option<AccessLog>) -> Self {
+    pub(crate) fn new(runtime: SharedRuntime, access_log: Option<AccessLog>) -> Self {
         Self {
             runtime,
             access_log,

@@ -6,13 +6,13 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 /// Seconds a client is told to wait after a 503.
-pub const RETRY_AFTER_SECS: &str = "1";
+pub(super) const RETRY_AFTER_SECS: &str = "1";
 
 /// The status a failed request is answered with: 504 when the upstream timed out, 502 when it
 /// failed otherwise, a policy's own status where one was set, 0 when the client is gone.
 /// A connection refused by an instance tried only in panic mode is a 503: the real cause is
 /// that no instance was available.
-pub fn status_for(e: &Error, panicked: bool) -> u16 {
+pub(super) fn status_for(e: &Error, panicked: bool) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
         ErrorType::ConnectRefused
@@ -51,7 +51,7 @@ fn message(status: u16) -> &'static str {
 }
 
 /// Writes a redirect to `location`, with the request id header and no body.
-pub async fn redirect(
+pub(super) async fn redirect(
     session: &mut Session,
     status: u16,
     location: &str,
@@ -66,7 +66,7 @@ pub async fn redirect(
 }
 
 /// Writes `{"status":…,"error":…,"request_id":…}` with the request id header.
-pub async fn json_error(
+pub(super) async fn json_error(
     session: &mut Session,
     status: u16,
     request_id_header: &http::HeaderName,

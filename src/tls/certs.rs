@@ -11,10 +11,10 @@ use openssl::x509::X509;
 use pingora::tls::ext;
 
 /// Certificates closer to expiry than this are logged as a warning.
-pub const EXPIRY_WARNING_DAYS: i32 = 14;
+pub(crate) const EXPIRY_WARNING_DAYS: i32 = 14;
 
 /// A loaded certificate, ready to be installed on a handshake.
-pub struct CertKey {
+pub(crate) struct CertKey {
     leaf: X509,
     chain: Vec<X509>,
     key: PKey<Private>,
@@ -27,7 +27,7 @@ pub struct CertKey {
 impl CertKey {
     /// Reads and checks one `cert` + `key` pair. The names are the configured ones, else the
     /// certificate's DNS subject alternative names, else its common name.
-    pub fn load(files: &CertFiles) -> Result<Self, TlsError> {
+    pub(crate) fn load(files: &CertFiles) -> Result<Self, TlsError> {
         let at = files.at.to_string();
         let fail = |what: String| TlsError::new(&at, what);
         let read = |path: &std::path::Path| {
@@ -74,12 +74,12 @@ impl CertKey {
 
     /// The key algorithm: OpenSSL holds one certificate per algorithm on a connection, so
     /// an ECDSA and an RSA certificate for the same name are served side by side.
-    pub fn kind(&self) -> Id {
+    pub(crate) fn kind(&self) -> Id {
         self.key.id()
     }
 
     /// The serial number in hex, for logs.
-    pub fn serial(&self) -> String {
+    pub(crate) fn serial(&self) -> String {
         self.leaf
             .serial_number()
             .to_bn()
@@ -88,7 +88,7 @@ impl CertKey {
     }
 
     /// Puts the certificate, its key and its chain on a connection being handshaken.
-    pub fn install(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
+    pub(crate) fn install(&self, ssl: &mut SslRef) -> Result<(), openssl::error::ErrorStack> {
         ext::ssl_use_certificate(ssl, &self.leaf)?;
         ext::ssl_use_private_key(ssl, &self.key)?;
         for c in &self.chain {
@@ -98,13 +98,13 @@ impl CertKey {
     }
 
     /// Days until the certificate expires (negative once it has), if OpenSSL can tell.
-    pub fn days_left(&self) -> Option<i32> {
+    pub(crate) fn days_left(&self) -> Option<i32> {
         let now = Asn1Time::days_from_now(0).ok()?;
         now.diff(self.leaf.not_after()).ok().map(|d| d.days)
     }
 
     /// Logs a warning when the certificate expires within [`EXPIRY_WARNING_DAYS`].
-    pub fn warn_if_expiring(&self, listener: &str) {
+    pub(crate) fn warn_if_expiring(&self, listener: &str) {
         let Some(days) = self.days_left() else { return };
         if days >= EXPIRY_WARNING_DAYS {
             return;
@@ -141,7 +141,7 @@ fn own_names(cert: &X509) -> Vec<String> {
 }
 
 /// The CA certificates of a PEM bundle, to verify upstream instances against.
-pub fn load_ca(path: &std::path::Path, at: &str) -> Result<Box<[X509]>, TlsError> {
+pub(crate) fn load_ca(path: &std::path::Path, at: &str) -> Result<Box<[X509]>, TlsError> {
     let fail = |what: String| TlsError::new(at, what);
     let pem =
         std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;

@@ -8,9 +8,9 @@ mod certs;
 mod store;
 mod watch;
 
-pub use certs::{load_ca, CertKey, EXPIRY_WARNING_DAYS};
-pub use store::CertSet;
-pub use watch::Watcher;
+pub(crate) use certs::{load_ca, CertKey};
+pub(crate) use store::CertSet;
+pub(crate) use watch::Watcher;
 
 use crate::config::{ListenerTls, TlsVersion};
 use arc_swap::ArcSwap;
@@ -25,7 +25,7 @@ use std::time::SystemTime;
 /// A certificate or TLS setting that could not be used, located in the configuration.
 #[derive(Debug, thiserror::Error)]
 #[error("{at}: {what}")]
-pub struct TlsError {
+pub(crate) struct TlsError {
     /// `FILE:LINE:COLUMN: path` of the setting.
     at: String,
     /// What went wrong.
@@ -34,7 +34,7 @@ pub struct TlsError {
 
 impl TlsError {
     /// A problem with the setting at `at`.
-    pub fn new(at: &str, what: impl Into<String>) -> Self {
+    pub(crate) fn new(at: &str, what: impl Into<String>) -> Self {
         Self {
             at: at.to_string(),
             what: what.into(),
@@ -44,7 +44,7 @@ impl TlsError {
 
 /// Every certificate that failed to load, one per line, so one edit round fixes them all.
 #[derive(Debug, thiserror::Error)]
-pub struct TlsErrors(pub Vec<TlsError>);
+pub(crate) struct TlsErrors(pub Vec<TlsError>);
 
 impl std::fmt::Display for TlsErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,7 +60,7 @@ impl From<TlsError> for TlsErrors {
 }
 
 /// The certificates of one `https` listener, replaceable while it serves.
-pub struct ListenerCerts {
+pub(crate) struct ListenerCerts {
     /// The listener's name, for logs.
     pub listener: String,
     spec: ArcSwap<ListenerTls>,
@@ -72,14 +72,14 @@ pub struct ListenerCerts {
 /// Size, modification and change times and inode of each certificate and key file (`None`
 /// if unreadable): a file renamed into place is seen even with the same size and mtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp(Vec<Option<FileStamp>>);
+pub(crate) struct Stamp(Vec<Option<FileStamp>>);
 
 /// Size, modification time, change time (seconds, nanoseconds) and inode.
 type FileStamp = (u64, SystemTime, (i64, i64), u64);
 
 impl ListenerCerts {
     /// Loads every certificate of a listener; any failure fails the whole listener.
-    pub fn load(listener: &str, spec: &ListenerTls) -> Result<Self, TlsErrors> {
+    pub(crate) fn load(listener: &str, spec: &ListenerTls) -> Result<Self, TlsErrors> {
         let stamp = stamp(spec);
         let set = build(listener, spec)?;
         Ok(Self {
@@ -93,7 +93,7 @@ impl ListenerCerts {
     /// Reads the files again and, if all of them load, serves them from the next handshake
     /// on. On failure the previous certificates stay and the error says why; the files are
     /// not tried again until they change.
-    pub fn reload(&self) -> Result<(), TlsErrors> {
+    pub(crate) fn reload(&self) -> Result<(), TlsErrors> {
         self.loaded.store(Arc::new(self.stamp()));
         let spec = self.spec.load_full();
         let set = self.prepare(&spec)?;
@@ -103,13 +103,13 @@ impl ListenerCerts {
 
     /// Loads the certificates of `spec` (a configuration being reloaded) without serving
     /// them yet.
-    pub fn prepare(&self, spec: &ListenerTls) -> Result<CertSet, TlsErrors> {
+    pub(crate) fn prepare(&self, spec: &ListenerTls) -> Result<CertSet, TlsErrors> {
         build(&self.listener, spec)
     }
 
     /// Serves `set`, prepared from `spec`, from the next handshake on; the files of `spec`
     /// are watched from now on. Versions and ALPN stay as the acceptor was built.
-    pub fn replace(&self, spec: &ListenerTls, set: CertSet) {
+    pub(crate) fn replace(&self, spec: &ListenerTls, set: CertSet) {
         let serials: Vec<String> = set.all.iter().map(|c| c.serial()).collect();
         self.loaded.store(Arc::new(stamp(spec)));
         self.spec.store(Arc::new(spec.clone()));
@@ -122,17 +122,17 @@ impl ListenerCerts {
     }
 
     /// The files as they are on disk now.
-    pub fn stamp(&self) -> Stamp {
+    pub(crate) fn stamp(&self) -> Stamp {
         stamp(&self.spec.load())
     }
 
     /// Whether `stamp` is what was last loaded.
-    pub fn is_loaded(&self, stamp: &Stamp) -> bool {
+    pub(crate) fn is_loaded(&self, stamp: &Stamp) -> bool {
         **self.loaded.load() == *stamp
     }
 
     /// Warns about every certificate close to expiry.
-    pub fn warn_if_expiring(&self) {
+    pub(crate) fn warn_if_expiring(&self) {
         for cert in &self.current.load().all {
             cert.warn_if_expiring(&self.listener);
         }
@@ -140,7 +140,7 @@ impl ListenerCerts {
 
     /// OpenSSL settings for the listener: TLS 1.2 or 1.3 and up, Mozilla's intermediate
     /// ciphers, a server-side session cache and tickets for resumption, HTTP/2 by ALPN.
-    pub fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
+    pub(crate) fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
         let spec = self.spec.load();
         let at = spec
             .certificates

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 /// Certificates of one listener. A name maps to at most one certificate per key
 /// algorithm, so a client gets ECDSA or RSA as it supports.
-pub struct CertSet {
+pub(crate) struct CertSet {
     exact: HashMap<String, Vec<Arc<CertKey>>>,
     /// `*.example.com` stored under `example.com`.
     wildcard: HashMap<String, Vec<Arc<CertKey>>>,
@@ -20,7 +20,7 @@ impl CertSet {
     /// Indexes `certs`; `default` (an index into them) answers clients without SNI or with
     /// a name no certificate has. The first certificate to claim a name for an algorithm
     /// keeps it.
-    pub fn new(certs: Vec<CertKey>, default: usize) -> Self {
+    pub(crate) fn new(certs: Vec<CertKey>, default: usize) -> Self {
         let all: Vec<Arc<CertKey>> = certs.into_iter().map(Arc::new).collect();
         let mut exact: HashMap<String, Vec<Arc<CertKey>>> = HashMap::new();
         let mut wildcard: HashMap<String, Vec<Arc<CertKey>>> = HashMap::new();
@@ -53,7 +53,7 @@ impl CertSet {
     }
 
     /// The certificates for a client's server name (any case, trailing dot or not).
-    pub fn find(&self, server_name: Option<&str>) -> &[Arc<CertKey>] {
+    pub(crate) fn find(&self, server_name: Option<&str>) -> &[Arc<CertKey>] {
         let Some(name) = server_name.map(|n| n.strip_suffix('.').unwrap_or(n)) else {
             return &self.default;
         };

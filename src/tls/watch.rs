@@ -14,13 +14,13 @@ const TICK: Duration = Duration::from_secs(1);
 const EXPIRY_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Watches the certificate files of every `https` listener.
-pub struct Watcher {
+pub(crate) struct Watcher {
     listeners: Vec<Arc<ListenerCerts>>,
 }
 
 impl Watcher {
     /// Watches the files of `listeners` once started.
-    pub fn new(listeners: Vec<Arc<ListenerCerts>>) -> Self {
+    pub(crate) fn new(listeners: Vec<Arc<ListenerCerts>>) -> Self {
         Self { listeners }
     }
 }

@@ -16,7 +16,7 @@ type BoxedProbe = Box<dyn Probe + Send + Sync>;
 /// Why one probe of an instance failed; the supervisor logs it when the instance turns
 /// unhealthy.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckError {
+pub(crate) enum CheckError {
     /// An HTTP check got a status outside `expected_status`.
     #[error("answered with status {0}")]
     Status(u16),
@@ -29,7 +29,7 @@ pub enum CheckError {
 }
 
 /// A pool's probes and the thresholds that judge their results.
-pub struct Checker {
+pub(crate) struct Checker {
     /// The settings it was built from.
     pub settings: HealthCheck,
     /// One probe per server name the targets are reached by (TLS targets named by host
@@ -42,7 +42,7 @@ impl Checker {
     /// name as `Host`, as nginx does with its upstream group name. They connect as `peers`
     /// do (TLS, server name, HTTP version), with the check's timeouts: one probe per
     /// distinct server name among them.
-    pub fn new(settings: &HealthCheck, upstream: &str, peers: Vec<HttpPeer>) -> Self {
+    pub(crate) fn new(settings: &HealthCheck, upstream: &str, peers: Vec<HttpPeer>) -> Self {
         let mut probes: Vec<(String, BoxedProbe)> = Vec::new();
         for peer in peers {
             if probes.iter().all(|(name, _)| *name != peer.sni) {
@@ -62,7 +62,11 @@ impl Checker {
 
     /// Probes `addr`, reached by `server_name`, once within the check timeout; `Err` says
     /// why it failed.
-    pub async fn probe(&self, addr: SocketAddr, server_name: &str) -> Result<(), CheckError> {
+    pub(crate) async fn probe(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> Result<(), CheckError> {
         let backend = Backend {
             addr: PeerAddr::Inet(addr),
             weight: 1,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Connection settings shared by the targets of a pool.
-pub struct Connect {
+pub(crate) struct Connect {
     tls: bool,
     /// `tls.sni`; without it a host-name target sends its own name.
     sni: Option<String>,
@@ -20,7 +20,7 @@ pub struct Connect {
 
 impl Connect {
     /// Settings for `spec`, reading its CA bundle if it names one.
-    pub fn new(spec: &config::Upstream) -> Result<Self, TlsError> {
+    pub(crate) fn new(spec: &config::Upstream) -> Result<Self, TlsError> {
         let mut options = PeerOptions::new();
         options.connection_timeout = Some(spec.timeouts.connect);
         options.read_timeout = Some(spec.timeouts.read);
@@ -55,7 +55,7 @@ impl Connect {
     }
 
     /// The peer of one instance at `addr`, configured as the target `address`.
-    pub fn peer(&self, addr: SocketAddr, address: &TargetAddr) -> HttpPeer {
+    pub(crate) fn peer(&self, addr: SocketAddr, address: &TargetAddr) -> HttpPeer {
         let mut peer = HttpPeer::new(addr, self.tls, self.server_name(address));
         peer.options = self.options.clone();
         // Pingora's connection pool does not tell CA bundles apart: two upstreams with the
@@ -66,7 +66,7 @@ impl Connect {
 
     /// The server name sent to a target: `tls.sni`, else a host-name target's host, else
     /// none (an IP-address target, which validation allows only without verification).
-    pub fn server_name(&self, address: &TargetAddr) -> String {
+    pub(crate) fn server_name(&self, address: &TargetAddr) -> String {
         if !self.tls {
             return String::new();
         }

@@ -11,12 +11,12 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Addresses of every target, keyed by the target address (which compares as written).
-pub type Resolved = HashMap<TargetAddr, Vec<SocketAddr>>;
+pub(crate) type Resolved = HashMap<TargetAddr, Vec<SocketAddr>>;
 
 /// Why a static target has no address.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream `{upstream}`: cannot resolve target `{address}`: {reason}")]
-pub struct ResolveError {
+pub(crate) struct ResolveError {
     /// The upstream.
     pub upstream: String,
     /// The target as written.
@@ -27,7 +27,7 @@ pub struct ResolveError {
 
 /// Resolves every target of upstreams without discovery (blocking: startup and reload
 /// only). Discovered names are left to [`Dns`].
-pub fn resolve_static(config: &Config) -> Result<Resolved, ResolveError> {
+pub(crate) fn resolve_static(config: &Config) -> Result<Resolved, ResolveError> {
     let mut out = Resolved::new();
     for u in config
         .upstreams
@@ -59,14 +59,14 @@ fn first_address(address: &TargetAddr) -> std::io::Result<SocketAddr> {
 }
 
 /// The DNS client of `discovery: dns`.
-pub struct Dns {
+pub(crate) struct Dns {
     resolver: TokioResolver,
 }
 
 impl Dns {
     /// A client of `servers`, or of the system's resolvers when empty. Answers are not
     /// cached: each resolution asks the servers.
-    pub fn new(servers: &[SocketAddr]) -> Result<Self, hickory_resolver::ResolveError> {
+    pub(crate) fn new(servers: &[SocketAddr]) -> Result<Self, hickory_resolver::ResolveError> {
         let mut builder = if servers.is_empty() {
             TokioResolver::builder_tokio()?
         } else {
@@ -88,7 +88,7 @@ impl Dns {
     }
 
     /// Every address of a target, sorted; a literal address is returned as is.
-    pub async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         address: &TargetAddr,
     ) -> Result<Vec<SocketAddr>, hickory_resolver::ResolveError> {
@@ -108,7 +108,7 @@ impl Dns {
 
     /// Resolves every discovered name of `config`; a name that fails keeps the addresses
     /// it had in `previous` (none at startup), and the failure is logged.
-    pub async fn resolve_all(&self, config: &Config, previous: &Resolved) -> Resolved {
+    pub(crate) async fn resolve_all(&self, config: &Config, previous: &Resolved) -> Resolved {
         let mut out = Resolved::new();
         for u in config
             .upstreams

@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Milliseconds on a process-wide monotonic clock; never 0, so 0 can mean "never".
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     let ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
     u64::try_from(ms).unwrap_or(u64::MAX).saturating_add(1)
@@ -40,7 +40,7 @@ struct Checks {
 
 /// Health of one instance.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     /// Verdict of active checks.
     healthy: AtomicBool,
     /// Passive ejection lasts until this time (ms); 0 when never ejected.
@@ -55,7 +55,7 @@ pub struct Health {
 
 /// What a failed request did to an instance.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Still below `max_fails`.
     Counted,
     /// Reached `max_fails`: the pool decides whether it may be ejected.
@@ -64,7 +64,7 @@ pub enum Verdict {
 
 impl Health {
     /// Health of a new instance.
-    pub fn new(healthy: bool, ramp_from: u64) -> Self {
+    pub(crate) fn new(healthy: bool, ramp_from: u64) -> Self {
         Self {
             healthy: AtomicBool::new(healthy),
             ejected_until: AtomicU64::new(0),
@@ -76,28 +76,28 @@ impl Health {
     }
 
     /// Whether the instance may take requests now: healthy and not ejected.
-    pub fn available(&self, now: u64) -> bool {
+    pub(crate) fn available(&self, now: u64) -> bool {
         self.healthy.load(Ordering::Relaxed) && now >= self.ejected_until.load(Ordering::Relaxed)
     }
 
     /// Whether passive checks keep the instance out now.
-    pub fn ejected(&self, now: u64) -> bool {
+    pub(crate) fn ejected(&self, now: u64) -> bool {
         now < self.ejected_until.load(Ordering::Relaxed)
     }
 
     /// Whether active checks call the instance healthy.
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
 
     /// How much longer a passive ejection keeps the instance out, if it does.
-    pub fn ejected_for(&self, now: u64) -> Option<Duration> {
+    pub(crate) fn ejected_for(&self, now: u64) -> Option<Duration> {
         let until = self.ejected_until.load(Ordering::Relaxed);
         (now < until).then(|| Duration::from_millis(until - now))
     }
 
     /// The last active check's result, if any check ran: `true` for a pass.
-    pub fn last_check(&self) -> Option<bool> {
+    pub(crate) fn last_check(&self) -> Option<bool> {
         let checks = self.checks.lock().ok()?;
         match (checks.successes, checks.failures) {
             (0, 0) => None,
@@ -107,7 +107,7 @@ impl Health {
 
     /// Slow start: takes this turn with a probability growing from ~0 to 1 over `window`
     /// after the instance became available, so its share ramps up instead of jumping.
-    pub fn takes_turn(&self, now: u64, window: u64) -> bool {
+    pub(crate) fn takes_turn(&self, now: u64, window: u64) -> bool {
         let elapsed = now.saturating_sub(self.ramp_from.load(Ordering::Relaxed));
         if elapsed >= window {
             return true;
@@ -117,7 +117,7 @@ impl Health {
     }
 
     /// Counts a failed request.
-    pub fn failed(&self, now: u64, passive: &Passive) -> Verdict {
+    pub(crate) fn failed(&self, now: u64, passive: &Passive) -> Verdict {
         if passive.max_fails == 0 {
             return Verdict::Counted;
         }
@@ -138,7 +138,7 @@ impl Health {
 
     /// Ejects the instance; returns for how long: `fail_timeout`, doubled for each ejection
     /// in a row, capped at `max_ejection_time`.
-    pub fn eject(&self, now: u64, passive: &Passive) -> Duration {
+    pub(crate) fn eject(&self, now: u64, passive: &Passive) -> Duration {
         let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let doubling = 2u32.saturating_pow(f.ejections.min(16));
         f.ejections += 1;
@@ -160,7 +160,7 @@ impl Health {
 
     /// Counts a successful request. Ejections stop doubling once the instance has served
     /// well for a whole `fail_timeout` after its last ejection.
-    pub fn succeeded(&self, now: u64, passive: &Passive) {
+    pub(crate) fn succeeded(&self, now: u64, passive: &Passive) {
         if !self.failing.load(Ordering::Relaxed) {
             return;
         }
@@ -174,7 +174,7 @@ impl Health {
     }
 
     /// Claims the next active check if it is due and none is running.
-    pub fn check_due(&self, now: u64, interval: Duration) -> bool {
+    pub(crate) fn check_due(&self, now: u64, interval: Duration) -> bool {
         let mut c = self.checks.lock().unwrap_or_else(|p| p.into_inner());
         if c.running || now < c.next_due {
             return false;
@@ -186,7 +186,7 @@ impl Health {
 
     /// Records an active check result; returns the new verdict when it changed (`true` also
     /// when passing checks end a passive ejection).
-    pub fn checked(&self, passed: bool, now: u64, check: &HealthCheck) -> Option<bool> {
+    pub(crate) fn checked(&self, passed: bool, now: u64, check: &HealthCheck) -> Option<bool> {
         let mut c = self.checks.lock().unwrap_or_else(|p| p.into_inner());
         c.running = false;
         let healthy = self.healthy();

@@ -38,7 +38,7 @@ impl Loaded {
 }
 
 /// Yields the chosen backend first, then every other one in rotation order (for retries).
-pub struct RankedIter {
+pub(super) struct RankedIter {
     loaded: Arc<Loaded>,
     first: usize,
     step: usize,
@@ -67,7 +67,7 @@ impl BackendIter for RankedIter {
 }
 
 /// Fewest in-flight requests; ties go to the next backend in rotation.
-pub struct LeastConn {
+pub(super) struct LeastConn {
     loaded: Arc<Loaded>,
     rotation: AtomicUsize,
 }
@@ -99,7 +99,7 @@ impl BackendSelection for LeastConn {
 
 /// Power of two random choices: the less loaded of two random backends. Nearly as good as
 /// least connections, without scanning every backend.
-pub struct P2c {
+pub(super) struct P2c {
     loaded: Arc<Loaded>,
 }
 

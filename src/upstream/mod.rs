@@ -16,11 +16,11 @@ mod least_conn;
 mod smooth_weighted;
 mod target;
 
-pub use checks::{CheckError, Checker};
-pub use connect::Connect;
-pub use discovery::{resolve_static, Dns, ResolveError, Resolved};
-pub use health::now_ms;
-pub use target::{InflightGuard, Target, TargetState};
+pub(crate) use checks::Checker;
+pub(crate) use connect::Connect;
+pub(crate) use discovery::{resolve_static, Dns, ResolveError, Resolved};
+pub(crate) use health::now_ms;
+pub(crate) use target::{InflightGuard, Target, TargetState};
 
 use crate::config::HeaderRules;
 use crate::config::{self, Balance, Passive};
@@ -119,11 +119,11 @@ enum HashOn {
 /// Targets a request has already tried, by index (modulo 64: a false positive only skips a
 /// target that a later fallback still offers).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Tried(u64);
+pub(crate) struct Tried(u64);
 
 impl Tried {
     /// Adds a target.
-    pub fn insert(&mut self, index: usize) {
+    pub(crate) fn insert(&mut self, index: usize) {
         self.0 |= 1 << (index % 64);
     }
 
@@ -133,7 +133,7 @@ impl Tried {
 }
 
 /// A target chosen for a request.
-pub struct Pick {
+pub(crate) struct Pick {
     /// The target.
     pub target: Arc<Target>,
     /// Chosen although unavailable, because nothing was (panic mode).
@@ -141,7 +141,7 @@ pub struct Pick {
 }
 
 /// A compiled upstream.
-pub struct Pool {
+pub(crate) struct Pool {
     /// Its name in the configuration.
     pub name: String,
     /// Every target, including weight-0 ones.
@@ -166,7 +166,7 @@ pub struct Pool {
 
 /// What `ip_hash` (and header or cookie hashing without the header or cookie) hashes for a
 /// client: IPv4 as its IPv6-mapped form, so that HTTP and TCP listeners agree.
-pub fn hash_key(client: IpAddr) -> [u8; 16] {
+pub(crate) fn hash_key(client: IpAddr) -> [u8; 16] {
     match client {
         IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
         IpAddr::V6(v6) => v6.octets(),
@@ -175,14 +175,14 @@ pub fn hash_key(client: IpAddr) -> [u8; 16] {
 
 /// Live state carried from one runtime to the next, by upstream name and target address:
 /// two upstreams that name one instance check it and count it each on their own.
-pub type StateCarry = HashMap<(String, SocketAddr), Arc<TargetState>>;
+pub(crate) type StateCarry = HashMap<(String, SocketAddr), Arc<TargetState>>;
 
 impl Pool {
     /// Builds a pool from resolved addresses. Targets whose address is in `carry` keep their
     /// live state; others start healthy (unless checks say `initially: unhealthy`) and, when
     /// `fresh` is false (a reload or a discovery change), slow-start. Fails only when the
     /// upstream's CA bundle cannot be read.
-    pub fn build(
+    pub(crate) fn build(
         spec: &config::Upstream,
         resolved: &Resolved,
         carry: &StateCarry,
@@ -264,7 +264,12 @@ impl Pool {
     /// else an available backup, else (in panic mode) any of them; `None` when there is
     /// nothing to offer. Hash keys: the client address for `ip_hash`; the header or cookie
     /// for `hash`, falling back to the client address when the request lacks it.
-    pub fn select(&self, req: &RequestHeader, client_ip: &[u8], tried: Tried) -> Option<Pick> {
+    pub(crate) fn select(
+        &self,
+        req: &RequestHeader,
+        client_ip: &[u8],
+        tried: Tried,
+    ) -> Option<Pick> {
         let key: &[u8] = match &self.hash_on {
             HashOn::Nothing => b"",
             HashOn::ClientIp => client_ip,
@@ -276,7 +281,7 @@ impl Pool {
 
     /// Picks the target for a TCP connection from `client_ip`, as [`Pool::select`] does for
     /// a request; hashing algorithms hash on the client address.
-    pub fn select_connection(&self, client_ip: &[u8], tried: Tried) -> Option<Pick> {
+    pub(crate) fn select_connection(&self, client_ip: &[u8], tried: Tried) -> Option<Pick> {
         let key: &[u8] = match &self.hash_on {
             HashOn::Nothing => b"",
             _ => client_ip,
@@ -322,24 +327,24 @@ impl Pool {
     }
 
     /// Attempts one request may make: the first plus `retries`, at most one per target.
-    pub fn max_attempts(&self) -> u32 {
+    pub(crate) fn max_attempts(&self) -> u32 {
         let selectable = self.targets.iter().filter(|t| t.selectable()).count();
         (self.retries + 1).min(u32::try_from(selectable).unwrap_or(u32::MAX))
     }
 
     /// Whether a response status counts against the instance that sent it.
-    pub fn is_failure_status(&self, status: u16) -> bool {
+    pub(crate) fn is_failure_status(&self, status: u16) -> bool {
         self.passive.fail_statuses.contains(&status)
     }
 
     /// Records a request that the instance served well.
-    pub fn succeeded(&self, target: &Target) {
+    pub(crate) fn succeeded(&self, target: &Target) {
         target.state.health.succeeded(now_ms(), &self.passive);
     }
 
     /// Records a failed request and ejects the instance once it reaches `max_fails`, unless
     /// that would eject more than `max_ejection_percent` of the pool.
-    pub fn failed(&self, target: &Target, why: &dyn std::fmt::Display) {
+    pub(crate) fn failed(&self, target: &Target, why: &dyn std::fmt::Display) {
         let now = now_ms();
         let health = &target.state.health;
         if health.failed(now, &self.passive) != Verdict::Eject || health.ejected(now) {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The precomputed cycle over backends.
-pub struct SmoothWeighted {
+pub(super) struct SmoothWeighted {
     backends: Box<[Backend]>,
     /// One full cycle of backend indices; its length is the sum of the reduced weights.
     schedule: Box<[u32]>,
@@ -72,7 +72,7 @@ impl BackendSelection for SmoothWeighted {
 }
 
 /// Walks one cycle from this request's turn onwards.
-pub struct SmoothIter {
+pub(super) struct SmoothIter {
     selection: Arc<SmoothWeighted>,
     position: usize,
     remaining: usize,

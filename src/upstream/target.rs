@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// Live state of one instance address. Shared by every runtime (and every pool) that has a
 /// target at this address, so a reload resets neither least-connections counts nor health.
 #[derive(Debug)]
-pub struct TargetState {
+pub(crate) struct TargetState {
     inflight: AtomicUsize,
     /// Active and passive health.
     pub health: Health,
@@ -19,7 +19,7 @@ pub struct TargetState {
 impl TargetState {
     /// State of an instance seen for the first time; `ramp_from` starts its slow start
     /// (0 for instances present at startup, which take their full share at once).
-    pub fn new(initially_healthy: bool, ramp_from: u64) -> Self {
+    pub(crate) fn new(initially_healthy: bool, ramp_from: u64) -> Self {
         Self {
             inflight: AtomicUsize::new(0),
             health: Health::new(initially_healthy, ramp_from),
@@ -27,14 +27,14 @@ impl TargetState {
     }
 
     /// Requests currently sent to this address and not yet finished.
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Relaxed)
     }
 }
 
 /// A target of a compiled pool.
 #[derive(Debug)]
-pub struct Target {
+pub(crate) struct Target {
     /// Name shown in the instance response header.
     pub name: http::HeaderValue,
     /// Position in its pool's target list.
@@ -60,12 +60,12 @@ pub struct Target {
 
 impl Target {
     /// Whether it may take new requests at all: weight above 0 and not drained.
-    pub fn selectable(&self) -> bool {
+    pub(crate) fn selectable(&self) -> bool {
         self.weight > 0 && !self.drain
     }
 
     /// The instance name for logs.
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.name.to_str().unwrap_or("?")
     }
 }
@@ -73,11 +73,11 @@ impl Target {
 /// Counts one request as in flight on a target for as long as it lives. Kept in the request
 /// context: replaced when a retry picks another target, dropped when the request ends.
 #[derive(Debug)]
-pub struct InflightGuard(Arc<TargetState>);
+pub(crate) struct InflightGuard(Arc<TargetState>);
 
 impl InflightGuard {
     /// Marks a request as started on `target`.
-    pub fn new(target: &Target) -> Self {
+    pub(crate) fn new(target: &Target) -> Self {
         target.state.inflight.fetch_add(1, Ordering::Relaxed);
         Self(target.state.clone())
     }

@@ -3,7 +3,8 @@
 //! file says `mod common; use common::*;`.
 #![allow(dead_code)] // each test binary uses a part of the harness
 #![allow(unused_imports)] // likewise for the re-exports
-#![allow(clippy::unwrap_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
+#![allow(unreachable_pub)] // the harness is shared by test binaries, not exported
 
 mod configs;
 mod http;

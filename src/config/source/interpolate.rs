@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 /// Why a value's variable references cannot be expanded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExpandError {
+pub(super) enum ExpandError {
     /// `${` with no closing `}`.
     #[error("unclosed `${{` in `{0}`: write ${{NAME}}")]
     Unclosed(String),
@@ -23,7 +23,7 @@ pub enum ExpandError {
 
 /// Expands every string of the tree through `env`. An unquoted value is re-read as YAML
 /// after expansion, so `threads: ${N}` yields a number, while a quoted one stays a string.
-pub fn interpolate(
+pub(super) fn interpolate(
     value: &mut Value,
     path: &str,
     locations: &Locations,

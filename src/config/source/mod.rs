@@ -5,7 +5,7 @@
 mod interpolate;
 mod spans;
 
-pub use spans::{Locations, Pos};
+pub(crate) use spans::{Locations, Pos};
 
 use super::error::{ConfigError, ConfigErrors};
 use super::report::Report;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// Parses `text` into a YAML tree with environment variables expanded, plus a [`Report`]
 /// that can locate any path in it. A syntax error ends the load at once: nothing after it
 /// can be trusted.
-pub fn parse(file: &Path, text: &str) -> Result<(Value, Report), ConfigErrors> {
+pub(super) fn parse(file: &Path, text: &str) -> Result<(Value, Report), ConfigErrors> {
     parse_with(file, text, &|name| std::env::var(name).ok())
 }
 

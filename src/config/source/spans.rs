@@ -12,7 +12,7 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A position in the file, 1-based.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pos {
+pub(crate) struct Pos {
     /// Line.
     pub line: usize,
     /// Column.
@@ -21,7 +21,7 @@ pub struct Pos {
 
 impl Pos {
     /// The start of the file, where problems that concern no part of it are reported.
-    pub const START: Self = Self { line: 1, column: 1 };
+    pub(crate) const START: Self = Self { line: 1, column: 1 };
 }
 
 impl From<Marker> for Pos {
@@ -35,7 +35,7 @@ impl From<Marker> for Pos {
 
 /// Where one node of the document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub(crate) struct Span {
     /// The key that names this node in its parent mapping, if it has one.
     pub key: Option<Pos>,
     /// The value itself.
@@ -48,7 +48,7 @@ pub struct Span {
 /// The positions of one file's keys and values, by YAML path. Built once per load and
 /// shared by everything that reports a problem with a setting of that file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Locations {
+pub(crate) struct Locations {
     file: PathBuf,
     spans: HashMap<String, Span>,
     /// Where and why the span parser stopped short of the end, if it did.
@@ -59,7 +59,7 @@ impl Locations {
     /// Reads the positions of `text`, the contents of `file`. Text the span parser cannot
     /// read leaves the table short, so lookups fall back to the nearest located ancestor;
     /// the corpus test in this module keeps the two parsers in agreement.
-    pub fn read(file: &Path, text: &str) -> Self {
+    pub(crate) fn read(file: &Path, text: &str) -> Self {
         let mut collector = SpanCollector::default();
         // The value parser accepted the text before this runs; a construct this parser
         // rejects stops the walk where it is, keeping what was read so far, and says so.
@@ -76,23 +76,23 @@ impl Locations {
 
     /// Where and why positions stop being exact: past this point a path the span parser
     /// did not reach is located at its nearest located ancestor.
-    pub fn stopped(&self) -> Option<&(Pos, String)> {
+    pub(crate) fn stopped(&self) -> Option<&(Pos, String)> {
         self.stopped.as_ref()
     }
 
     /// The file these positions are in.
-    pub fn file(&self) -> &Path {
+    pub(crate) fn file(&self) -> &Path {
         &self.file
     }
 
     /// The span recorded for `path` itself, if any.
-    pub fn span(&self, path: &str) -> Option<&Span> {
+    pub(crate) fn span(&self, path: &str) -> Option<&Span> {
         self.spans.get(path)
     }
 
     /// The position of `path`; for a path that is not in the file (a missing key), the key
     /// of its nearest ancestor that is, which is the line a reader looks at.
-    pub fn position(&self, path: &str, prefer_key: bool) -> Pos {
+    pub(crate) fn position(&self, path: &str, prefer_key: bool) -> Pos {
         let mut current = path;
         // A missing top-level section is reported at the top of the file.
         while !current.is_empty() {
@@ -113,7 +113,7 @@ impl Locations {
 
     /// `FILE:LINE:COLUMN: path` of the value at `path`, for problems found after loading
     /// (a certificate file that does not load) to point at the setting that names it.
-    pub fn at<'a>(&'a self, path: &'a str) -> At<'a> {
+    pub(crate) fn at<'a>(&'a self, path: &'a str) -> At<'a> {
         At {
             locations: self,
             path,
@@ -122,7 +122,7 @@ impl Locations {
 }
 
 /// A setting printed with its position: `FILE:LINE:COLUMN: path`.
-pub struct At<'a> {
+pub(crate) struct At<'a> {
     locations: &'a Locations,
     path: &'a str,
 }

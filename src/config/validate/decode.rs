@@ -26,7 +26,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 
 /// Decodes each section, list item and upstream on its own, so one bad element reports its
 /// own error without hiding the others.
-pub fn decode(value: Value, report: &mut Report) -> RawConfig {
+pub(crate) fn decode(value: Value, report: &mut Report) -> RawConfig {
     let mut raw = RawConfig::default();
     let map = match value {
         Value::Mapping(map) => map,

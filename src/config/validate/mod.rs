@@ -12,7 +12,7 @@ mod set_aside;
 mod upstream;
 mod values;
 
-pub use decode::decode;
+pub(crate) use decode::decode;
 
 use super::report::{join_index, join_key, Report};
 use super::schema::*;
@@ -31,7 +31,7 @@ const NO_LISTENERS: &str =
 const SUGGESTION_THRESHOLD: f64 = 0.8;
 
 /// Turns the raw structs into the model, reporting every problem.
-pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
+pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
     let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
     let config = Config {
         path: path.to_path_buf(),
@@ -46,7 +46,6 @@ pub fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
         headers: global_headers(&raw.headers, report),
         resolver: resolver(&raw.resolver, report),
         admin: raw.admin.as_ref().and_then(|a| admin(a, report)),
-        locations: report.locations().clone(),
         access_log: raw.access_log.as_ref().map(|a| access_log(path, a, report)),
     };
     stream_upstreams(

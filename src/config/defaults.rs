@@ -1,0 +1,61 @@
+//! Defaults of every setting that has one, named, so that the docs, `conf/weir.yaml` and
+//! the code say the same.
+
+use std::time::Duration;
+
+/// Highest accepted target weight; keeps the smooth round-robin schedule small.
+pub(crate) const MAX_WEIGHT: u32 = 1000;
+/// Weight of a target that does not give one.
+pub(crate) const DEFAULT_WEIGHT: u32 = 1;
+/// Upstream TCP connect timeout when `timeouts.connect` is not set.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upstream read timeout when `timeouts.read` is not set (nginx's `proxy_read_timeout`).
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upstream write timeout when `timeouts.write` is not set.
+pub(crate) const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an idle pooled upstream connection is kept when `timeouts.idle` is not set.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long in-flight requests may finish on shutdown when not configured.
+pub(crate) const DEFAULT_GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts on other instances after a connect failure or early reset, when not configured.
+pub(crate) const DEFAULT_RETRIES: u32 = 2;
+/// Time between active checks of one instance when `health_check.interval` is not set.
+pub(crate) const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+/// Time one active check may take when `health_check.timeout` is not set.
+pub(crate) const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// Passing checks that bring an unhealthy instance back, when not configured.
+pub(crate) const DEFAULT_HEALTHY_SUCCESSES: u32 = 2;
+/// Failing checks that take a healthy instance out, when not configured.
+pub(crate) const DEFAULT_UNHEALTHY_FAILURES: u32 = 3;
+/// Consecutive failed requests that eject an instance (nginx's `max_fails` default).
+pub(crate) const DEFAULT_MAX_FAILS: u32 = 1;
+/// Window for counting failures and first ejection time (nginx's `fail_timeout` default).
+pub(crate) const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cap of the doubling ejection time when `passive.max_ejection_time` is not set.
+pub(crate) const DEFAULT_MAX_EJECTION_TIME: Duration = Duration::from_secs(300);
+/// Share of a pool that passive checks may eject at once, when not configured.
+pub(crate) const DEFAULT_MAX_EJECTION_PERCENT: u8 = 50;
+/// Time between DNS resolutions of a discovered upstream when `resolve_every` is not set.
+pub(crate) const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(10);
+/// HSTS `max-age` when `hsts.max_age` is not set: one year.
+pub(crate) const DEFAULT_HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a TCP connection may carry no traffic either way (nginx's `proxy_timeout`).
+pub(crate) const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a connection queued by `on_limit: queue` waits for a free slot.
+pub(crate) const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lines the access log holds for its writer when `access_log.queue` is not set: about
+/// 5 MiB of JSON lines, a second of a busy instance's traffic.
+pub(crate) const DEFAULT_ACCESS_LOG_QUEUE: usize = 16 * 1024;
+/// Port of the HTTPS URL `redirect_https` sends to when no `https` listener is configured.
+pub(crate) const DEFAULT_HTTPS_PORT: u16 = 443;
+/// Port of the admin listener when `admin.address` is not set (on 127.0.0.1).
+pub(crate) const DEFAULT_ADMIN_PORT: u16 = 9901;
+/// Pid file when `server.pid_file` is not set.
+pub(crate) const DEFAULT_PID_FILE: &str = "/tmp/weir.pid";
+/// Socket the listeners are handed over on in a binary upgrade, when `server.upgrade_sock` is
+/// not set.
+pub(crate) const DEFAULT_UPGRADE_SOCK: &str = "/tmp/weir-upgrade.sock";
+/// Request id header name when `headers.request_id` is not set.
+pub(crate) const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+/// Serving-instance response header name when `headers.instance_header` is not set.
+pub(crate) const DEFAULT_INSTANCE_HEADER: &str = "x-upstream-instance";

@@ -6,6 +6,9 @@
 
 use crate::config::{self, LogFormat};
 use crate::metrics;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use prometheus::IntCounter;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
@@ -13,7 +16,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// How long buffered lines may wait before they are written out when traffic is light.
@@ -95,22 +98,24 @@ pub(crate) struct AccessLog {
 }
 
 impl AccessLog {
-    /// Opens the log of `settings` (its file is created if needed) and starts its writer.
-    pub(crate) fn start(settings: &config::AccessLog) -> std::io::Result<Self> {
+    /// Opens the log of `settings` (its file is created if needed, so that a path that
+    /// cannot be written fails the start). Lines queue until the [`Writer`] runs.
+    pub(crate) fn open(settings: &config::AccessLog) -> std::io::Result<(Self, Writer)> {
         let reopen = Arc::new(AtomicBool::new(false));
         let sink = Sink::open(settings.path.clone())?;
         let (lines, received) = mpsc::sync_channel(settings.queue);
-        let flag = reopen.clone();
-        std::thread::Builder::new()
-            .name("weir access log".into())
-            .spawn(move || write_lines(received, sink, &flag))?;
-        Ok(Self {
+        let writer = Writer {
+            parts: Mutex::new(Some((received, sink))),
+            reopen: reopen.clone(),
+        };
+        let log = Self {
             format: settings.format,
             lines,
             reopen,
             to_file: settings.path.is_some(),
             dropped: metrics::access_log_dropped(),
-        })
+        };
+        Ok((log, writer))
     }
 
     /// Logs one request or connection; when the writer is `queue` lines behind, the line is
@@ -133,6 +138,32 @@ impl AccessLog {
     pub(crate) fn reopen(&self) -> bool {
         self.reopen.store(true, Ordering::Relaxed);
         self.to_file
+    }
+}
+
+/// The thread that writes the lines, started as a background service: in the process that
+/// serves, after a daemon's fork (a thread started before it would not survive it).
+pub(crate) struct Writer {
+    parts: Mutex<Option<(Receiver<String>, Sink)>>,
+    reopen: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl BackgroundService for Writer {
+    async fn start(&self, _shutdown: ShutdownWatch) {
+        let parts = self
+            .parts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some((lines, sink)) = parts else { return };
+        let reopen = self.reopen.clone();
+        let started = std::thread::Builder::new()
+            .name("weir access log".into())
+            .spawn(move || write_lines(lines, sink, &reopen));
+        if let Err(e) = started {
+            log::error!("cannot start the access log writer, lines will be dropped: {e}");
+        }
     }
 }
 

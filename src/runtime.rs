@@ -100,9 +100,12 @@ impl Runtime {
             .into_iter()
             .flat_map(|rt| rt.pools.iter())
             .flat_map(|p| {
-                p.targets
-                    .iter()
-                    .map(|t| ((p.name.clone(), t.addr), t.state.clone()))
+                p.targets.iter().map(|t| {
+                    (
+                        (p.name.clone(), t.configured.clone(), t.addr),
+                        t.state.clone(),
+                    )
+                })
             })
             .collect();
         let pools = config

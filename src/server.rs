@@ -159,7 +159,7 @@ pub(crate) fn build(
         process.graceful_shutdown_timeout,
     );
     let bootstrap = server.bootstrap_as_a_service();
-    let access_log = config.access_log.as_ref().map(AccessLog::start).transpose();
+    let access_log = config.access_log.as_ref().map(AccessLog::open).transpose();
     let access_log = access_log.map_err(|source| BuildError::AccessLog {
         path: config
             .access_log
@@ -168,6 +168,10 @@ pub(crate) fn build(
             .unwrap_or_default(),
         source,
     })?;
+    let (access_log, log_writer) = access_log.unzip();
+    if let Some(writer) = log_writer {
+        server.add_service(background_service("weir access log", writer));
+    }
     let lifecycle = server.add_service(background_service("weir lifecycle", lifecycle));
     let listeners = &config.listeners;
     if listeners.iter().any(|l| l.protocol.is_http()) {
@@ -206,10 +210,11 @@ pub(crate) fn build(
             .add_service(Listening::new(service, process.pid_file.clone()))
             .add_dependencies([&bootstrap, &lifecycle]);
     }
-    let housekeeping = Housekeeping::new(live, access_log);
-    server.add_service(background_service("weir signals", housekeeping));
+    let housekeeping = Housekeeping::new(live.clone(), access_log);
+    let housekeeping = server.add_service(background_service("weir signals", housekeeping));
+    bootstrap.add_dependency(&housekeeping);
     server.add_service(background_service("weir certificates", Watcher::new(certs)));
-    let supervisor = Supervisor::new(runtime.clone(), Dns::new(&config.resolver)?);
+    let supervisor = Supervisor::new(live, Dns::new(&config.resolver)?);
     server.add_service(background_service("weir supervisor", supervisor));
     Ok((server, runtime))
 }

@@ -212,6 +212,14 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     assert_eq!(status, 200, "{body}");
     assert_eq!(api.targets(), [("fast".to_string(), false)]);
     assert_eq!(served(&weir, 4), set(&["fast"]));
+    // Its metric series leave with it; the target that stays keeps its counts.
+    let metrics = scrape(weir.port2);
+    let requests = |instance| {
+        let labels = [("instance", instance), ("code_class", "2xx")];
+        sample(&metrics, "weir_requests_total", &labels)
+    };
+    assert_eq!(requests("slow"), None, "{metrics}");
+    assert!(requests("fast").is_some_and(|n| n > 0.0), "{metrics}");
     let (status, body) = api.write("DELETE", "/upstreams/app/targets/fast", json!({}));
     assert_eq!(status, 409, "the last target stays: {body}");
 
@@ -229,6 +237,20 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     assert_eq!(body["dropped_edits"], 4, "{body}");
     assert_eq!(api.targets(), [("slow".to_string(), false)]);
     assert_eq!(api.get("/config")["unsaved_changes"], 0);
+    let metrics = scrape(weir.port2);
+    let upstream_series = |instance| {
+        sample(
+            &metrics,
+            "weir_upstream_ejections_total",
+            &[("instance", instance)],
+        )
+    };
+    assert_eq!(
+        upstream_series("fast"),
+        None,
+        "a reload drops the series of targets it drops"
+    );
+    assert_eq!(upstream_series("slow"), Some(0.0), "{metrics}");
 }
 
 #[test]

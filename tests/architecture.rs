@@ -26,9 +26,7 @@ fn code_graph() -> Graph {
                 pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                // Unit tests may reach anywhere.
-                let code = text.split("#[cfg(test)]").next().unwrap_or_default();
-                texts.push(code.to_string());
+                texts.push(without_test_modules(&text));
             }
         }
         files.insert(name, texts);
@@ -41,18 +39,9 @@ fn code_graph() -> Graph {
             for text in texts {
                 for (at, _) in text.match_indices("crate::") {
                     let rest = &text[at + "crate::".len()..];
-                    let named: Vec<&str> = match rest.strip_prefix('{') {
-                        Some(group) => group
-                            .split('}')
-                            .next()
-                            .unwrap_or_default()
-                            .split(',')
-                            .map(|item| item.trim().split("::").next().unwrap_or_default())
-                            .collect(),
-                        None => vec![rest
-                            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                            .next()
-                            .unwrap_or_default()],
+                    let named = match rest.strip_prefix('{') {
+                        Some(group) => group_heads(group),
+                        None => vec![identifier(rest)],
                     };
                     uses.extend(
                         named
@@ -65,6 +54,68 @@ fn code_graph() -> Graph {
             (module.clone(), uses)
         })
         .collect()
+}
+
+/// `text` without its unit test modules (`#[cfg(test)] mod … { … }`), which may reach
+/// anywhere.
+fn without_test_modules(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        out.push_str(&rest[..at]);
+        if !after.trim_start().starts_with("mod ") {
+            out.push_str("#[cfg(test)]");
+            rest = after;
+            continue;
+        }
+        let Some(open) = after.find('{') else { break };
+        let mut depth = 0;
+        let mut end = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth == 0 {
+                end = open + i + 1;
+                break;
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The identifier `text` starts with.
+fn identifier(text: &str) -> &str {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or_default()
+}
+
+/// The first segment of each item of a `use crate::{…}` group, `group` starting after its
+/// `{`: `a::{x, y}, b}` names `a` and `b`.
+fn group_heads(group: &str) -> Vec<&str> {
+    let mut heads = Vec::new();
+    let mut depth = 0;
+    let mut item_start = true;
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => item_start = true,
+            c if item_start && !c.is_whitespace() => {
+                heads.push(identifier(&group[i..]));
+                item_start = false;
+            }
+            _ => {}
+        }
+    }
+    heads
 }
 
 /// The table in docs/architecture.md's "Dependencies" block: `module  uses a b c` lines.

@@ -37,6 +37,7 @@ fn the_systemd_unit_commands_start_reload_and_stop_a_daemon() {
     let port = free_port();
     let yaml = format!(
         "server: {{ pid_file: weir.pid, upgrade_sock: upgrade.sock, error_log: weir.log }}\n\
+         access_log: {{ path: access.log }}\n\
          listeners: [{{ name: web, address: \"127.0.0.1:{port}\" }}]\n\
          routes: [{{ name: all, upstream: app }}]\n\
          upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: a }}]\n",
@@ -65,19 +66,35 @@ fn the_systemd_unit_commands_start_reload_and_stop_a_daemon() {
         "the daemon logs to server.error_log"
     );
 
-    // logrotate's postrotate: the daemon (not the parent that started it) takes SIGUSR1.
+    // The access log's writer runs in the daemon, not in the parent that forked it.
+    let access_log = dir.path().join("access.log");
+    let written = || std::fs::read_to_string(&access_log).unwrap_or_default();
+    assert!(
+        poll_until(Duration::from_secs(5), || (!written().is_empty())
+            .then_some(()))
+        .is_some(),
+        "the daemon writes its access log"
+    );
+    // logrotate: move the file away, then postrotate sends the daemon SIGUSR1.
+    std::fs::rename(&access_log, dir.path().join("access.log.1")).unwrap();
     signal(pid.parse().unwrap(), Signal::SIGUSR1);
     assert!(
         poll_until(Duration::from_secs(5), || {
-            logged("SIGUSR1: no access log file to reopen").then_some(())
+            logged("SIGUSR1: reopened the access log").then_some(())
         })
         .is_some(),
-        "the daemon handles SIGUSR1"
+        "the daemon reopens its access log on SIGUSR1"
     );
     assert_eq!(
         served_by(&client().get(&url).send().unwrap()),
         "a",
         "and serves on"
+    );
+    assert!(
+        poll_until(Duration::from_secs(5), || (!written().is_empty())
+            .then_some(()))
+        .is_some(),
+        "into a new file"
     );
 
     signal(pid.parse().unwrap(), Signal::SIGTERM);

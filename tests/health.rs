@@ -407,13 +407,14 @@ fn metric_series_of_instances_discovery_removed_are_gone() {
         })
         .unwrap_or_else(|| panic!("change {change} is applied"));
     }
-    let text = client()
-        .get(format!("http://127.0.0.1:{}/metrics", weir.port2))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
-    let instances = |family: &str| -> BTreeSet<String> {
+    let families = [
+        "weir_requests_total",
+        "weir_upstream_duration_seconds_count",
+        "weir_upstream_ejections_total",
+        "weir_upstream_connect_failures_total",
+        "weir_upstream_health",
+    ];
+    let instances = |text: &str, family: &str| -> BTreeSet<String> {
         text.lines()
             .filter(|l| l.starts_with(&format!("{family}{{")))
             .filter_map(|l| l.split("instance=\"").nth(1)?.split('"').next())
@@ -422,13 +423,19 @@ fn metric_series_of_instances_discovery_removed_are_gone() {
             .collect()
     };
     let live = BTreeSet::from(["127.0.1.49:9".to_string(), "127.0.1.50:9".to_string()]);
-    for family in [
-        "weir_requests_total",
-        "weir_upstream_duration_seconds_count",
-        "weir_upstream_ejections_total",
-        "weir_upstream_connect_failures_total",
-        "weir_upstream_health",
-    ] {
-        assert_eq!(instances(family), live, "{family}");
+    let url = format!("http://127.0.0.1:{}/metrics", weir.port2);
+    let mut last = String::new();
+    // The last change is logged before it is swapped in: poll until the scrape has it.
+    let settled = poll_until(WAIT, || {
+        last = client().get(&url).send().unwrap().text().unwrap();
+        families
+            .iter()
+            .all(|f| instances(&last, f) == live)
+            .then_some(())
+    });
+    if settled.is_none() {
+        for family in families {
+            assert_eq!(instances(&last, family), live, "{family}");
+        }
     }
 }

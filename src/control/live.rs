@@ -19,9 +19,10 @@ use crate::config::{self, Config};
 use crate::metrics;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::{CertSet, ListenerCerts};
+use crate::upstream::Resolved;
 use serde_yaml::Value;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 
 /// First line of a file the admin API wrote back.
 const PERSISTED_BANNER: &str = "# Written by weir's admin API (admin.persist: true). \
@@ -205,18 +206,23 @@ impl LiveConfig {
         }
         let text = serde_yaml::to_string(&yaml)?;
         let config = config::parse(&self.path, &text).map_err(ChangeError::from)?;
-        let prepared = self.prepare(&config, Origin::Edit)?;
         let file_error = |source| EditError::File {
             path: self.path.clone(),
             source,
         };
-        let saved = if self.persist {
+        if self.persist {
             let on_disk = std::fs::read_to_string(&self.path).map_err(file_error)?;
             if on_disk != document.file_text {
                 return Err(Conflict::EditedSince(self.path.clone()).into());
             }
+        }
+        let prepared = self.prepare(&config, Origin::Edit)?;
+        let saved = if self.persist {
             let text = format!("{PERSISTED_BANNER}{text}");
-            persist::replace(&self.path, &text).map_err(file_error)?;
+            if let Err(e) = persist::replace(&self.path, &text) {
+                prepared.runtime.retire_series(&prepared.base);
+                return Err(file_error(e));
+            }
             Some(text)
         } else {
             None
@@ -278,6 +284,40 @@ impl LiveConfig {
             certs,
             summary,
         })
+    }
+
+    /// Swaps in a runtime with the addresses DNS discovery `found` for the names of `base`,
+    /// the runtime they were resolved for. Skipped when a reload or an edit is under way or
+    /// swapped another runtime in since: the next round resolves again from that one. (Under
+    /// the document's lock, so that changes never interleave, not even the removal of the
+    /// metric series one of them took away.)
+    pub(crate) fn rediscovered(&self, base: &Arc<Runtime>, found: Resolved) {
+        let _document = match self.document.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                log::info!(
+                    "discovery: a reload or an edit is under way; resolving again next round"
+                );
+                return;
+            }
+        };
+        if !Arc::ptr_eq(&self.runtime.load(), base) {
+            log::info!("discovery: the runtime changed meanwhile; resolving again next round");
+            return;
+        }
+        let mut resolved: Resolved = (*base.resolved).clone();
+        resolved.extend(found);
+        match Runtime::compile(base.config.clone(), Some(base), resolved) {
+            Ok(next) => {
+                if install(&self.runtime, base, next).is_err() {
+                    log::info!(
+                        "discovery: the runtime changed meanwhile; resolving again next round"
+                    );
+                }
+            }
+            Err(e) => log::error!("discovery: cannot apply the new addresses: {e}"),
+        }
     }
 
     /// The certificate sets of `config`'s TLS listeners, loaded but not installed.

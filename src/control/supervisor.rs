@@ -1,12 +1,13 @@
 //! The one background task that keeps upstreams honest: it runs every pool's active checks
-//! on their interval and re-resolves `discovery: dns` names, swapping in a runtime with the
-//! new instances when the answer changes. It always works on the current runtime, so pools
+//! on their interval and re-resolves `discovery: dns` names, handing a changed answer to the
+//! [`LiveConfig`], which compiles and swaps in a runtime with the new instances as it does
+//! every change. It always works on the current runtime, so pools
 //! created by a reload are checked too. Checks and resolutions run as tasks of their own on
 //! the supervisor's thread: a slow one delays nothing, and nothing here blocks a request.
 
-use super::install;
-use crate::runtime::{Runtime, SharedRuntime};
-use crate::upstream::{now_ms, Dns, Resolved};
+use super::LiveConfig;
+use crate::runtime::Runtime;
+use crate::upstream::{now_ms, Dns};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -19,18 +20,18 @@ use std::time::Duration;
 /// How often the supervisor looks for due work.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Health checks and DNS discovery for the runtime it shares with the proxy.
+/// Health checks and DNS discovery for the runtime of a [`LiveConfig`].
 pub(crate) struct Supervisor {
-    runtime: SharedRuntime,
+    live: Arc<LiveConfig>,
     dns: Arc<Dns>,
     resolving: Arc<AtomicBool>,
 }
 
 impl Supervisor {
-    /// A supervisor of `runtime`, resolving through `dns`.
-    pub(crate) fn new(runtime: SharedRuntime, dns: Dns) -> Self {
+    /// A supervisor of `live`'s runtime, resolving through `dns`.
+    pub(crate) fn new(live: Arc<LiveConfig>, dns: Dns) -> Self {
         Self {
-            runtime,
+            live,
             dns: Arc::new(dns),
             resolving: Arc::new(AtomicBool::new(false)),
         }
@@ -82,23 +83,18 @@ impl Supervisor {
         if self.resolving.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (shared, dns, resolving) = (
-            self.runtime.clone(),
-            self.dns.clone(),
-            self.resolving.clone(),
-        );
+        let (live, dns, resolving) = (self.live.clone(), self.dns.clone(), self.resolving.clone());
         tokio::spawn(async move {
-            rediscover(&shared, &dns).await;
+            rediscover(&live, &dns).await;
             resolving.store(false, Ordering::Release);
         });
     }
 }
 
-/// Resolves every discovered name again and, if any answer changed, compiles and swaps in
-/// a runtime with the new instances (unless a reload swapped one in meanwhile: the next
-/// round starts from that one).
-async fn rediscover(shared: &SharedRuntime, dns: &Dns) {
-    let current = shared.load_full();
+/// Resolves every discovered name again and, if any answer changed, has `live` apply the
+/// new addresses.
+async fn rediscover(live: &LiveConfig, dns: &Dns) {
+    let current = live.runtime().load_full();
     let found = dns.resolve_all(&current.config, &current.resolved).await;
     if found
         .iter()
@@ -119,16 +115,7 @@ async fn rediscover(shared: &SharedRuntime, dns: &Dns) {
             );
         }
     }
-    let mut resolved: Resolved = (*current.resolved).clone();
-    resolved.extend(found);
-    match Runtime::compile(current.config.clone(), Some(&current), resolved) {
-        Ok(next) => {
-            if install(shared, &current, next).is_err() {
-                log::info!("discovery: the runtime changed meanwhile; resolving again next round");
-            }
-        }
-        Err(e) => log::error!("discovery: cannot apply the new addresses: {e}"),
-    }
+    live.rediscovered(&current, found);
 }
 
 #[async_trait]
@@ -140,7 +127,7 @@ impl BackgroundService for Supervisor {
                 _ = shutdown.changed() => return,
                 () = tokio::time::sleep(TICK) => {}
             }
-            let rt = self.runtime.load_full();
+            let rt = self.live.runtime().load_full();
             Self::spawn_checks(&rt);
             let period = rt.pools.iter().filter_map(|p| p.resolve_every).min();
             if let Some(period) = period {

@@ -9,9 +9,10 @@
 //! with a signal stream that Pingora dropped.
 //!
 //! One exception: a process that daemonizes lets its short-lived parent keep SIGUSR1, which
-//! Pingora's daemon sends it to say it is ready (a handler of ours there would swallow that
-//! signal and leave the parent waiting); the daemon takes SIGUSR1 over as the first thing it
-//! does after the fork, before it serves.
+//! Pingora's daemon sends it to say it is ready. Pingora's parent listens for it only once it
+//! has forked, so a readiness signal that comes early would reach a handler of ours alone
+//! and leave the parent waiting. The daemon takes SIGUSR1 over before its bootstrap
+//! completes, that is before it tells its parent (and systemd) that it runs.
 
 use super::POLL;
 use crate::access_log::AccessLog;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use log::{info, warn};
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::BackgroundService;
+use pingora::services::ServiceReadyNotifier;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -191,10 +193,17 @@ impl Housekeeping {
 
 #[async_trait]
 impl BackgroundService for Housekeeping {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+    /// Ready once SIGUSR1 is taken over: the bootstrap waits for it, so a daemon handles
+    /// SIGUSR1 before it tells its parent (and systemd) that it runs. A foreground process
+    /// took it at start already.
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
         let signals = Signals::get();
-        // A daemon's first task after the fork (a foreground process took it already).
         signals.take_reopen();
+        ready.notify_ready();
         let mut tick = tokio::time::interval(TICK);
         loop {
             tokio::select! {

@@ -173,9 +173,14 @@ pub(crate) fn hash_key(client: IpAddr) -> [u8; 16] {
     }
 }
 
-/// Live state carried from one runtime to the next, by upstream name and target address:
-/// two upstreams that name one instance check it and count it each on their own.
-pub(crate) type StateCarry = HashMap<(String, SocketAddr), Arc<TargetState>>;
+/// Live state carried from one runtime to the next, keyed as start-up creates it: by
+/// upstream, target as written, and address. Two upstreams that name one instance (or two
+/// targets of one upstream that resolve to one address) check it and count it each on
+/// their own.
+pub(crate) type StateCarry = HashMap<CarryKey, Arc<TargetState>>;
+
+/// The upstream, the target as written and the address of one target's live state.
+pub(crate) type CarryKey = (String, String, SocketAddr);
 
 impl Pool {
     /// Builds a pool from resolved addresses. Targets whose address is in `carry` keep their
@@ -217,7 +222,7 @@ impl Pool {
                     drain: t.drain,
                     peer,
                     state: carry
-                        .get(&(spec.name.clone(), addr))
+                        .get(&(spec.name.clone(), t.address.to_string(), addr))
                         .cloned()
                         .unwrap_or_else(|| {
                             Arc::new(TargetState::new(initially_healthy, ramp_from))

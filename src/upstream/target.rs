@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Live state of one instance address. Shared by every runtime (and every pool) that has a
-/// target at this address, so a reload resets neither least-connections counts nor health.
+/// Live state of one target of one upstream. Carried from one runtime to the next for the
+/// same upstream, target and address, so a reload resets neither least-connections counts
+/// nor health; two upstreams naming one instance each keep their own.
 #[derive(Debug)]
 pub(crate) struct TargetState {
     inflight: AtomicUsize,

@@ -47,7 +47,9 @@ pub(crate) fn decode(value: Value, report: &mut Report) -> RawConfig {
         match key {
             "server" => raw.server = one(value, key, report).unwrap_or_default(),
             "listeners" => {
-                if value.as_sequence().is_some_and(Vec::is_empty) {
+                if value.is_null() {
+                    report.key(key, NO_LISTENERS);
+                } else if value.as_sequence().is_some_and(Vec::is_empty) {
                     report.value(key, NO_LISTENERS);
                 }
                 raw.listeners = Some(list(value, key, report, listener));

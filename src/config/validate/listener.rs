@@ -229,7 +229,8 @@ fn tls(
     let written = raw.and_then(|t| match &t.min_version {
         Some(serde_yaml::Value::String(s)) => Some(s.clone()),
         Some(serde_yaml::Value::Number(n)) => Some(n.to_string()),
-        Some(other) => Some(format!("{other:?}")),
+        // A list, a mapping, a boolean: shown in flow style, as `[1]`.
+        Some(other) => Some(serde_json::to_string(other).unwrap_or_default()),
         None => None,
     });
     let min_version = match written.as_deref() {

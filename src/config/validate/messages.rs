@@ -95,8 +95,10 @@ fn user_terms(message: &str) -> String {
 /// What a value should be, for serde's names of what a type expects.
 fn expected_text(expected: &str) -> &str {
     match expected {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64" | "i128"
-        | "isize" => "a whole number",
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" | "u64" | "u128" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
         "f32" | "f64" => "a number",
         "a string" | "a borrowed string" | "a character" | "string" => "text",
         "a boolean" => "true or false",
@@ -104,7 +106,9 @@ fn expected_text(expected: &str) -> &str {
         "a map" | "map" => "a mapping",
         e if e.starts_with("struct ") || e.starts_with("a map ") => "a mapping",
         e if e.starts_with("tuple") || e.starts_with("a sequence ") => "a list",
-        e if e.starts_with("enum ") || e.contains("identifier") => "one of the allowed names",
+        e if e.starts_with("enum ") || e.contains("identifier") || e.contains("Value::Tagged") => {
+            "one of the allowed names"
+        }
         "option" | "unit" => "a value",
         words => words,
     }
@@ -141,7 +145,7 @@ mod tests {
         let cases = [
             (
                 "invalid value: integer `-1`, expected u32",
-                "expected a whole number, found -1",
+                "expected a whole number, 0 or more, found -1",
             ),
             (
                 "invalid type: string \"yes\", expected a boolean",
@@ -161,7 +165,7 @@ mod tests {
             ),
             (
                 "invalid type: floating point `1.5`, expected usize",
-                "expected a whole number, found 1.5",
+                "expected a whole number, 0 or more, found 1.5",
             ),
             (
                 "invalid type: unit value, expected f64",
@@ -170,6 +174,14 @@ mod tests {
             (
                 "invalid type: boolean `true`, expected a map",
                 "expected a mapping, found true",
+            ),
+            (
+                "invalid value: integer `300`, expected u8",
+                "expected a whole number from 0 to 255, found 300",
+            ),
+            (
+                "invalid type: integer `5`, expected a Value::Tagged enum",
+                "expected one of the allowed names, found 5",
             ),
         ];
         for (serde, user) in cases {

@@ -107,6 +107,10 @@ fn check_name(name: &str, path: &str, what: &str, seen: &mut HashSet<String>, re
 }
 
 /// Reports `name` at `path` unless it is one of `upstreams`, suggesting the closest.
+/// Upstream names an error about a missing one lists at most, so that a file with thousands
+/// of them does not print thousands of names per error.
+const LISTED_UPSTREAMS: usize = 10;
+
 fn check_upstream(name: &str, path: &str, upstreams: &[&str], report: &mut Report) {
     if upstreams.contains(&name) {
         return;
@@ -121,9 +125,14 @@ fn check_upstream(name: &str, path: &str, upstreams: &[&str], report: &mut Repor
         None if upstreams.is_empty() => {
             format!("no upstream is named `{name}`: the upstreams: section is empty")
         }
-        None => format!(
+        None if upstreams.len() <= LISTED_UPSTREAMS => format!(
             "no upstream is named `{name}`; defined upstreams: {}",
             upstreams.join(", ")
+        ),
+        None => format!(
+            "no upstream is named `{name}`; defined upstreams: {} and {} more",
+            upstreams[..LISTED_UPSTREAMS].join(", "),
+            upstreams.len() - LISTED_UPSTREAMS
         ),
     };
     report.value(path, message);

@@ -8,27 +8,25 @@
 //! Writes always need it: with no token configured they are turned off (403, saying how to
 //! turn them on), never open.
 
+mod answers;
+mod body;
 mod targets;
 mod views;
 
 use crate::config::Admin;
-use crate::control::{EditError, LiveConfig, Missing, Saved};
+use crate::control::{EditError, LiveConfig, Saved};
 use crate::metrics;
+use answers::{internal_error, not_found, not_found_upstream, page, reply};
 use async_trait::async_trait;
+use body::{parse_body, MAX_BODY};
 use http::{header, Method, Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use prometheus::Registry;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 use targets::NewTarget;
-
-/// The status page served at `/`.
-const STATUS_PAGE: &str = include_str!("page.html");
-
-/// The largest request body a write accepts.
-const MAX_BODY: usize = 64 * 1024;
 
 /// Answers the admin endpoints from the running configuration.
 pub(crate) struct AdminApi {
@@ -355,100 +353,4 @@ fn allowed(segments: &[&str]) -> Option<&'static str> {
 /// Runs `work` on the blocking threads; `None` if it panicked.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(work).await.ok()
-}
-
-/// Why a write's body was refused with 400.
-#[derive(Debug, thiserror::Error)]
-enum BodyError {
-    /// It is not JSON, or is cut short.
-    #[error("the body is not valid JSON: {0}")]
-    Syntax(#[source] serde_json::Error),
-    /// It is JSON, but not of the shape the endpoint takes.
-    #[error("{source}")]
-    Shape {
-        /// Where, as `serde_path_to_error` writes it: `.` for the whole body.
-        path: String,
-        /// What is wrong there.
-        source: serde_json::Error,
-    },
-}
-
-impl BodyError {
-    /// The field at fault, if any. Missing and unknown fields are reported at the path of
-    /// their object, and named only in the message.
-    fn field(&self) -> Option<String> {
-        match self {
-            Self::Syntax(_) => None,
-            Self::Shape { path, source } if path == "." => {
-                source.to_string().split('`').nth(1).map(str::to_string)
-            }
-            Self::Shape { path, .. } => Some(path.clone()),
-        }
-    }
-
-    /// The response body: the message and the field it names.
-    fn to_json(&self) -> Value {
-        json!({ "error": self.to_string(), "field": self.field() })
-    }
-}
-
-/// A JSON body, or what is wrong with it.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, BodyError> {
-    let mut json = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        let path = e.path().to_string();
-        let source = e.into_inner();
-        if source.is_syntax() || source.is_eof() {
-            BodyError::Syntax(source)
-        } else {
-            BodyError::Shape { path, source }
-        }
-    })
-}
-
-/// The status page: one self-contained file that reads the API every 2 s.
-fn page() -> Response<Vec<u8>> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .header(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; connect-src 'self'; style-src 'unsafe-inline'; \
-             script-src 'unsafe-inline'; frame-ancestors 'none'",
-        )
-        .header(header::X_FRAME_OPTIONS, "DENY")
-        .body(STATUS_PAGE.as_bytes().to_vec())
-        .unwrap_or_default()
-}
-
-/// The 404 of an unknown upstream.
-fn not_found_upstream(name: &str) -> Response<Vec<u8>> {
-    let error = json!({ "error": Missing::Upstream(name.to_string()).to_string() });
-    reply(StatusCode::NOT_FOUND, error)
-}
-
-/// The 404 of an unknown endpoint.
-fn not_found(segments: &[&str]) -> Response<Vec<u8>> {
-    let path = format!("/{}", segments.join("/"));
-    reply(
-        StatusCode::NOT_FOUND,
-        json!({ "error": "no such endpoint", "path": path }),
-    )
-}
-
-/// The 500 of an edit that panicked.
-fn internal_error() -> Response<Vec<u8>> {
-    let error =
-        json!({ "error": "the change failed unexpectedly; the running configuration stays" });
-    reply(StatusCode::INTERNAL_SERVER_ERROR, error)
-}
-
-/// A JSON answer.
-fn reply(status: StatusCode, body: Value) -> Response<Vec<u8>> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.to_string().into_bytes())
-        .unwrap_or_default()
 }

@@ -118,6 +118,7 @@ fn all_instances_down_gives_503_at_once_with_or_without_panic_mode() {
     let dead = [refused_address(), refused_address(), refused_address()];
     let yaml = format!(
         "listeners: [{{ name: web, address: \"127.0.0.1:{{port}}\" }}]\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
          routes:\n  - {{ name: strict, paths: [/strict], upstream: strict }}\n  \
          - {{ name: all, upstream: panicky }}\n\
          upstreams:\n  \
@@ -154,6 +155,18 @@ fn all_instances_down_gives_503_at_once_with_or_without_panic_mode() {
         WAIT,
     )
     .expect("panic mode is logged");
+    // Connection attempts by requests (health checks do not count here): each refusing
+    // instance once in panic mode, none with it off.
+    let metrics = scrape(weir.port2);
+    let tries = |upstream: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("weir_upstream_connect_failures_total{"))
+            .filter(|l| l.contains(&format!("upstream=\"{upstream}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!((tries("panicky"), tries("strict")), (2.0, 0.0), "{metrics}");
     assert_eq!(
         weir.log_count("upstream `strict`: no instance is available"),
         0

@@ -49,6 +49,17 @@ impl ConfigErrors {
             message: format!("cannot read the configuration file: {err}"),
         }])
     }
+
+    /// A single error for a file whose bytes stop being UTF-8 at `line`, `column`.
+    pub(crate) fn not_utf8(file: &Path, line: usize, column: usize) -> Self {
+        Self(vec![ConfigError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            path: String::new(),
+            message: "the file is not UTF-8 text from here on".to_string(),
+        }])
+    }
 }
 
 impl fmt::Display for ConfigErrors {

@@ -37,7 +37,13 @@ pub(crate) fn load(path: &Path) -> Result<Config, ConfigErrors> {
 
 /// The text of a configuration file.
 pub(crate) fn read(path: &Path) -> Result<String, ConfigErrors> {
-    std::fs::read_to_string(path).map_err(|e| ConfigErrors::unreadable(path, &e))
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors::unreadable(path, &e))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = valid.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+        ConfigErrors::not_utf8(path, line, column)
+    })
 }
 
 /// Validates configuration text; `path` is used in error locations.

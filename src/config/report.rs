@@ -92,6 +92,16 @@ impl Report {
         } else {
             format!("{path}: {message}")
         };
+        // A value quoted in a message cannot start a line of its own (a forged
+        // `FILE:LINE:COLUMN`) or drive the terminal: control characters are shown escaped.
+        let message = message.chars().fold(String::new(), |mut out, c| {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+            out
+        });
         self.errors.push(ConfigError {
             file: self.locations.file().to_path_buf(),
             line: pos.line,

@@ -26,6 +26,17 @@ fn parse_with(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Value, Report), ConfigErrors> {
+    if let Some(at) = too_deep(text) {
+        return Err(ConfigErrors(vec![ConfigError {
+            file: file.to_path_buf(),
+            line: at.line,
+            column: at.column,
+            path: String::new(),
+            message: format!(
+                "invalid YAML: nested more than {MAX_FLOW_DEPTH} levels deep in {{ }} or [ ]"
+            ),
+        }]));
+    }
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         ConfigErrors(vec![ConfigError {
@@ -42,6 +53,46 @@ fn parse_with(
     Ok((value, report))
 }
 
+/// Deepest nesting of flow collections (`{ }`, `[ ]`) a file may have. weir's schema needs a
+/// handful; the YAML scanner takes time quadratic in the depth before its own limit applies.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// Where `text` first opens a flow collection deeper than [`MAX_FLOW_DEPTH`], counting
+/// brackets outside quotes and comments (a bracket inside a plain scalar may count too: a
+/// file that deep in them is refused either way).
+fn too_deep(text: &str) -> Option<Pos> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut escaped = false;
+        for (column, c) in line.chars().enumerate() {
+            match (quote, c) {
+                (Some('"'), '\\') if !escaped => {
+                    escaped = true;
+                    continue;
+                }
+                (Some(q), c) if c == q && !escaped => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '#') => break,
+                (None, '{' | '[') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(Pos {
+                            line: i + 1,
+                            column: column + 1,
+                        });
+                    }
+                }
+                (None, '}' | ']') => depth = depth.saturating_sub(1),
+                (None, _) => {}
+            }
+            escaped = false;
+        }
+    }
+    None
+}
+
 /// serde_yaml appends " at line X column Y" to its messages; the location is printed in
 /// front instead.
 fn strip_location(message: &str) -> &str {
@@ -51,6 +102,35 @@ fn strip_location(message: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_nesting_past_the_limit_is_refused_where_it_goes_too_deep() {
+        let deep = format!("a: {}{}\n", "[".repeat(MAX_FLOW_DEPTH + 1), "]".repeat(65));
+        let Err(errors) = parse_with(Path::new("f.yaml"), &deep, &|_| None) else {
+            panic!("a file nested {} deep is refused", MAX_FLOW_DEPTH + 1);
+        };
+        let e = &errors.0[0];
+        assert_eq!((e.line, e.column), (1, 4 + MAX_FLOW_DEPTH), "{e}");
+        assert!(e.message.contains("nested more than"), "{e}");
+        // Brackets in quotes and comments do not count.
+        let quoted = format!(
+            "a: \"{}\"\nb: '{}' # {}\n",
+            "[".repeat(100),
+            "{".repeat(100),
+            "[".repeat(100)
+        );
+        assert!(too_deep(&quoted).is_none());
+    }
+
+    #[test]
+    fn control_characters_in_values_are_escaped_in_messages() {
+        let text = "a: \"x\\nf.yaml:9:9: forged\"\n";
+        let (_, mut report) = parse_with(Path::new("f.yaml"), text, &|_| None).unwrap();
+        report.value("a", "`x\nf.yaml:9:9: forged` is wrong");
+        let errors = report.finish().unwrap_err();
+        assert_eq!(errors.to_string().lines().count(), 1, "{errors}");
+        assert!(errors.to_string().contains("`x\\nf.yaml"), "{errors}");
+    }
     use crate::config::report::{join_index, join_key, key_name, parent};
 
     #[test]

@@ -81,6 +81,10 @@ pub(super) fn one_with<T: DeserializeOwned>(
             return None;
         }
     }
+    report.value(
+        path,
+        format!("more problems than the {MAX_ROUNDS} reported here; fix these and check again"),
+    );
     None
 }
 

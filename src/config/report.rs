@@ -53,10 +53,12 @@ impl Report {
         if self.errors.is_empty() {
             return Ok(());
         }
-        // One error per location: the first recorded is the cause (an unset variable, a
-        // value of the wrong type), later ones at the same spot are its echoes.
+        // Echoes of a cause (an unset variable, a value of the wrong type) were left out as
+        // they came, by their set-aside path; different problems at one spot (a mapping
+        // that lacks two keys) all stay.
         self.errors.sort_by_key(|e| (e.line, e.column));
-        self.errors.dedup_by_key(|e| (e.line, e.column));
+        self.errors
+            .dedup_by(|a, b| (a.line, a.column, &a.message) == (b.line, b.column, &b.message));
         if let Some((pos, why)) = self.locations.stopped() {
             // Rather than errors silently pointing at an enclosing setting.
             let note = ConfigError {

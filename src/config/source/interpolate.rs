@@ -39,7 +39,11 @@ pub(super) fn interpolate(
                     _ => Value::String(expanded),
                 };
             }
-            Err(e) => report.value(path, e.to_string()),
+            Err(e) => {
+                report.value(path, e.to_string());
+                // What later checks say of the unexpanded text is an echo of this.
+                report.set_aside(path.to_string());
+            }
         },
         Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {

@@ -164,25 +164,26 @@ fn a_reload_keeps_an_unhealthy_instance_out() {
     assert_eq!(served, ["good".to_string()].into());
 }
 
-/// The health verdict of the one instance of `upstream`, from the admin API.
-fn instance_health(admin: u16, upstream: &str) -> String {
+/// The health verdict and requests in flight of the one instance of `upstream`, from the
+/// admin API.
+fn instance_state(admin: u16, upstream: &str) -> (String, u64) {
     let url = format!("http://127.0.0.1:{admin}/upstreams/{upstream}/health");
     let body: serde_json::Value = client().get(url).send().unwrap().json().unwrap();
-    body["data"][0]["health"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    let instance = &body["data"][0];
+    let health = instance["health"].as_str().unwrap_or_default().to_string();
+    (health, instance["in_flight"].as_u64().unwrap_or_default())
 }
 
-/// Two upstreams that name the same instance with different checks keep their own verdict,
-/// schedule and counts, before a reload and after it.
+/// Two upstreams that name the same instance with different checks keep their own state
+/// (verdict, schedule, in-flight count), before a reload and after it.
 #[test]
 fn upstreams_sharing_an_address_keep_their_own_health_across_a_reload() {
-    let shared = Instance::start("shared");
+    // Slow enough that a request is seen in flight; checks wait longer than it takes.
+    let shared = Instance::start_slow("shared", Duration::from_millis(600));
     let check = |expected: &str| {
         format!(
             "    health_check: {{ type: http, path: /health, expected_status: [{expected}], \
-             interval: 50ms, healthy_successes: 1, unhealthy_failures: 1 }}\n    \
+             interval: 200ms, timeout: 2s, healthy_successes: 1, unhealthy_failures: 1 }}\n    \
              panic_mode: false\n"
         )
     };
@@ -201,8 +202,8 @@ fn upstreams_sharing_an_address_keep_their_own_health_across_a_reload() {
     let weir = Weir::start_logging(&yaml, "info");
     let verdicts = || {
         (
-            instance_health(weir.port2, "passing"),
-            instance_health(weir.port2, "failing"),
+            instance_state(weir.port2, "passing").0,
+            instance_state(weir.port2, "failing").0,
         )
     };
     let expected = ("healthy".to_string(), "unhealthy".to_string());
@@ -215,12 +216,19 @@ fn upstreams_sharing_an_address_keep_their_own_health_across_a_reload() {
     weir.signal(nix::sys::signal::Signal::SIGHUP);
     weir.wait_log(&["reloaded"], Duration::from_secs(10))
         .expect("the reload is applied");
-    // Forty check intervals of both upstreams: a shared state would flip within two.
-    let http = client();
-    for _ in 0..40 {
-        assert_eq!(verdicts(), expected, "verdicts stay apart after the reload");
-        assert_eq!(http.get(weir.url("/a")).send().unwrap().status(), 200);
-        assert_eq!(http.get(weir.url("/b")).send().unwrap().status(), 503);
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(Duration::from_secs(10), || {
+        (verdicts() == expected).then_some(())
+    })
+    .expect("verdicts stay apart after the reload");
+    // One state object per upstream: a request through one counts in its state alone.
+    let url = weir.url("/a");
+    let request = std::thread::spawn(move || client().get(url).send().unwrap().status());
+    let failing = poll_until(Duration::from_secs(5), || {
+        let (_, passing) = instance_state(weir.port2, "passing");
+        (passing == 1).then(|| instance_state(weir.port2, "failing").1)
+    })
+    .expect("the request to /a is seen in flight");
+    assert_eq!(failing, 0, "the other upstream's count stays apart");
+    assert_eq!(request.join().unwrap(), 200);
+    assert_eq!(client().get(weir.url("/b")).send().unwrap().status(), 503);
 }

@@ -7,6 +7,7 @@ use crate::metrics::Denial;
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
+use std::borrow::Cow;
 
 /// A compiled `policies.auth`.
 #[derive(Debug)]
@@ -131,13 +132,13 @@ impl AuthPolicy {
     fn key(&self, gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial>> {
         let in_header = self.settings.key_headers.iter().find_map(|name| {
             let value = req.headers.get(name)?;
-            Some((value.as_bytes().to_vec(), Hide::Header(name.clone())))
+            Some((Cow::Borrowed(value.as_bytes()), Hide::Header(name.clone())))
         });
         let (key, hide) = in_header.or_else(|| {
             let query = req.uri.query()?;
             self.settings.key_params.iter().find_map(|name| {
                 let value = query_param(query, name)?;
-                Some((value, Hide::Query(name.clone())))
+                Some((Cow::Owned(value), Hide::Query(name.clone())))
             })
         })?;
         let Some((consumer, info)) = gate.registry.by_key(&key) else {
@@ -209,7 +210,9 @@ async fn jwt(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial
 fn query_param(query: &str, name: &str) -> Option<Vec<u8>> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_encoding::percent_decode_str(key).decode_utf8().ok()?;
+        let key = percent_encoding::percent_decode_str(key)
+            .decode_utf8()
+            .ok()?;
         (key == name).then(|| percent_encoding::percent_decode_str(value).collect())
     })
 }
@@ -237,7 +240,10 @@ mod tests {
         assert_eq!(query_param("a=1&apikey=k%2B1", "apikey").unwrap(), b"k+1");
         assert_eq!(query_param("api%6Bey=x", "apikey").unwrap(), b"x");
         assert!(query_param("apikeys=x", "apikey").is_none());
-        assert_eq!(without_param("a=1&apikey=k&b=2", "apikey").unwrap(), "a=1&b=2");
+        assert_eq!(
+            without_param("a=1&apikey=k&b=2", "apikey").unwrap(),
+            "a=1&b=2"
+        );
         assert_eq!(without_param("apikey=k&api%6Bey=j", "apikey"), None);
     }
 }

@@ -251,14 +251,27 @@ pub(crate) struct Verifier {
     ttl: Duration,
 }
 
-impl Verifier {
-    /// A verifier with the documented bounds: 2 × available CPUs at once, 10 000
-    /// remembered successes for 60 s each.
-    pub(crate) fn new() -> Self {
+/// The documented bounds: 2 × available CPUs at once, 10 000 remembered successes for 60 s
+/// each.
+impl Default for Verifier {
+    fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         Self::with_limits(2 * cpus, CACHE_ENTRIES, CACHE_TTL)
     }
+}
 
+/// The bounds and how full it is; never a digest.
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("free_permits", &self.permits.available_permits())
+            .field("remembered", &self.verified.len())
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl Verifier {
     fn with_limits(at_once: usize, entries: usize, ttl: Duration) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(at_once)),
@@ -554,7 +567,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cost_10_hash_is_slow_once_then_fast() {
-        let verifier = Verifier::new();
+        let verifier = Verifier::default();
         let hash = parse(HTPASSWD[1]);
         let first = std::time::Instant::now();
         assert!(verifier.verify("alice", HTPASSWD_PASSWORD, &hash).await);
@@ -642,7 +655,7 @@ mod tests {
 
     #[tokio::test]
     async fn hostile_credentials_through_the_verifier() {
-        let verifier = Verifier::new();
+        let verifier = Verifier::default();
         let hash = parse(HTPASSWD[2]);
         let huge = vec![0xffu8; 1 << 20];
         for (user, password) in [

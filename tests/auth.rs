@@ -351,8 +351,19 @@ fn basic_auth_checks_hashes_htpasswd_makes() {
     ] {
         refused(c.get(&url).basic_auth(user, Some(password)), 401);
     }
-    // Not base64, no colon, another scheme.
-    for value in ["Basic !!!", "Basic YWxpY2U=", "Bearer abc"] {
+    // Not base64, no colon, another scheme; a password that is not UTF-8, a user that is
+    // not, a password far longer than htpasswd takes.
+    let encoded =
+        |credentials: &[u8]| format!("Basic {}", openssl::base64::encode_block(credentials));
+    let long = format!("alice:{}", "x".repeat(16 * 1024));
+    for value in [
+        "Basic !!!".to_string(),
+        "Basic YWxpY2U=".to_string(),
+        "Bearer abc".to_string(),
+        encoded(b"alice:\xff\xfe\x00horse"),
+        encoded(b"\xe9lan:correct horse"),
+        encoded(long.as_bytes()),
+    ] {
         refused(c.get(&url).header("Authorization", value), 401);
     }
 
@@ -687,4 +698,125 @@ fn twenty_reloads_changing_consumers_keep_serving_and_a_removed_key_stops_at_onc
     assert!(tally.failed.is_empty(), "failed: {:?}", tally.failed);
     assert!(tally.ok > 400, "only {} requests", tally.ok);
     assert_eq!(reload_counts(&weir), (20.0, 0.0));
+}
+
+/// Made by `htpasswd -nbB alice 'secret pw'`, for tests that need no htpasswd of their own.
+const ALICE_HASH: &str = "$2y$05$yY156.pB1AUXfT8Qt7BRZ.P4rBE6JbADcLBWQIsT5YSL5LGnJMU2W";
+
+#[test]
+fn a_listeners_auth_guards_unrouted_paths_and_a_routes_own_replaces_it() {
+    let inst = Instance::start("i1");
+    let consumers = consumers()
+        + &format!(
+            "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
+        );
+    let routes = "  - { name: inherits, paths: [/inherits], upstream: app }\n".to_string()
+        + &route("basic", "{ auth: { methods: [basic] } }")
+        + &route("anon", "{ auth: { methods: [key], anonymous: true } }");
+    let yaml = config(&inst, &consumers, &routes, "").replace(
+        "address: \"127.0.0.1:{port}\" }",
+        "address: \"127.0.0.1:{port}\", policies: { auth: { methods: [key] } } }",
+    );
+    let weir = Weir::start_with_env(&yaml, "error", &[(KEY_VAR, KEY)]);
+    let c = client();
+    let get = |path: &str| c.get(weir.url(path));
+
+    // No route matches: 401 first, so that the routes are not revealed; then 404.
+    refused(get("/nowhere"), 401);
+    refused(get("/nowhere").header("apikey", KEY), 404);
+    // A route without auth of its own takes the listener's.
+    refused(get("/inherits"), 401);
+    let h = seen_headers(get("/inherits").header("apikey", KEY).send().unwrap());
+    assert_eq!(h["x-consumer-username"], "inventory-app");
+    // A route's auth replaces the listener's: a key is no credential on a basic route.
+    let basic = refused(get("/basic").header("apikey", KEY), 401);
+    assert_eq!(
+        challenges(&basic),
+        [r#"Basic realm="weir", charset="UTF-8""#]
+    );
+    let h = seen_headers(
+        get("/basic")
+            .basic_auth("alice", Some("secret pw"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(h["x-consumer-username"], "web-team");
+    assert_eq!(h["x-credential-identifier"], "alice");
+
+    // anonymous: no credential passes as `anonymous`; a wrong one is still refused.
+    let mut request = get("/anon");
+    for (name, value) in FORGED {
+        request = request.header(name, value);
+    }
+    let h = seen_headers(request.send().unwrap());
+    assert_eq!(h["x-consumer-username"], "anonymous");
+    assert_eq!(h["x-anonymous-consumer"], "true");
+    assert!(h.get("x-credential-identifier").is_none(), "{h:?}");
+    assert!(h.get("x-consumer-groups").is_none(), "{h:?}");
+    refused(get("/anon").header("apikey", "nope"), 401);
+    let h = seen_headers(get("/anon").header("apikey", PARTNER_KEY).send().unwrap());
+    assert_eq!(h["x-consumer-username"], "partner");
+    assert!(h.get("x-anonymous-consumer").is_none(), "{h:?}");
+
+    let text = scrape(weir.port2);
+    let requests = |labels: &[(&str, &str)]| total(&text, "weir_requests_total", labels);
+    assert_eq!(
+        requests(&[("route", "anon"), ("consumer", "anonymous")]),
+        1.0,
+        "{text}"
+    );
+    let unrouted = total(
+        &text,
+        "weir_auth_failures_total",
+        &[("route", ""), ("reason", "missing")],
+    );
+    assert_eq!(unrouted, 1.0, "{text}");
+}
+
+#[test]
+fn refusals_are_logged_at_most_once_a_second_and_never_with_the_credential() {
+    let inst = Instance::start("i1");
+    let consumers = consumers()
+        + &format!(
+            "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
+        );
+    let routes = route("keyed", "{ auth: { methods: [key, basic] } }");
+    let weir = Weir::start_with_env(
+        &config(&inst, &consumers, &routes, ""),
+        "warn",
+        &[(KEY_VAR, KEY)],
+    );
+    let c = client();
+    let keyed = || c.get(weir.url("/keyed"));
+    let (wrong_key, wrong_password) = ("guess-4f1c9e-key", "guess-7d2b0a-password");
+    let first = refused(keyed().header("apikey", wrong_key), 401);
+    let first_id = first["x-request-id"].to_str().unwrap().to_string();
+    weir.wait_log(
+        &[&first_id, "bad_key", "127.0.0.1", "keyed"],
+        Duration::from_secs(5),
+    )
+    .expect("the first refusal is logged with its request id, client and route");
+    // A burst: all refused, a few lines at most.
+    let start = std::time::Instant::now();
+    for _ in 0..30 {
+        refused(keyed().header("apikey", wrong_key), 401);
+        refused(keyed().basic_auth("alice", Some(wrong_password)), 401);
+    }
+    // One more refusal each 100 ms until the line counting the unlogged ones comes.
+    poll_until(Duration::from_secs(5), || {
+        refused(keyed().header("apikey", wrong_key), 401);
+        weir.wait_log(&["not logged"], Duration::from_millis(100))
+    })
+    .expect("a later line says how many refusals were not logged");
+    let seconds = start.elapsed().as_secs() as usize;
+    let lines = weir.log_count(" refused: ");
+    assert!(
+        lines <= seconds + 3,
+        "{lines} lines in {seconds} s:\n{}",
+        weir.log()
+    );
+    let log = weir.log();
+    for secret in [wrong_key, wrong_password, KEY, PARTNER_KEY] {
+        assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
+    }
 }

@@ -24,7 +24,6 @@ pub(crate) use target_addr::{TargetAddr, TargetHost};
 
 // The validation modules take these through `use super::*`, as the model does.
 use http::{HeaderName, HeaderValue};
-use ipnet::IpNet;
 use regex::Regex;
 use std::net::SocketAddr;
 use std::path::Path;

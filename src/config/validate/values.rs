@@ -1,6 +1,8 @@
-//! Values written as text that several sections share: durations and file paths.
+//! Values written as text that several sections share: durations, file paths and CIDR
+//! lists.
 
-use super::super::report::Report;
+use super::super::report::{join_index, Report};
+use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,4 +48,31 @@ pub(super) fn duration_or_zero(
             default
         }
     }
+}
+
+/// A list of CIDRs at `path` (`headers.trusted_proxies`, `admin.allow`): a bare IP address
+/// is the network of that one address (/32 or /128); host bits are cleared. Each entry that
+/// is neither is reported at its index and left out.
+pub(super) fn cidrs(raw: &[String], path: &str, report: &mut Report) -> Vec<IpNet> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let parsed = c
+                .parse::<IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => Some(net.trunc()),
+                Err(_) => {
+                    report.value(
+                        &join_index(path, i),
+                        format!(
+                            "`{c}` is not a CIDR or IP address, e.g. 10.0.0.0/8, 192.168.1.7 or \
+                             fd00::/8"
+                        ),
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
 }

@@ -1,5 +1,4 @@
-//! Values written as text that several sections share: durations, file paths and CIDR
-//! lists.
+//! Values written as text that several sections share: durations and file paths.
 
 use super::super::report::{join_index, Report};
 use ipnet::IpNet;
@@ -50,9 +49,8 @@ pub(super) fn duration_or_zero(
     }
 }
 
-/// A list of CIDRs at `path` (`headers.trusted_proxies`, `admin.allow`): a bare IP address
-/// is the network of that one address (/32 or /128); host bits are cleared. Each entry that
-/// is neither is reported at its index and left out.
+/// A list of CIDRs (a bare address is one address) at `path`, each bad one reported; the
+/// host bits of a network written with them are dropped, as `10.1.2.3/8` means `10.0.0.0/8`.
 pub(super) fn cidrs(raw: &[String], path: &str, report: &mut Report) -> Vec<IpNet> {
     raw.iter()
         .enumerate()
@@ -66,8 +64,7 @@ pub(super) fn cidrs(raw: &[String], path: &str, report: &mut Report) -> Vec<IpNe
                     report.value(
                         &join_index(path, i),
                         format!(
-                            "`{c}` is not a CIDR or IP address, e.g. 10.0.0.0/8, 192.168.1.7 or \
-                             fd00::/8"
+                            "`{c}` is not a CIDR or IP address, e.g. 10.0.0.0/8, 192.168.1.7 or fd00::/8"
                         ),
                     );
                     None

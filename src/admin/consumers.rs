@@ -4,7 +4,9 @@
 //! consumer views the reads answer with. A key is shown once, in the answer that creates
 //! it; views show its id and fingerprint only.
 
+use crate::config::Consumer;
 use crate::control::{Conflict, EditError, Missing};
+use crate::policy::{fingerprint, Registry};
 use crate::runtime::Runtime;
 use base64::Engine;
 use rand::RngCore;
@@ -14,9 +16,6 @@ use serde_yaml::{Mapping, Value};
 
 /// Random bytes in a generated key: 256 bits, as long as the SHA-256 that stores it.
 const GENERATED_KEY_BYTES: usize = 32;
-
-/// Hex digits of a key's SHA-256 that make its fingerprint.
-const FINGERPRINT_HEX: usize = 16;
 
 /// The body of `POST /consumers`.
 #[derive(Debug, Deserialize)]
@@ -44,8 +43,8 @@ pub(super) struct IssuedKey {
     pub id: String,
     /// The key itself, never stored.
     pub key: String,
-    /// SHA-256 of the key, in hex.
-    pub sha256: String,
+    /// SHA-256 of the key.
+    pub digest: [u8; 32],
 }
 
 impl IssuedKey {
@@ -58,23 +57,20 @@ impl IssuedKey {
         });
         Self {
             id: uuid::Uuid::new_v4().to_string(),
-            sha256: sha256_hex(&key),
+            digest: openssl::sha::sha256(key.as_bytes()),
             key,
         }
     }
 
     /// The first hex digits of its SHA-256, as views show it.
-    pub(super) fn fingerprint(&self) -> &str {
-        &self.sha256[..FINGERPRINT_HEX]
+    pub(super) fn fingerprint(&self) -> String {
+        fingerprint(&self.digest)
     }
-}
 
-/// SHA-256 of `key`, in lower-case hex.
-fn sha256_hex(key: &str) -> String {
-    openssl::sha::sha256(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    /// Its SHA-256 in hex, as the file keeps it.
+    fn sha256(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// A consumer as the running configuration has it.
@@ -139,71 +135,41 @@ impl KeyView {
     }
 }
 
-/// The running consumers, with the ids and fingerprints of their keys.
-///
-/// Until the running runtime holds its compiled consumers, they are read from `document`:
-/// a key written as `${VAR}` is left out (its value is only known expanded), as are the
-/// keys of a `keys_file`. This is the one function to switch to the runtime's registry.
-pub(super) fn consumer_views(_runtime: &Runtime, document: &Value) -> Vec<ConsumerView> {
-    let Some(list) = document.get("consumers").and_then(Value::as_sequence) else {
-        return Vec::new();
-    };
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_sequence)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| i.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    list.iter()
-        .filter_map(|c| {
-            let keys = c.get("keys").and_then(Value::as_sequence);
-            let keys = keys.map(Vec::as_slice).unwrap_or_default();
-            Some(ConsumerView {
-                name: c.get("name")?.as_str()?.to_string(),
-                groups: strings(c.get("groups")),
-                keys: keys
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(item, key)| {
-                        let (id, sha256) = match key {
-                            Value::String(k) if !k.contains("${") => {
-                                let sha256 = sha256_hex(k);
-                                (sha256[..FINGERPRINT_HEX].to_string(), sha256)
-                            }
-                            Value::Mapping(_) => (
-                                key.get("id")?.as_str()?.to_string(),
-                                key.get("sha256")?.as_str()?.to_ascii_lowercase(),
-                            ),
-                            _ => return None,
-                        };
-                        Some(KeyView {
-                            id,
-                            fingerprint: sha256.get(..FINGERPRINT_HEX)?.to_string(),
-                            item: Some(item),
-                        })
-                    })
-                    .collect(),
-                basic: c
-                    .get("basic")
-                    .and_then(|b| b.get("user"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-            })
+/// The running consumers, with the ids and fingerprints of their keys: those of the
+/// runtime's registry.
+pub(super) fn consumer_views(runtime: &Runtime) -> Vec<ConsumerView> {
+    views(&runtime.gate.registry, &runtime.config.consumers)
+}
+
+/// The consumers of `registry`, compiled from `consumers`. A consumer's first keys in the
+/// registry are those its `keys:` lists, in order (validation refuses a key written twice);
+/// the rest come from its `keys_file`.
+fn views(registry: &Registry, consumers: &[Consumer]) -> Vec<ConsumerView> {
+    registry
+        .all()
+        .iter()
+        .zip(consumers)
+        .map(|(known, consumer)| ConsumerView {
+            name: known.name.clone(),
+            groups: known.groups.clone(),
+            keys: known
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(item, key)| KeyView {
+                    id: key.id.clone(),
+                    fingerprint: key.fingerprint.clone(),
+                    item: (item < consumer.keys.len()).then_some(item),
+                })
+                .collect(),
+            basic: known.basic_user.clone(),
         })
         .collect()
 }
 
 /// The running consumer `name`.
-pub(super) fn consumer_view(
-    runtime: &Runtime,
-    document: &Value,
-    name: &str,
-) -> Result<ConsumerView, Missing> {
-    consumer_views(runtime, document)
+pub(super) fn consumer_view(runtime: &Runtime, name: &str) -> Result<ConsumerView, Missing> {
+    consumer_views(runtime)
         .into_iter()
         .find(|c| c.name == name)
         .ok_or_else(|| Missing::Consumer(name.to_string()))
@@ -258,21 +224,21 @@ pub(super) fn remove(document: &mut Value, name: &str) -> Result<bool, EditError
     Ok(true)
 }
 
-/// Adds `key` to consumer `name`, hashed; 409 when one of `running` has that key already.
+/// Adds `key` to consumer `name`, hashed; 409 when a consumer of the running `registry`
+/// has that key already.
 pub(super) fn add_key(
     document: &mut Value,
-    running: &[ConsumerView],
+    registry: &Registry,
     name: &str,
     key: &IssuedKey,
 ) -> Result<bool, EditError> {
-    for c in running {
-        if let Some(same) = c.keys.iter().find(|k| k.fingerprint == key.fingerprint()) {
-            return Err(Conflict::KeyTaken {
-                consumer: c.name.clone(),
-                id: same.id.clone(),
-            }
-            .into());
+    if let Some((consumer, same)) = registry.by_key(key.key.as_bytes()) {
+        let consumer = registry.get(consumer).map(|c| c.name.clone());
+        return Err(Conflict::KeyTaken {
+            consumer: consumer.unwrap_or_default(),
+            id: same.id.clone(),
         }
+        .into());
     }
     let list = consumers(document, name)?;
     let (_, consumer) = consumer(list, name).ok_or_else(|| no_consumer(name))?;
@@ -284,7 +250,7 @@ pub(super) fn add_key(
     }
     let mut written = Mapping::new();
     written.insert("id".into(), key.id.as_str().into());
-    written.insert("sha256".into(), key.sha256.as_str().into());
+    written.insert("sha256".into(), key.sha256().into());
     if let Value::Sequence(keys) = keys {
         keys.push(Value::Mapping(written));
     }
@@ -324,20 +290,20 @@ pub(super) fn remove_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ApiKey;
 
     fn document() -> Value {
-        serde_yaml::from_str(
-            "consumers:\n  - name: app\n    keys: [plain-key, \"${APP_KEY}\"]\n    \
-             basic: { user: app, password: x }\n",
-        )
-        .unwrap()
+        serde_yaml::from_str("consumers:\n  - name: app\n    keys: [plain-key, \"${APP_KEY}\"]\n")
+            .unwrap()
     }
 
-    /// The running consumers of `document`, as the runtime compiled from it has them.
-    fn views(document: &Value) -> Vec<ConsumerView> {
+    /// The registry and consumers a runtime compiles from `document`, with `${APP_KEY}`
+    /// set to `env-key`.
+    fn running(document: &Value) -> (Registry, Vec<Consumer>) {
         let list = document["consumers"].as_sequence().unwrap();
-        list.iter()
-            .map(|c| ConsumerView {
+        let consumers: Vec<Consumer> = list
+            .iter()
+            .map(|c| Consumer {
                 name: c["name"].as_str().unwrap().to_string(),
                 groups: Vec::new(),
                 keys: c
@@ -346,28 +312,32 @@ mod tests {
                     .map(Vec::as_slice)
                     .unwrap_or_default()
                     .iter()
-                    .enumerate()
-                    .map(|(item, key)| {
-                        let (id, sha256) = match key.as_str() {
-                            Some(plain) => {
-                                let fingerprint = sha256_hex(plain)[..FINGERPRINT_HEX].to_string();
-                                (fingerprint, sha256_hex(plain))
+                    .map(|key| match key.as_str() {
+                        Some("${APP_KEY}") => ApiKey::Plain("env-key".into()),
+                        Some(plain) => ApiKey::Plain(plain.into()),
+                        None => {
+                            let hex = key["sha256"].as_str().unwrap();
+                            let mut sha256 = [0u8; 32];
+                            for (i, byte) in sha256.iter_mut().enumerate() {
+                                *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
                             }
-                            None => (
-                                key["id"].as_str().unwrap().to_string(),
-                                key["sha256"].as_str().unwrap().to_string(),
-                            ),
-                        };
-                        KeyView {
-                            id,
-                            fingerprint: sha256[..FINGERPRINT_HEX].to_string(),
-                            item: Some(item),
+                            ApiKey::Hashed {
+                                id: key["id"].as_str().unwrap().to_string(),
+                                sha256,
+                            }
                         }
                     })
                     .collect(),
+                keys_file: None,
                 basic: None,
             })
-            .collect()
+            .collect();
+        (Registry::build(&consumers).unwrap(), consumers)
+    }
+
+    fn running_views(document: &Value) -> Vec<ConsumerView> {
+        let (registry, consumers) = running(document);
+        views(&registry, &consumers)
     }
 
     #[test]
@@ -381,7 +351,7 @@ mod tests {
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
         let given = IssuedKey::new(Some("abc".into()));
         assert_eq!(
-            given.sha256,
+            given.sha256(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(given.fingerprint(), "ba7816bf8f01cfea");
@@ -408,54 +378,61 @@ mod tests {
             serde_yaml::from_str::<Value>("{ name: web, groups: [internal] }").unwrap()
         );
 
+        // Written hashed; the same key for another consumer is a conflict.
         let key = IssuedKey::new(Some("web-key".into()));
-        let running = views(&doc);
-        assert!(add_key(&mut doc, &running, "web", &key).unwrap());
+        let (registry, _) = running(&doc);
+        assert!(add_key(&mut doc, &registry, "web", &key).unwrap());
         assert_eq!(doc["consumers"][1]["keys"][0]["id"], key.id.as_str());
         assert_eq!(
             doc["consumers"][1]["keys"][0]["sha256"],
-            key.sha256.as_str()
+            key.sha256().as_str()
         );
         assert!(!serde_yaml::to_string(&doc).unwrap().contains("web-key"));
-        let again = IssuedKey::new(Some("plain-key".into()));
-        assert!(matches!(
-            add_key(&mut doc.clone(), &views(&doc), "web", &again),
-            Err(EditError::Conflict(Conflict::KeyTaken { .. }))
-        ));
+        let (registry, _) = running(&doc);
+        for taken in ["env-key", "web-key"] {
+            let again = IssuedKey::new(Some(taken.into()));
+            assert!(matches!(
+                add_key(&mut doc.clone(), &registry, "web", &again),
+                Err(EditError::Conflict(Conflict::KeyTaken { .. }))
+            ));
+        }
 
-        let running = views(&doc);
-        let web = running.iter().find(|c| c.name == "web").unwrap();
-        assert_eq!(web.keys[0].fingerprint, key.fingerprint());
-        let app = running.iter().find(|c| c.name == "app").unwrap();
-        let plain = app.keys[0].id.clone();
+        // Views name keys by id and fingerprint; a key written as a string (or a variable)
+        // by its fingerprint, and is removed by it.
+        let views = running_views(&doc);
+        assert_eq!(views[1].keys[0].id, key.id);
+        assert_eq!(views[1].keys[0].fingerprint, key.fingerprint());
+        let from_env = IssuedKey::new(Some("env-key".into())).fingerprint();
+        assert_eq!(views[0].keys[1].id, from_env);
+        assert!(remove_key(&mut doc, &views, "app", &from_env).unwrap());
         assert_eq!(
-            plain,
-            IssuedKey::new(Some("plain-key".into())).fingerprint()
+            doc["consumers"][0]["keys"],
+            serde_yaml::from_str::<Value>("[plain-key]").unwrap()
         );
-        assert!(remove_key(&mut doc, &running, "app", &plain).unwrap());
-        assert_eq!(doc["consumers"][0]["keys"][0], "${APP_KEY}");
         assert!(matches!(
-            remove_key(&mut doc.clone(), &views(&doc), "app", &plain),
+            remove_key(&mut doc.clone(), &running_views(&doc), "app", &from_env),
             Err(EditError::NotFound(Missing::Key { .. }))
         ));
-        let running = views(&doc);
-        assert!(remove_key(&mut doc, &running, "web", &key.id).unwrap());
+        let views = running_views(&doc);
+        assert!(remove_key(&mut doc, &views, "web", &key.id).unwrap());
         assert!(
             doc["consumers"][1].get("keys").is_none(),
             "an empty list goes"
         );
 
-        assert!(remove(&mut doc, "web").unwrap());
-        assert!(matches!(
-            remove(&mut doc, "web"),
-            Err(EditError::NotFound(Missing::Consumer(_)))
-        ));
-        let mut filed = views(&doc);
+        // A key of a keys_file is not the API's to remove.
+        let mut filed = running_views(&doc);
         filed[0].keys[0].item = None;
         let id = filed[0].keys[0].id.clone();
         assert!(matches!(
             remove_key(&mut doc, &filed, "app", &id),
             Err(EditError::Conflict(Conflict::KeyInFile { .. }))
+        ));
+
+        assert!(remove(&mut doc, "web").unwrap());
+        assert!(matches!(
+            remove(&mut doc, "web"),
+            Err(EditError::NotFound(Missing::Consumer(_)))
         ));
         let mut bare: Value = serde_yaml::from_str("listeners: []\n").unwrap();
         assert!(add(&mut bare, &new).unwrap());

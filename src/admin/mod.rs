@@ -52,9 +52,9 @@ struct Answer<V> {
     /// 200 or 201 with `view`, or 204 with no body.
     status: StatusCode,
     /// The YAML path up to the index (`upstreams.api.targets[`) of the list the edit adds
-    /// to: as the file was valid before, a problem there is with the body, and names its
-    /// field.
-    items: String,
+    /// to, if any: as the file was valid before, a problem there is with the body, and
+    /// names its field.
+    items: Option<String>,
     /// The answer's body, from the runtime and document the edit led to.
     view: V,
 }
@@ -197,33 +197,23 @@ impl AdminApi {
                 Some(view) => reply(StatusCode::OK, view),
                 None => missing(Missing::Upstream(name.to_string())),
             },
-            ["consumers", ..] => {
-                let Some((document, _)) = self.document().await else {
-                    return internal_error();
-                };
-                let runtime = self.live.runtime().load();
-                match segments {
-                    ["consumers"] => {
-                        let views = consumer_views(&runtime, &document);
-                        let data: Vec<Value> = views.iter().map(|c| c.to_json()).collect();
-                        reply(StatusCode::OK, json!({ "data": data, "next": null }))
-                    }
-                    ["consumers", name, rest @ ..] => {
-                        match consumer_view(&runtime, &document, name) {
-                            Ok(view) if rest.is_empty() => reply(StatusCode::OK, view.to_json()),
-                            Ok(view) => {
-                                let data: Vec<Value> =
-                                    view.keys.iter().map(|k| k.to_json()).collect();
-                                reply(StatusCode::OK, json!({ "data": data, "next": null }))
-                            }
-                            Err(e) => missing(e),
-                        }
-                    }
-                    _ => not_found(segments),
-                }
+            ["consumers"] => {
+                let views = consumer_views(&runtime);
+                let data: Vec<Value> = views.iter().map(|c| c.to_json()).collect();
+                reply(StatusCode::OK, json!({ "data": data, "next": null }))
             }
+            ["consumers", name, rest @ ..] => match consumer_view(&runtime, name) {
+                Ok(view) if rest.is_empty() => reply(StatusCode::OK, view.to_json()),
+                Ok(view) => {
+                    let data: Vec<Value> = view.keys.iter().map(|k| k.to_json()).collect();
+                    reply(StatusCode::OK, json!({ "data": data, "next": null }))
+                }
+                Err(e) => missing(e),
+            },
             ["config"] => {
-                let Some((document, unsaved)) = self.document().await else {
+                // An edit under way holds the document for as long as it resolves names.
+                let live = self.live.clone();
+                let Some((document, unsaved)) = blocking(move || live.document()).await else {
                     return internal_error();
                 };
                 reply(
@@ -238,13 +228,6 @@ impl AdminApi {
             }
             _ => not_found(segments),
         }
-    }
-
-    /// The running YAML document and its unsaved edits count; `None` if reading it failed.
-    async fn document(&self) -> Option<(serde_yaml::Value, usize)> {
-        // An edit under way holds the document for as long as it resolves names.
-        let live = self.live.clone();
-        blocking(move || live.document()).await
     }
 
     /// The answer to a write.
@@ -314,9 +297,9 @@ impl AdminApi {
                 let name = new.name.clone();
                 let answer = Answer {
                     status: StatusCode::CREATED,
-                    items: "consumers[".to_string(),
-                    view: move |runtime: &Runtime, document: &serde_yaml::Value| {
-                        consumer_view(runtime, document, &name)
+                    items: Some("consumers[".to_string()),
+                    view: move |runtime: &Runtime| {
+                        consumer_view(runtime, &name)
                             .map(|c| c.to_json())
                             .unwrap_or_default()
                     },
@@ -355,13 +338,12 @@ impl AdminApi {
                 });
                 let answer = Answer {
                     status: StatusCode::CREATED,
-                    items: "consumers[".to_string(),
-                    view: move |_: &Runtime, _: &serde_yaml::Value| shown,
+                    items: Some("consumers[".to_string()),
+                    view: move |_: &Runtime| shown,
                 };
                 let (live, name) = (self.live.clone(), name.to_string());
                 self.edit(what, answer, move |doc| {
-                    let running = consumer_views(&live.runtime().load(), doc);
-                    consumers::add_key(doc, &running, &name, &key)
+                    consumers::add_key(doc, &live.runtime().load().gate.registry, &name, &key)
                 })
                 .await
             }
@@ -369,7 +351,7 @@ impl AdminApi {
                 let what = format!("removed key {id} of consumer `{name}`");
                 let (live, name, id) = (self.live.clone(), name.to_string(), id.to_string());
                 self.edit(what, deleted(), move |doc| {
-                    let running = consumer_views(&live.runtime().load(), doc);
+                    let running = consumer_views(&live.runtime().load());
                     consumers::remove_key(doc, &running, &name, &id)
                 })
                 .await
@@ -387,32 +369,29 @@ impl AdminApi {
         change: impl FnOnce(&mut serde_yaml::Value) -> Result<bool, EditError> + Send + 'static,
     ) -> Response<Vec<u8>>
     where
-        V: FnOnce(&Runtime, &serde_yaml::Value) -> Value,
+        V: FnOnce(&Runtime) -> Value,
     {
         let live = self.live.clone();
         let Some(saved) = blocking(move || live.edit(&what, change)).await else {
             return internal_error();
         };
         match saved {
-            Ok(saved) => self.edited(saved, answer).await,
-            Err(e) => refused(e, &answer.items),
+            Ok(saved) => self.edited(saved, answer),
+            Err(e) => refused(e, answer.items.as_deref()),
         }
     }
 
     /// The answer to an applied edit: its view, and whether the change was written to the
     /// file.
-    async fn edited<V>(&self, saved: Saved, answer: Answer<V>) -> Response<Vec<u8>>
+    fn edited<V>(&self, saved: Saved, answer: Answer<V>) -> Response<Vec<u8>>
     where
-        V: FnOnce(&Runtime, &serde_yaml::Value) -> Value,
+        V: FnOnce(&Runtime) -> Value,
     {
         if answer.status == StatusCode::NO_CONTENT {
             return no_content();
         }
-        let Some((document, _)) = self.document().await else {
-            return internal_error();
-        };
         let runtime = self.live.runtime().load();
-        let mut body = (answer.view)(&runtime, &document);
+        let mut body = (answer.view)(&runtime);
         body["persisted"] = (saved == Saved::Persisted).into();
         body["changed"] = (saved != Saved::Unchanged).into();
         if saved == Saved::RuntimeOnly {
@@ -425,39 +404,33 @@ impl AdminApi {
 }
 
 /// The answer to an edit of `upstream`'s targets: its instances now.
-fn targets_answer(
-    upstream: &str,
-    status: StatusCode,
-) -> Answer<impl FnOnce(&Runtime, &serde_yaml::Value) -> Value> {
+fn targets_answer(upstream: &str, status: StatusCode) -> Answer<impl FnOnce(&Runtime) -> Value> {
     let name = upstream.to_string();
     Answer {
         status,
-        items: format!("upstreams.{upstream}.targets["),
-        view: move |runtime: &Runtime, _: &serde_yaml::Value| {
-            views::upstream(runtime, &name, false).unwrap_or_default()
-        },
+        items: Some(format!("upstreams.{upstream}.targets[")),
+        view: move |runtime: &Runtime| views::upstream(runtime, &name, false).unwrap_or_default(),
     }
 }
 
 /// The answer to a deletion: 204, as Kong answers it.
-fn deleted() -> Answer<impl FnOnce(&Runtime, &serde_yaml::Value) -> Value> {
+fn deleted() -> Answer<impl FnOnce(&Runtime) -> Value> {
     Answer {
         status: StatusCode::NO_CONTENT,
-        items: String::new(),
-        view: |_: &Runtime, _: &serde_yaml::Value| Value::Null,
+        items: None,
+        view: |_: &Runtime| Value::Null,
     }
 }
 
 /// The 4xx (or 500) of an edit that was not applied. A problem under `items` names the
 /// field of the body at fault: `upstreams.api.targets[2].weight` is `weight`.
-fn refused(error: EditError, items: &str) -> Response<Vec<u8>> {
+fn refused(error: EditError, items: Option<&str>) -> Response<Vec<u8>> {
     let status = match error {
         EditError::Invalid(problems) => {
             let field = problems.iter().find_map(|p| {
-                let path = p.path.as_deref()?.strip_prefix(items)?;
+                let path = p.path.as_deref()?.strip_prefix(items?)?;
                 Some(path.split_once("].")?.1)
             });
-            let field = field.filter(|_| !items.is_empty());
             let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
             let body = json!({ "error": messages.join("; "), "field": field, "errors": messages });
             return reply(StatusCode::BAD_REQUEST, body);

@@ -1,7 +1,9 @@
 //! The validated configuration: what the rest of weir reads, every field a real type
 //! (addresses, durations, header names, CIDRs, regexes), never a raw string.
 
-use super::{Policies, Consumer, JwtIssuer, Locations, LogFormat, LogLevel, ProxyVersion, TargetAddr};
+use super::{
+    Consumer, JwtIssuer, Locations, LogFormat, LogLevel, Policies, ProxyVersion, TargetAddr,
+};
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use regex::Regex;

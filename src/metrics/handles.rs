@@ -93,7 +93,11 @@ impl RouteMetrics {
 
     /// The counters of requests through target `target` (`None`: none reached) of
     /// `consumer` (`None`: none identified).
-    pub(crate) fn requests(&self, target: Option<usize>, consumer: Option<usize>) -> &RequestCounters {
+    pub(crate) fn requests(
+        &self,
+        target: Option<usize>,
+        consumer: Option<usize>,
+    ) -> &RequestCounters {
         let anonymous = target
             .and_then(|t| self.by_target.get(t))
             .unwrap_or(&self.no_target);
@@ -132,13 +136,17 @@ impl ConsumerCounters {
     fn get(&self, target: Option<usize>, consumer: usize) -> Option<&RequestCounters> {
         let slot = target.unwrap_or(self.instances.len());
         let name = self.consumers.get(consumer)?;
-        let row = self.cells.get(slot)?.get_or_init(|| {
-            (0..self.consumers.len()).map(|_| OnceLock::new()).collect()
-        });
-        let instance = target.and_then(|t| self.instances.get(t)).map_or("", String::as_str);
-        Some(row.get(consumer)?.get_or_init(|| {
-            RequestCounters::new(&self.route, &self.upstream, instance, name)
-        }))
+        let row = self
+            .cells
+            .get(slot)?
+            .get_or_init(|| (0..self.consumers.len()).map(|_| OnceLock::new()).collect());
+        let instance = target
+            .and_then(|t| self.instances.get(t))
+            .map_or("", String::as_str);
+        Some(
+            row.get(consumer)?
+                .get_or_init(|| RequestCounters::new(&self.route, &self.upstream, instance, name)),
+        )
     }
 }
 

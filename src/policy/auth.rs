@@ -209,7 +209,9 @@ async fn jwt(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial
 fn query_param(query: &str, name: &str) -> Option<Vec<u8>> {
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_encoding::percent_decode_str(key).decode_utf8().ok()?;
+        let key = percent_encoding::percent_decode_str(key)
+            .decode_utf8()
+            .ok()?;
         (key == name).then(|| percent_encoding::percent_decode_str(value).collect())
     })
 }
@@ -237,7 +239,10 @@ mod tests {
         assert_eq!(query_param("a=1&apikey=k%2B1", "apikey").unwrap(), b"k+1");
         assert_eq!(query_param("api%6Bey=x", "apikey").unwrap(), b"x");
         assert!(query_param("apikeys=x", "apikey").is_none());
-        assert_eq!(without_param("a=1&apikey=k&b=2", "apikey").unwrap(), "a=1&b=2");
+        assert_eq!(
+            without_param("a=1&apikey=k&b=2", "apikey").unwrap(),
+            "a=1&b=2"
+        );
         assert_eq!(without_param("apikey=k&api%6Bey=j", "apikey"), None);
     }
 }

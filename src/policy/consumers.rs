@@ -105,12 +105,13 @@ impl Registry {
             }
             if let Some(file) = &consumer.keys_file {
                 let path = file.path.display().to_string();
-                let text =
-                    std::fs::read_to_string(&file.path).map_err(|source| ConsumerError::KeysFile {
+                let text = std::fs::read_to_string(&file.path).map_err(|source| {
+                    ConsumerError::KeysFile {
                         at: file.at.clone(),
                         path: path.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 for (i, line) in text.lines().enumerate() {
                     let key = line.trim();
                     if key.is_empty() || key.starts_with('#') {
@@ -128,10 +129,11 @@ impl Registry {
                 }
             }
             if let Some(basic) = &consumer.basic {
-                let hash = PasswordHash::parse(&basic.hash).map_err(|source| ConsumerError::Hash {
-                    at: basic.at.clone(),
-                    source,
-                })?;
+                let hash =
+                    PasswordHash::parse(&basic.hash).map_err(|source| ConsumerError::Hash {
+                        at: basic.at.clone(),
+                        source,
+                    })?;
                 registry.users.insert(basic.user.clone(), (c, hash));
             }
             registry.consumers.push(Known {

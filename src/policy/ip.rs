@@ -39,7 +39,10 @@ mod tests {
         assert!(permits(&r, "10.1.2.3".parse().unwrap()));
         assert!(!permits(&r, "10.0.6.6".parse().unwrap()));
         assert!(!permits(&r, "192.168.1.1".parse().unwrap()));
-        assert!(permits(&r, "::ffff:10.1.2.3".parse().unwrap()), "mapped IPv4");
+        assert!(
+            permits(&r, "::ffff:10.1.2.3".parse().unwrap()),
+            "mapped IPv4"
+        );
         let deny_only = rules(&[], &["127.0.0.3/32"]);
         assert!(permits(&deny_only, "127.0.0.2".parse().unwrap()));
         assert!(!permits(&deny_only, "127.0.0.3".parse().unwrap()));

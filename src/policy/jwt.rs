@@ -28,7 +28,10 @@ pub(crate) struct Issuers;
 
 impl Issuers {
     /// Builds them.
-    pub(crate) fn build(_settings: &[JwtIssuer], _previous: Option<&Issuers>) -> Result<Self, IssuerError> {
+    pub(crate) fn build(
+        _settings: &[JwtIssuer],
+        _previous: Option<&Issuers>,
+    ) -> Result<Self, IssuerError> {
         Ok(Self)
     }
 

@@ -11,9 +11,9 @@ mod ip;
 mod jwt;
 mod password;
 
-pub(crate) use consumers::{fingerprint, Known, Registry};
+pub(crate) use consumers::{fingerprint, Registry};
 
-use crate::config::{Config, Policies, IpRules};
+use crate::config::{Config, IpRules, Policies};
 use crate::metrics::Denial;
 use auth::AuthPolicy;
 use consumers::ConsumerError;
@@ -74,7 +74,9 @@ impl Guard {
     }
 
     fn permits(&self, client: IpAddr) -> bool {
-        self.ip.as_ref().is_none_or(|rules| ip::permits(rules, client))
+        self.ip
+            .as_ref()
+            .is_none_or(|rules| ip::permits(rules, client))
     }
 }
 
@@ -146,7 +148,9 @@ pub(crate) async fn admit<'a>(
     if !listener.into_iter().chain(route).all(|g| g.permits(client)) {
         return Err(Refusal::new(Denial::Ip, &[]));
     }
-    let Some(auth) = route.and_then(|r| r.auth.as_ref()).or(listener.and_then(|l| l.auth.as_ref()))
+    let Some(auth) = route
+        .and_then(|r| r.auth.as_ref())
+        .or(listener.and_then(|l| l.auth.as_ref()))
     else {
         return Ok(None);
     };
@@ -167,10 +171,12 @@ pub(crate) fn loggable_path<'p>(
     route: Option<&Guard>,
     path: &'p str,
 ) -> Cow<'p, str> {
-    let auth = route.and_then(|r| r.auth.as_ref()).or(listener.and_then(|l| l.auth.as_ref()));
-    let redacted = auth.zip(path.split_once('?')).and_then(|(auth, (before, query))| {
-        Some(format!("{before}?{}", auth.redacted(query)?))
-    });
+    let auth = route
+        .and_then(|r| r.auth.as_ref())
+        .or(listener.and_then(|l| l.auth.as_ref()));
+    let redacted = auth
+        .zip(path.split_once('?'))
+        .and_then(|(auth, (before, query))| Some(format!("{before}?{}", auth.redacted(query)?)));
     redacted.map_or(Cow::Borrowed(path), Cow::Owned)
 }
 
@@ -217,7 +223,10 @@ pub(crate) fn forward(
         }
         Some(Hide::Query(name)) => {
             let path = upstream.uri.path();
-            let rest = upstream.uri.query().and_then(|q| auth::without_param(q, name));
+            let rest = upstream
+                .uri
+                .query()
+                .and_then(|q| auth::without_param(q, name));
             let uri = match rest {
                 Some(query) => format!("{path}?{query}"),
                 None => path.to_string(),
@@ -243,7 +252,11 @@ pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial:
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let last = LAST_LOGGED.load(Ordering::Relaxed);
-    if now <= last || LAST_LOGGED.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+    if now <= last
+        || LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
         UNLOGGED.fetch_add(1, Ordering::Relaxed);
         return;
     }

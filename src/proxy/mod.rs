@@ -79,19 +79,36 @@ impl ProxyHttp for Proxy {
         match admitted.await {
             Ok(identity) => ctx.identity = identity,
             Err(refusal) => {
-                route.map_or(&rt.unrouted_denials, |r| &r.metrics.denials).count(refusal.denial);
+                route
+                    .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
+                    .count(refusal.denial);
                 let id = ctx.request_id.to_str().unwrap_or_default();
                 policy::log_refusal(id, client, route.map_or("", |r| &r.name), refusal.denial);
                 let (status, message) = (refusal.status, refusal.message);
-                respond::json_error(session, status, message, refusal.challenges, &name, &ctx.request_id)
-                    .await?;
+                respond::json_error(
+                    session,
+                    status,
+                    message,
+                    refusal.challenges,
+                    &name,
+                    &ctx.request_id,
+                )
+                .await?;
                 return Ok(true);
             }
         }
         if ctx.route.is_some() {
             return Ok(false);
         }
-        respond::json_error(session, 404, respond::message(404), &[], &name, &ctx.request_id).await?;
+        respond::json_error(
+            session,
+            404,
+            respond::message(404),
+            &[],
+            &name,
+            &ctx.request_id,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -258,7 +275,8 @@ impl ProxyHttp for Proxy {
             let name = ctx.runtime.headers.request_id_header().clone();
             let message = respond::message(status);
             let id = &ctx.request_id;
-            if let Err(write) = respond::json_error(session, status, message, &[], &name, id).await {
+            if let Err(write) = respond::json_error(session, status, message, &[], &name, id).await
+            {
                 log::debug!("could not send the {status} response: {write}");
             }
         }
@@ -294,7 +312,10 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
                 route.map(|r| &r.guard),
                 req.uri.path_and_query().map_or("/", |p| p.as_str()),
             ),
-            consumer: ctx.identity.as_ref().map_or("", |i| rt.gate.registry.label(i.consumer)),
+            consumer: ctx
+                .identity
+                .as_ref()
+                .map_or("", |i| rt.gate.registry.label(i.consumer)),
             bytes: session.body_bytes_sent(),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),

@@ -5,9 +5,9 @@
 use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
+use super::policy::{policies, Known};
 use super::routes::host_pattern;
 use super::values::{beside, duration};
-use super::policy::{policies, Known};
 use super::{check_name, check_upstream, NO_LISTENERS};
 use std::collections::{HashMap, HashSet};
 

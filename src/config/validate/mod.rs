@@ -38,7 +38,13 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
     let consumers = consumers(path, &raw.consumers, report);
     let jwt = issuers(path, &raw.jwt, report);
     let known = Known::new(&consumers, &jwt);
-    let listeners = listeners(path, raw.listeners.as_deref(), &upstream_names, &known, report);
+    let listeners = listeners(
+        path,
+        raw.listeners.as_deref(),
+        &upstream_names,
+        &known,
+        report,
+    );
     let routes = routes(&raw.routes, &upstream_names, &known, report);
     let config = Config {
         path: path.to_path_buf(),

@@ -83,7 +83,10 @@ pub(super) fn consumers(
             if let Some(other) = users.insert(&b.user, &c.name) {
                 report.value(
                     &join_key(&basic_path, "user"),
-                    format!("consumer `{other}` already has basic-auth user `{}`", b.user),
+                    format!(
+                        "consumer `{other}` already has basic-auth user `{}`",
+                        b.user
+                    ),
                 );
             }
             Some(user)
@@ -197,7 +200,13 @@ pub(super) fn issuers(
     for (i, j) in raw.iter().enumerate() {
         let Some(j) = j else { continue };
         let path = join_index("jwt", i);
-        check_name(&j.name, &join_key(&path, "name"), "issuer", &mut names, report);
+        check_name(
+            &j.name,
+            &join_key(&path, "name"),
+            "issuer",
+            &mut names,
+            report,
+        );
         let issuer_path = join_key(&path, "issuer");
         if j.issuer.is_empty() {
             report.value(&issuer_path, "must be the `iss` its tokens carry");
@@ -242,7 +251,10 @@ pub(super) fn issuers(
             (Some(source), true) => jwks_source(file, source, &jwks_path, report),
             (None, false) => None,
         };
-        let claim = j.consumer_claim.as_deref().unwrap_or(DEFAULT_CONSUMER_CLAIM);
+        let claim = j
+            .consumer_claim
+            .as_deref()
+            .unwrap_or(DEFAULT_CONSUMER_CLAIM);
         if claim.is_empty() {
             report.value(
                 &join_key(&path, "consumer_claim"),
@@ -282,13 +294,18 @@ pub(super) fn issuers(
 
 fn algorithms(raw: &[String], path: &str, report: &mut Report) -> Vec<JwtAlgorithm> {
     if raw.is_empty() {
-        report.value(path, "list the algorithms its tokens are signed with, e.g. [RS256]");
+        report.value(
+            path,
+            "list the algorithms its tokens are signed with, e.g. [RS256]",
+        );
     }
     let names: Vec<&str> = JwtAlgorithm::ALL.iter().map(|(n, _)| *n).collect();
     raw.iter()
         .enumerate()
         .filter_map(|(i, a)| {
-            let found = JwtAlgorithm::ALL.iter().find(|(n, _)| n.eq_ignore_ascii_case(a));
+            let found = JwtAlgorithm::ALL
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(a));
             if found.is_none() {
                 let why = if a.eq_ignore_ascii_case("none") {
                     "unsigned tokens (`none`) are never accepted".to_string()
@@ -323,7 +340,12 @@ fn jwks_source(file: &Path, raw: &str, path: &str, report: &mut Report) -> Optio
 }
 
 /// `policies:` of a listener or a route at `path`.
-pub(super) fn policies(raw: &RawPolicies, path: &str, known: &Known, report: &mut Report) -> Policies {
+pub(super) fn policies(
+    raw: &RawPolicies,
+    path: &str,
+    known: &Known,
+    report: &mut Report,
+) -> Policies {
     let path = join_key(path, "policies");
     Policies {
         ip: raw.ip.as_ref().map(|ip| {
@@ -346,7 +368,10 @@ pub(super) fn policies(raw: &RawPolicies, path: &str, known: &Known, report: &mu
 fn auth(raw: &RawAuth, path: &str, known: &Known, report: &mut Report) -> Auth {
     let methods_path = join_key(path, "methods");
     if raw.methods.is_empty() {
-        report.value(&methods_path, "list how callers prove who they are: key, basic or jwt");
+        report.value(
+            &methods_path,
+            "list how callers prove who they are: key, basic or jwt",
+        );
     }
     let mut methods = Vec::new();
     for (i, m) in raw.methods.iter().enumerate() {
@@ -411,7 +436,11 @@ fn auth(raw: &RawAuth, path: &str, known: &Known, report: &mut Report) -> Auth {
     Auth {
         methods,
         key_headers,
-        key_params: if raw.key_in_query { key_names } else { Vec::new() },
+        key_params: if raw.key_in_query {
+            key_names
+        } else {
+            Vec::new()
+        },
         groups: raw.groups.clone(),
         consumers: raw.consumers.clone(),
         hide_credentials: raw.hide_credentials.unwrap_or(true),

@@ -17,8 +17,7 @@ mod targets;
 mod views;
 
 use crate::config::Admin;
-use crate::control::Missing;
-use crate::control::{EditError, LiveConfig, Saved};
+use crate::control::{EditError, LiveConfig, Missing, Saved};
 use crate::metrics;
 use crate::runtime::Runtime;
 use answers::{internal_error, missing, no_content, not_found, page, reply};
@@ -55,7 +54,7 @@ struct Answer<V> {
     /// to, if any: as the file was valid before, a problem there is with the body, and
     /// names its field.
     items: Option<String>,
-    /// The answer's body, from the runtime and document the edit led to.
+    /// The answer's body, from the runtime the edit led to.
     view: V,
 }
 

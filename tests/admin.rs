@@ -330,3 +330,70 @@ fn without_a_token_writes_are_turned_off_and_say_how_to_turn_them_on() {
     );
     assert_eq!(api.get("/upstreams/app")["name"], "app", "reads still work");
 }
+
+#[test]
+fn admin_allow_refuses_other_clients_before_anything_else() {
+    let a = Instance::start("a");
+    let weir = Weir::start(&config(&a, &format!("token: {TOKEN}, allow: [127.0.0.1]")));
+    let api = Api::new(weir.port2);
+    assert_eq!(api.get("/status")["routes"], 1, "127.0.0.1 is allowed");
+
+    // From 127.0.0.2, outside the list: 403 for everything, the page and the token included.
+    let outside = reqwest::blocking::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for (method, path) in [("GET", "/"), ("GET", "/status"), ("POST", "/reload")] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = outside
+            .request(method, format!("{}{path}", api.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        let body: Value = response.json().unwrap();
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("127.0.0.2") && error.contains("admin.allow"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn kong_clients_list_and_add_targets_as_kong_writes_them() {
+    let (a, b) = (Instance::start("a"), Instance::start("b"));
+    let weir = Weir::start(&config(&a, &format!("token: {TOKEN}")));
+    let api = Api::new(weir.port2);
+
+    let listed = api.get("/upstreams/app/targets");
+    assert_eq!(listed["next"], Value::Null, "{listed}");
+    let first = &listed["data"][0];
+    assert_eq!(first["target"], a.address(), "{listed}");
+    assert_eq!(first["name"], "a");
+    assert_eq!(first["weight"], 1);
+    assert_eq!(first["health"], "HEALTHY");
+
+    // Kong's body: `target` for the address.
+    let add = json!({ "target": b.address(), "weight": 1 });
+    let (status, body) = api.write("POST", "/upstreams/app/targets", add);
+    assert_eq!(status, 201, "{body}");
+    let listed = api.get("/upstreams/app/targets");
+    let targets: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, [a.address(), b.address()]);
+    assert_eq!(served(&weir, 4), set(&["a", &b.address()]));
+
+    let both = json!({ "target": "127.0.0.1:1", "address": "127.0.0.1:2" });
+    let (status, body) = api.write("POST", "/upstreams/app/targets", both);
+    assert_eq!(status, 400, "one address: {body}");
+    let (status, _) = api.call("GET", "/upstreams/nope/targets", None, "");
+    assert_eq!(status, 404);
+    let (status, _) = api.write("PUT", "/upstreams/app/targets", json!({}));
+    assert_eq!(status, 405);
+}

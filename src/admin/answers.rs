@@ -24,10 +24,17 @@ pub(super) fn page() -> Response<Vec<u8>> {
         .unwrap_or_default()
 }
 
-/// The 404 of an unknown upstream.
-pub(super) fn not_found_upstream(name: &str) -> Response<Vec<u8>> {
-    let error = json!({ "error": Missing::Upstream(name.to_string()).to_string() });
-    reply(StatusCode::NOT_FOUND, error)
+/// The 404 of an upstream, target, consumer or key that does not exist.
+pub(super) fn missing(what: Missing) -> Response<Vec<u8>> {
+    reply(StatusCode::NOT_FOUND, json!({ "error": what.to_string() }))
+}
+
+/// The 204 of a deletion, as Kong answers it: no body.
+pub(super) fn no_content() -> Response<Vec<u8>> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Vec::new())
+        .unwrap_or_default()
 }
 
 /// The 404 of an unknown endpoint.

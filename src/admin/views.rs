@@ -6,8 +6,12 @@ use crate::upstream::{now_ms, Target};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Keys whose values are never shown by `GET /config`.
-const SECRET_KEYS: [&str; 1] = ["token"];
+/// Keys whose values are never shown by `GET /config`: the admin token, a consumer's
+/// basic-auth hash, a JWT issuer's shared secret and the SHA-256 of a hashed-at-rest key.
+const SECRET_KEYS: [&str; 4] = ["token", "password", "secret", "sha256"];
+
+/// What `GET /config` shows in place of a secret.
+const REDACTED: &str = "<redacted>";
 
 /// Header names whose values `GET /config` never shows, anywhere under a `headers:` key
 /// (route and upstream header rules, health check headers).
@@ -73,12 +77,7 @@ pub(super) fn upstream(runtime: &Runtime, name: &str, health: bool) -> Option<Va
             if health {
                 let state = &t.state.health;
                 let ejected_for = state.ejected_for(now);
-                let verdict = match (state.healthy(), ejected_for) {
-                    (false, _) => "unhealthy",
-                    (true, Some(_)) => "ejected",
-                    (true, None) => "healthy",
-                };
-                instance["health"] = verdict.into();
+                instance["health"] = verdict(t, now).as_str().into();
                 instance["in_flight"] = t.state.inflight().into();
                 instance["ejected_for_seconds"] =
                     ejected_for.map_or(0.0, |d| d.as_secs_f64()).into();
@@ -119,6 +118,62 @@ pub(super) fn upstream(runtime: &Runtime, name: &str, health: bool) -> Option<Va
     Some(json!({ "name": pool.name, "data": instances }))
 }
 
+/// `GET /upstreams/{name}/targets`, as Kong answers it: each instance as configured, with
+/// Kong's `target` (`host:port` as written), `name` and `health` (`HEALTHY`, or
+/// `UNHEALTHY` for a target that failed its checks or is ejected, as Kong's passive checks
+/// mark one); `None` when there is no such upstream.
+pub(super) fn kong_targets(runtime: &Runtime, name: &str) -> Option<Value> {
+    let pool = runtime.pools.iter().find(|p| p.name == name)?;
+    let now = now_ms();
+    let data: Vec<Value> = pool
+        .targets
+        .iter()
+        .map(|t| {
+            let mut view = target(t);
+            view["name"] = t.label().into();
+            view["health"] = match verdict(t, now) {
+                Health::Healthy => "HEALTHY",
+                Health::Unhealthy | Health::Ejected => "UNHEALTHY",
+            }
+            .into();
+            view
+        })
+        .collect();
+    Some(json!({ "data": data, "next": null }))
+}
+
+/// What the checks say of an instance now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    /// It takes its share.
+    Healthy,
+    /// It failed its active checks.
+    Unhealthy,
+    /// Passive checks took it out for a while.
+    Ejected,
+}
+
+impl Health {
+    /// As `GET /upstreams/{name}/health` writes it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Ejected => "ejected",
+        }
+    }
+}
+
+/// The health of `t` at `now`.
+fn verdict(t: &Target, now: u64) -> Health {
+    let state = &t.state.health;
+    match (state.healthy(), state.ejected_for(now)) {
+        (false, _) => Health::Unhealthy,
+        (true, Some(_)) => Health::Ejected,
+        (true, None) => Health::Healthy,
+    }
+}
+
 /// One instance as configured.
 fn target(t: &Target) -> Value {
     json!({
@@ -135,26 +190,45 @@ fn target(t: &Target) -> Value {
 /// references as written, secrets replaced.
 pub(super) fn config(document: &serde_yaml::Value) -> Value {
     let mut value = serde_json::to_value(document).unwrap_or(Value::Null);
-    redact(&mut value, false);
+    redact(&mut value, Within::Other);
     value
 }
 
-/// Replaces the values of secret keys, and of secret headers under a `headers:` key.
-fn redact(value: &mut Value, in_headers: bool) {
+/// Where a value sits, for what `redact` hides in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Within {
+    /// Anywhere else: only secret keys.
+    Other,
+    /// Under a `headers:` key: secret headers too.
+    Headers,
+    /// In a consumer's `keys:` list: every key written as a string.
+    Keys,
+}
+
+/// Replaces the values of secret keys, of secret headers under a `headers:` key, and the
+/// keys a consumer's `keys:` lists as strings (a hashed key keeps its `id`).
+fn redact(value: &mut Value, within: Within) {
     match value {
         Value::Object(map) => {
             for (key, value) in map.iter_mut() {
                 let lower = key.to_ascii_lowercase();
                 let secret = SECRET_KEYS.contains(&lower.as_str())
-                    || (in_headers && SECRET_HEADERS.contains(&lower.as_str()));
+                    || (within == Within::Headers && SECRET_HEADERS.contains(&lower.as_str()));
                 if secret && !value.is_null() {
-                    *value = "<redacted>".into();
+                    *value = REDACTED.into();
                 } else {
-                    redact(value, in_headers || key == "headers");
+                    let inner = match key.as_str() {
+                        "headers" => Within::Headers,
+                        "keys" => Within::Keys,
+                        _ if within == Within::Headers => Within::Headers,
+                        _ => Within::Other,
+                    };
+                    redact(value, inner);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, in_headers)),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact(v, within)),
+        Value::String(_) if within == Within::Keys => *value = REDACTED.into(),
         _ => {}
     }
 }
@@ -177,5 +251,25 @@ mod tests {
         assert_eq!(request["add"]["Cookie"], "<redacted>");
         let check = &shown["upstreams"]["app"]["health_check"]["headers"];
         assert_eq!(check["X-Api-Key"], "<redacted>");
+    }
+
+    #[test]
+    fn config_hides_credentials() {
+        let yaml = "consumers:\n  - name: app\n    keys:\n      - \"${APP_KEY}\"\n      - plain-key\n      \
+                    - { id: 7f0c, sha256: e3b0c442 }\n    keys_file: secrets/app.keys\n    \
+                    basic: { user: app, password: \"$2y$10$abc\" }\n\
+                    jwt:\n  - { name: idp, issuer: https://idp/, algorithms: [HS256], secret: s }\n";
+        let shown = config(&serde_yaml::from_str(yaml).unwrap());
+        let consumer = &shown["consumers"][0];
+        assert_eq!(consumer["keys"][0], "<redacted>");
+        assert_eq!(consumer["keys"][1], "<redacted>");
+        assert_eq!(consumer["keys"][2]["id"], "7f0c", "an id is no secret");
+        assert_eq!(consumer["keys"][2]["sha256"], "<redacted>");
+        assert_eq!(consumer["keys_file"], "secrets/app.keys");
+        assert_eq!(consumer["basic"]["user"], "app");
+        assert_eq!(consumer["basic"]["password"], "<redacted>");
+        assert_eq!(shown["jwt"][0]["secret"], "<redacted>");
+        assert_eq!(shown["jwt"][0]["issuer"], "https://idp/");
+        assert!(!shown.to_string().contains("plain-key"), "{shown}");
     }
 }

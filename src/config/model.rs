@@ -103,6 +103,9 @@ pub(crate) struct Admin {
     /// Write admin API changes back to the file (atomically), so that they survive a reload
     /// and a restart; otherwise they last until the next reload.
     pub persist: bool,
+    /// Client networks the admin listener serves (nginx's `allow …; deny all;`); every
+    /// other connection gets 403 before anything else, the page included. Empty: any.
+    pub allow: Vec<IpNet>,
 }
 
 /// `server:` settings that map onto the process.

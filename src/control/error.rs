@@ -46,6 +46,17 @@ pub(crate) enum Missing {
         /// The address or name the edit gave.
         target: String,
     },
+    /// No consumer has this name.
+    #[error("no consumer named `{0}`")]
+    Consumer(String),
+    /// The consumer has no key with this id.
+    #[error("consumer `{consumer}` has no key `{id}`")]
+    Key {
+        /// The consumer's name.
+        consumer: String,
+        /// The id the edit gave.
+        id: String,
+    },
 }
 
 /// How an edit contradicts the current state.
@@ -66,6 +77,29 @@ pub(crate) enum Conflict {
         upstream: String,
         /// The address or name the edit gave.
         target: String,
+    },
+    /// A consumer with this name exists already.
+    #[error("there is a consumer named `{0}` already")]
+    ConsumerTaken(String),
+    /// Another key, of this consumer or another, is the same key: a request sending it
+    /// could not say who it is.
+    #[error("this key is in use already (key `{id}` of consumer `{consumer}`)")]
+    KeyTaken {
+        /// The consumer that has it.
+        consumer: String,
+        /// Its id.
+        id: String,
+    },
+    /// The key comes from the consumer's `keys_file`, which the admin API does not write.
+    #[error(
+        "key `{id}` of consumer `{consumer}` is read from its keys_file; remove it there and \
+         reload"
+    )]
+    KeyInFile {
+        /// The consumer's name.
+        consumer: String,
+        /// The key's id.
+        id: String,
     },
     /// The file changed on disk since it was loaded, and writing the edit back would undo
     /// that change.

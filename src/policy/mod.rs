@@ -11,7 +11,7 @@ mod ip;
 mod jwt;
 mod password;
 
-pub(crate) use consumers::{fingerprint, Known, Registry};
+pub(crate) use consumers::{fingerprint, Registry};
 
 use crate::config::{Config, IpRules, Policies};
 use crate::metrics::Denial;

@@ -71,6 +71,9 @@ pub(super) struct RawAdmin {
     /// Whether admin API changes are written back to the file.
     #[serde(default)]
     pub persist: bool,
+    /// CIDRs (or bare addresses) whose connections the admin listener serves; any when empty.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// `server:`.

@@ -209,7 +209,9 @@ impl<'de> Deserialize<'de> for RawBalance {
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTarget {
-    /// `host:port`.
+    /// `host:port`; `target` is a synonym, as Kong's Admin API calls it, so that scripts
+    /// written for Kong work (written back as `address`).
+    #[serde(alias = "target")]
     pub address: String,
     /// Relative share of traffic; 0 means no new traffic.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -4,7 +4,7 @@
 use super::super::report::{join_index, Report};
 use super::super::schema::*;
 use super::super::*;
-use super::values::{beside, duration, duration_or_zero};
+use super::values::{beside, cidrs, duration, duration_or_zero};
 
 pub(super) fn access_log(file: &Path, raw: &RawAccessLog, report: &mut Report) -> AccessLog {
     if raw.queue == Some(0) {
@@ -49,6 +49,7 @@ pub(super) fn admin(raw: &RawAdmin, report: &mut Report) -> Option<Admin> {
         address,
         token,
         persist: raw.persist,
+        allow: cidrs(&raw.allow, "admin.allow", report),
     })
 }
 

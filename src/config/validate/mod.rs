@@ -122,32 +122,44 @@ fn check_name(name: &str, path: &str, what: &str, seen: &mut HashSet<String>, re
 }
 
 /// Reports `name` at `path` unless it is one of `upstreams`, suggesting the closest.
-/// Upstream names an error about a missing one lists at most, so that a file with thousands
-/// of them does not print thousands of names per error.
-const LISTED_UPSTREAMS: usize = 10;
-
 fn check_upstream(name: &str, path: &str, upstreams: &[&str], report: &mut Report) {
-    if upstreams.contains(&name) {
+    check_known(name, path, upstreams, ("upstream", "upstreams"), report);
+}
+
+/// Names an error about a missing one lists at most, so that a file with thousands of them
+/// does not print thousands of names per error.
+const LISTED_NAMES: usize = 10;
+
+/// Reports `name` at `path` unless it is one of `known`, the names of a `what.0` defined in
+/// the `what.1:` section, suggesting the closest.
+fn check_known(
+    name: &str,
+    path: &str,
+    known: &[&str],
+    (what, section): (&str, &str),
+    report: &mut Report,
+) {
+    if known.contains(&name) {
         return;
     }
-    let message = match upstreams
+    let message = match known
         .iter()
         .map(|u| (strsim::jaro_winkler(name, u), u))
         .filter(|(s, _)| *s >= SUGGESTION_THRESHOLD)
         .max_by(|a, b| a.0.total_cmp(&b.0))
     {
-        Some((_, u)) => format!("no upstream is named `{name}`; did you mean `{u}`?"),
-        None if upstreams.is_empty() => {
-            format!("no upstream is named `{name}`: the upstreams: section is empty")
+        Some((_, u)) => format!("no {what} is named `{name}`; did you mean `{u}`?"),
+        None if known.is_empty() => {
+            format!("no {what} is named `{name}`: the {section}: section is empty")
         }
-        None if upstreams.len() <= LISTED_UPSTREAMS => format!(
-            "no upstream is named `{name}`; defined upstreams: {}",
-            upstreams.join(", ")
+        None if known.len() <= LISTED_NAMES => format!(
+            "no {what} is named `{name}`; defined {section}: {}",
+            known.join(", ")
         ),
         None => format!(
-            "no upstream is named `{name}`; defined upstreams: {} and {} more",
-            upstreams[..LISTED_UPSTREAMS].join(", "),
-            upstreams.len() - LISTED_UPSTREAMS
+            "no {what} is named `{name}`; defined {section}: {} and {} more",
+            known[..LISTED_NAMES].join(", "),
+            known.len() - LISTED_NAMES
         ),
     };
     report.value(path, message);

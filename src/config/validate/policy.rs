@@ -5,7 +5,7 @@
 use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
-use super::check_name;
+use super::{check_known, check_name};
 use super::headers::header_name;
 use super::values::{beside, cidrs, duration, duration_or_zero};
 use std::collections::{HashMap, HashSet};
@@ -419,13 +419,10 @@ fn auth(raw: &RawAuth, path: &str, known: &Known, report: &mut Report) -> Auth {
             );
         }
     }
+    let names: Vec<&str> = known.consumers.iter().map(|k| k.name.as_str()).collect();
     for (i, c) in raw.consumers.iter().enumerate() {
-        if !known.consumers.iter().any(|k| &k.name == c) {
-            report.value(
-                &join_index(&join_key(path, "consumers"), i),
-                format!("no consumer is named `{c}`"),
-            );
-        }
+        let at = join_index(&join_key(path, "consumers"), i);
+        check_known(c, &at, &names, ("consumer", "consumers"), report);
     }
     if raw.anonymous && !(raw.groups.is_empty() && raw.consumers.is_empty()) {
         report.key(

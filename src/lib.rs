@@ -19,6 +19,7 @@ mod headers;
 mod l4;
 mod listener;
 mod metrics;
+mod policy;
 mod process;
 mod procfs;
 mod proxy;

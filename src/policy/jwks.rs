@@ -197,8 +197,8 @@ struct Schedule {
     fetching: bool,
     /// A request met an unknown `kid`: fetch at the next tick.
     wanted: bool,
-    /// When the last fetch started.
-    started: Option<Instant>,
+    /// When a request last asked for a fetch.
+    asked: Option<Instant>,
     /// When the next periodic fetch is due; `None`: at once (a new store).
     next: Option<Instant>,
     /// When a failure was last logged, and how many were not since.
@@ -257,31 +257,32 @@ impl JwksStore {
         }
         schedule.fetching = true;
         schedule.wanted = false;
-        schedule.started = Some(now);
         true
     }
 
-    /// A request met an unknown `kid` at `now`: asks for a fetch unless one started less
-    /// than `min_interval` ago. Returns a receiver that changes when the coming fetch
-    /// finishes, or `None` when no fetch is coming (the request fails at once).
-    pub(crate) fn want_refresh(
-        &self,
-        now: Instant,
-        min_interval: Duration,
-    ) -> Option<watch::Receiver<u64>> {
+    /// A receiver that changes each time a fetch finishes, successful or not.
+    pub(crate) fn fetches(&self) -> watch::Receiver<u64> {
+        self.finished.subscribe()
+    }
+
+    /// A request met an unknown `kid` at `now`: asks for a fetch unless a request asked
+    /// for one less than `min_interval` ago. Whether a fetch is coming (asked for now, or
+    /// already under way); if not, the request fails at once.
+    pub(crate) fn want_refresh(&self, now: Instant, min_interval: Duration) -> bool {
         let mut schedule = self.schedule();
-        if !schedule.fetching && !schedule.wanted {
-            let recent = schedule
-                .started
-                .is_some_and(|started| now.duration_since(started) < min_interval);
-            if recent {
-                return None;
-            }
-            schedule.wanted = true;
+        // A fetch under way, asked for, or the first one (due at once) is coming.
+        if schedule.fetching || schedule.wanted || schedule.next.is_none() {
+            return true;
         }
-        // Subscribed under the lock that `refresh` takes before it signals: the signal of
-        // the coming fetch cannot be missed.
-        Some(self.finished.subscribe())
+        let recent = schedule
+            .asked
+            .is_some_and(|asked| now.duration_since(asked) < min_interval);
+        if recent {
+            return false;
+        }
+        schedule.wanted = true;
+        schedule.asked = Some(now);
+        true
     }
 
     /// Fetches the set once (bounded by [`FETCH_TIMEOUT`] and [`MAX_JWKS_BYTES`]) and
@@ -379,5 +380,50 @@ impl JwksStore {
             body.extend_from_slice(&chunk);
         }
         Ok(KeySet::parse(&body)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_weir_does_not_verify_with_are_left_out() {
+        let rsa = r#"{"kty": "RSA", "kid": "r", "n": "sXch", "e": "AQAB"}"#;
+        let set =
+            |keys: &[&str]| KeySet::parse(format!("{{\"keys\": [{}]}}", keys.join(",")).as_bytes());
+        let only = |keys: &[&str]| {
+            set(keys)
+                .map(|s| s.kids().join(","))
+                .map_err(|e| e.to_string())
+        };
+        let ignored = [
+            r#"{"kty": "oct", "kid": "o", "k": "c2VjcmV0"}"#,
+            r#"{"kty": "RSA", "kid": "e", "use": "enc", "n": "sXch", "e": "AQAB"}"#,
+            r#"{"kty": "RSA", "kid": "a", "alg": "RSA-OAEP", "n": "sXch", "e": "AQAB"}"#,
+            r#"{"kty": "RSA", "kid": "x", "alg": "ES256", "n": "sXch", "e": "AQAB"}"#,
+            r#"{"kty": "EC", "kid": "p", "crv": "P-521", "x": "AA", "y": "AA"}"#,
+            r#"{"kty": "OKP", "kid": "d", "crv": "X25519", "x": "AA"}"#,
+        ];
+        let mut keys = ignored.to_vec();
+        keys.push(rsa);
+        assert_eq!(only(&keys), Ok("r".to_string()));
+        assert_eq!(
+            only(&ignored),
+            Err("holds no signing key weir can use (RSA, EC P-256 or P-384, Ed25519)".to_string())
+        );
+        assert_eq!(
+            only(&[rsa, r#"{"kty": "RSA", "kid": 5, "n": "sXch", "e": "AQAB"}"#])
+                .unwrap_err()
+                .split(':')
+                .next(),
+            Some("keys[1]")
+        );
+        assert!(
+            only(&[r#"{"kty": "EC", "crv": "P-256", "x": "!!", "y": "AA"}"#])
+                .unwrap_err()
+                .starts_with("keys[0]: not a usable public key")
+        );
+        assert!(KeySet::parse(b"[]").is_err());
     }
 }

@@ -453,17 +453,25 @@ impl Issuer {
             Keys::None => Err(JwtError::AlgorithmNotAllowed),
             Keys::File(set) => with_keys(set, token, alg, kid, validation),
             Keys::Url(store) => {
+                // Subscribed before the set is read: a fetch that finishes from here on is
+                // seen, even one that finishes before the miss is reported.
+                let mut fetched = store.fetches();
                 if let Some(set) = store.keys() {
                     match with_keys(&set, token, alg, kid, validation) {
                         Err(JwtError::UnknownKid) => {}
                         done => return done,
                     }
                 }
-                let mut fetched = store
-                    .want_refresh(Instant::now(), self.refresh_on_miss)
-                    .ok_or(JwtError::UnknownKid)?;
-                // A timeout leaves the set as it is: verified against it, the token fails.
-                let _ = tokio::time::timeout(MISS_WAIT, fetched.changed()).await;
+                let coming = store.want_refresh(Instant::now(), self.refresh_on_miss);
+                let newer = fetched.has_changed().unwrap_or(false);
+                if !newer {
+                    if !coming {
+                        return Err(JwtError::UnknownKid);
+                    }
+                    // A timeout leaves the set as it is: verified against it, the token
+                    // fails.
+                    let _ = tokio::time::timeout(MISS_WAIT, fetched.changed()).await;
+                }
                 let set = store.keys().ok_or(JwtError::UnknownKid)?;
                 with_keys(&set, token, alg, kid, validation)
             }
@@ -580,5 +588,518 @@ impl Unverified {
             kid: header.kid,
             iss: claims.iss,
         })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+    use openssl::bn::BigNumContext;
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ISS: &str = "https://idp.example.com/";
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// A key pair made for the test: what signs, and its public JWK.
+    pub(crate) struct TestKey {
+        pub alg: Algorithm,
+        pub kid: String,
+        pub encoding: EncodingKey,
+        pub jwk: Value,
+        /// The public key as PEM (RSA keys), to try it as an HMAC secret.
+        pub public_pem: Vec<u8>,
+    }
+
+    impl TestKey {
+        pub(crate) fn new(alg: Algorithm, kid: &str) -> Self {
+            let (encoding, jwk, public_pem) = match alg.key_kind() {
+                Some(KeyKind::Rsa) => {
+                    let rsa = Rsa::generate(2048).unwrap();
+                    let jwk = json!({"kty": "RSA", "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec())});
+                    (
+                        EncodingKey::from_rsa_der(&rsa.private_key_to_der().unwrap()),
+                        jwk,
+                        rsa.public_key_to_pem().unwrap(),
+                    )
+                }
+                Some(kind @ (KeyKind::P256 | KeyKind::P384)) => {
+                    let (nid, crv, len) = if kind == KeyKind::P256 {
+                        (Nid::X9_62_PRIME256V1, "P-256", 32)
+                    } else {
+                        (Nid::SECP384R1, "P-384", 48)
+                    };
+                    let group = EcGroup::from_curve_name(nid).unwrap();
+                    let ec = EcKey::generate(&group).unwrap();
+                    let (mut x, mut y) = (
+                        openssl::bn::BigNum::new().unwrap(),
+                        openssl::bn::BigNum::new().unwrap(),
+                    );
+                    let mut ctx = BigNumContext::new().unwrap();
+                    ec.public_key()
+                        .affine_coordinates(&group, &mut x, &mut y, &mut ctx)
+                        .unwrap();
+                    let jwk = json!({"kty": "EC", "crv": crv,
+                        "x": b64(&x.to_vec_padded(len).unwrap()), "y": b64(&y.to_vec_padded(len).unwrap())});
+                    let pkey = PKey::from_ec_key(ec).unwrap();
+                    let der = pkey.private_key_to_pkcs8().unwrap();
+                    (EncodingKey::from_ec_der(&der), jwk, Vec::new())
+                }
+                Some(KeyKind::Ed25519) => {
+                    let pkey = PKey::generate_ed25519().unwrap();
+                    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&pkey.raw_public_key().unwrap())});
+                    let der = pkey.private_key_to_pkcs8().unwrap();
+                    (EncodingKey::from_ed_der(&der), jwk, Vec::new())
+                }
+                None => panic!("{alg:?} has no key pair"),
+            };
+            let mut jwk = jwk;
+            jwk["kid"] = json!(kid);
+            Self {
+                alg,
+                kid: kid.to_string(),
+                encoding,
+                jwk,
+                public_pem,
+            }
+        }
+
+        /// A token with these claims, signed by this key, naming its `kid`.
+        pub(crate) fn sign(&self, claims: &Value) -> String {
+            let mut header = Header::new(self.alg.library());
+            header.kid = Some(self.kid.clone());
+            jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+        }
+    }
+
+    /// The text of a key set holding these keys.
+    pub(crate) fn jwks(keys: &[&TestKey]) -> String {
+        json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string()
+    }
+
+    fn now() -> i64 {
+        i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap()
+    }
+
+    /// Claims that pass: issued now, expiring in an hour, for `api`, naming `alice`.
+    fn claims() -> Value {
+        json!({"iss": ISS, "sub": "alice", "aud": "api", "iat": now(), "exp": now() + 3600})
+    }
+
+    fn settings(algorithms: &[Algorithm], jwks: Option<JwksSource>) -> IssuerSettings {
+        IssuerSettings {
+            name: "idp".to_string(),
+            issuer: ISS.to_string(),
+            audiences: vec!["api".to_string()],
+            algorithms: algorithms.to_vec(),
+            secret: algorithms
+                .iter()
+                .any(|a| a.is_hmac())
+                .then(|| Secret(b"the issuer's own secret".to_vec())),
+            jwks,
+            refresh: Duration::from_secs(300),
+            refresh_on_miss: Duration::from_secs(10),
+            leeway: Duration::from_secs(30),
+            consumer_claim: "sub".to_string(),
+        }
+    }
+
+    /// Issuers trusting `keys` through a JWKS file (kept alive by the returned folder).
+    fn with_file(algorithms: &[Algorithm], keys: &[&TestKey]) -> (tempfile::TempDir, Issuers) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, jwks(keys)).unwrap();
+        let source = JwksSource::File {
+            path,
+            at: "weir.yaml:9:11: jwt[0].jwks".to_string(),
+        };
+        let issuers = Issuers::build(&[settings(algorithms, Some(source))], None).unwrap();
+        (dir, issuers)
+    }
+
+    fn verified() -> Result<Verified, JwtError> {
+        Ok(Verified {
+            issuer: "idp".to_string(),
+            consumer: "alice".to_string(),
+        })
+    }
+
+    #[tokio::test]
+    async fn tokens_of_each_key_type_verify_with_a_jwks_file() {
+        for alg in [
+            Algorithm::RS256,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::ES384,
+            Algorithm::EdDSA,
+        ] {
+            let key = TestKey::new(alg, "k1");
+            let other = TestKey::new(alg, "k2");
+            let (_dir, issuers) = with_file(&[alg], &[&other, &key]);
+            assert_eq!(
+                issuers.verify(&key.sign(&claims())).await,
+                verified(),
+                "{alg:?}"
+            );
+            // Signed by another key under this kid: the signature is checked.
+            let forged = TestKey::new(alg, "k1");
+            assert_eq!(
+                issuers.verify(&forged.sign(&claims())).await,
+                Err(JwtError::BadSignature),
+                "{alg:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn hmac_tokens_verify_with_the_secret_only() {
+        let issuers = Issuers::build(&[settings(&[Algorithm::HS256], None)], None).unwrap();
+        let good = EncodingKey::from_secret(b"the issuer's own secret");
+        let token = jsonwebtoken::encode(&Header::default(), &claims(), &good).unwrap();
+        assert_eq!(issuers.verify(&token).await, verified());
+        let bad = EncodingKey::from_secret(b"another secret");
+        let token = jsonwebtoken::encode(&Header::default(), &claims(), &bad).unwrap();
+        assert_eq!(issuers.verify(&token).await, Err(JwtError::BadSignature));
+        // HS384 is not among the issuer's algorithms.
+        let token = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS384),
+            &claims(),
+            &good,
+        )
+        .unwrap();
+        assert_eq!(
+            issuers.verify(&token).await,
+            Err(JwtError::AlgorithmNotAllowed)
+        );
+    }
+
+    #[tokio::test]
+    async fn alg_none_is_refused() {
+        let key = TestKey::new(Algorithm::RS256, "k1");
+        let (_dir, issuers) = with_file(&[Algorithm::RS256, Algorithm::HS256], &[&key]);
+        let payload = b64(claims().to_string().as_bytes());
+        for header in [r#"{"alg":"none"}"#, r#"{"alg":"None","kid":"k1"}"#] {
+            let token = format!("{}.{payload}.", b64(header.as_bytes()));
+            assert_eq!(
+                issuers.verify(&token).await,
+                Err(JwtError::AlgorithmNotAllowed)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_hmac_token_keyed_with_the_rsa_public_key_is_refused() {
+        let key = TestKey::new(Algorithm::RS256, "k1");
+        let confused = |alg| {
+            let mut header = Header::new(alg);
+            header.kid = Some("k1".to_string());
+            let secret = EncodingKey::from_secret(&key.public_pem);
+            jsonwebtoken::encode(&header, &claims(), &secret).unwrap()
+        };
+        // The issuer allows HS256 with a secret of its own: the key set is not tried.
+        let (_dir, issuers) = with_file(&[Algorithm::RS256, Algorithm::HS256], &[&key]);
+        assert_eq!(
+            issuers
+                .verify(&confused(jsonwebtoken::Algorithm::HS256))
+                .await,
+            Err(JwtError::BadSignature)
+        );
+        // Without HS256 allowed, the algorithm is refused first.
+        let (_dir, issuers) = with_file(&[Algorithm::RS256], &[&key]);
+        assert_eq!(
+            issuers
+                .verify(&confused(jsonwebtoken::Algorithm::HS256))
+                .await,
+            Err(JwtError::AlgorithmNotAllowed)
+        );
+        assert_eq!(issuers.verify(&key.sign(&claims())).await, verified());
+    }
+
+    #[tokio::test]
+    async fn a_jwk_verifies_only_its_own_key_type_and_alg() {
+        let rsa = TestKey::new(Algorithm::RS256, "rsa");
+        let ec = TestKey::new(Algorithm::ES256, "ec");
+        let mut pinned = TestKey::new(Algorithm::RS256, "pinned");
+        pinned.jwk["alg"] = json!("RS256");
+        let (_dir, issuers) = with_file(
+            &[Algorithm::RS256, Algorithm::PS256, Algorithm::ES256],
+            &[&rsa, &ec, &pinned],
+        );
+        // An ES256 token naming the RSA key's kid finds no EC key of that kid.
+        let wrong = TestKey::new(Algorithm::ES256, "rsa");
+        assert_eq!(
+            issuers.verify(&wrong.sign(&claims())).await,
+            Err(JwtError::UnknownKid)
+        );
+        // The pinned key verifies RS256 but not PS256, although both are RSA.
+        assert_eq!(issuers.verify(&pinned.sign(&claims())).await, verified());
+        pinned.alg = Algorithm::PS256;
+        assert_eq!(
+            issuers.verify(&pinned.sign(&claims())).await,
+            Err(JwtError::UnknownKid)
+        );
+        // Without a kid, every key that fits is tried.
+        let header = Header::new(jsonwebtoken::Algorithm::ES256);
+        let token = jsonwebtoken::encode(&header, &claims(), &ec.encoding).unwrap();
+        assert_eq!(issuers.verify(&token).await, verified());
+    }
+
+    #[tokio::test]
+    async fn time_claims_are_checked_with_the_leeway() {
+        let key = TestKey::new(Algorithm::ES256, "k1");
+        let (_dir, issuers) = with_file(&[Algorithm::ES256], &[&key]);
+        let with = |name: &str, value: i64| {
+            let mut c = claims();
+            c[name] = json!(value);
+            key.sign(&c)
+        };
+        let cases = [
+            (with("exp", now() - 100), Err(JwtError::Expired)),
+            (with("exp", now() - 10), verified()),
+            (with("nbf", now() + 100), Err(JwtError::NotYetValid)),
+            (with("nbf", now() + 10), verified()),
+            (with("iat", now() + 100), Err(JwtError::IssuedInFuture)),
+            (with("iat", now() + 10), verified()),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(issuers.verify(&token).await, expected);
+        }
+        let mut no_exp = claims();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(
+            issuers.verify(&key.sign(&no_exp)).await,
+            Err(JwtError::MissingClaim("exp".to_string()))
+        );
+    }
+
+    #[tokio::test]
+    async fn issuer_audience_and_consumer_claims_are_checked() {
+        let key = TestKey::new(Algorithm::EdDSA, "k1");
+        let (_dir, issuers) = with_file(&[Algorithm::EdDSA], &[&key]);
+        let with = |name: &str, value: Value| {
+            let mut c = claims();
+            c[name] = value;
+            key.sign(&c)
+        };
+        let cases = [
+            (with("aud", json!("other")), Err(JwtError::WrongAudience)),
+            (with("aud", json!(["other", "api"])), verified()),
+            (
+                with("aud", Value::Null),
+                Err(JwtError::MissingClaim("aud".to_string())),
+            ),
+            (
+                with("iss", json!("https://evil.example.com/")),
+                Err(JwtError::UnknownIssuer),
+            ),
+            (
+                with("sub", json!(7)),
+                Err(JwtError::MissingClaim("sub".to_string())),
+            ),
+            (
+                with("iat", json!("yesterday")),
+                Err(JwtError::MissingClaim("iat".to_string())),
+            ),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(issuers.verify(&token).await, expected);
+        }
+        let mut no_aud = claims();
+        no_aud.as_object_mut().unwrap().remove("aud");
+        assert_eq!(
+            issuers.verify(&key.sign(&no_aud)).await,
+            Err(JwtError::MissingClaim("aud".to_string()))
+        );
+        for token in ["", "a.b", "a.b.c.d.e", "!!.!!.!!"] {
+            assert_eq!(
+                issuers.verify(token).await,
+                Err(JwtError::Malformed),
+                "{token}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_jwks_file_that_does_not_load_is_reported_where_it_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{\"keys\": [").unwrap();
+        let missing = dir.path().join("missing.json");
+        let file = |path: &PathBuf, at: &str| {
+            let mut s = settings(&[Algorithm::RS256], None);
+            s.jwks = Some(JwksSource::File {
+                path: path.clone(),
+                at: at.to_string(),
+            });
+            s
+        };
+        let Err(e) = Issuers::build(
+            &[
+                file(&bad, "w.yaml:3:9: jwt[0].jwks"),
+                file(&missing, "w.yaml:7:9: jwt[1].jwks"),
+            ],
+            None,
+        ) else {
+            panic!("built");
+        };
+        let lines: Vec<String> = e.to_string().lines().map(String::from).collect();
+        assert_eq!(
+            lines,
+            [
+                format!(
+                    "w.yaml:3:9: jwt[0].jwks: {}: not a JSON Web Key Set: EOF while parsing a list at line 1 column 10",
+                    bad.display()
+                ),
+                format!(
+                    "w.yaml:7:9: jwt[1].jwks: cannot read {}: No such file or directory (os error 2)",
+                    missing.display()
+                ),
+            ]
+        );
+    }
+
+    /// A JWKS server for the tests: answers every GET with the current body (or status),
+    /// and counts the requests.
+    pub(crate) struct JwksServer {
+        pub url: http::Uri,
+        pub body: Arc<Mutex<(u16, String)>>,
+        pub requests: Arc<AtomicUsize>,
+    }
+
+    impl JwksServer {
+        pub(crate) async fn start(body: String) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/keys.json", listener.local_addr().unwrap())
+                .parse()
+                .unwrap();
+            let body = Arc::new(Mutex::new((200, body)));
+            let requests = Arc::new(AtomicUsize::new(0));
+            let (answer, count) = (body.clone(), requests.clone());
+            tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let (answer, count) = (answer.clone(), count.clone());
+                    tokio::spawn(async move {
+                        let mut request = Vec::new();
+                        let mut buf = [0; 1024];
+                        while !request.ends_with(b"\r\n\r\n") {
+                            let n = stream.read(&mut buf).await.unwrap();
+                            if n == 0 {
+                                return;
+                            }
+                            request.extend_from_slice(&buf[..n]);
+                        }
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let (status, body) = answer.lock().unwrap().clone();
+                        let response = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        stream.write_all(response.as_bytes()).await.unwrap();
+                    });
+                }
+            });
+            Self {
+                url,
+                body,
+                requests,
+            }
+        }
+
+        fn serve(&self, status: u16, body: String) {
+            *self.body.lock().unwrap() = (status, body);
+        }
+    }
+
+    /// Calls `refresh_due` as the supervisor does, until the task is aborted.
+    fn supervise(issuers: Arc<Issuers>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                issuers.refresh_due();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_jwks_url_is_fetched_in_the_background_and_again_on_an_unknown_kid() {
+        let first = TestKey::new(Algorithm::RS256, "first");
+        let server = JwksServer::start(jwks(&[&first])).await;
+        let s = settings(
+            &[Algorithm::RS256],
+            Some(JwksSource::Url(server.url.clone())),
+        );
+        let issuers = Arc::new(Issuers::build(std::slice::from_ref(&s), None).unwrap());
+        let supervisor = supervise(issuers.clone());
+        // The first request waits for the first fetch.
+        assert_eq!(issuers.verify(&first.sign(&claims())).await, verified());
+        assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+
+        // Rotation: a token naming the new kid has the set fetched again at once.
+        let second = TestKey::new(Algorithm::RS256, "second");
+        server.serve(200, jwks(&[&second]));
+        assert_eq!(issuers.verify(&second.sign(&claims())).await, verified());
+        assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+
+        // Another unknown kid within `refresh_on_miss` fails at once, without a fetch.
+        let third = TestKey::new(Algorithm::RS256, "third");
+        let started = Instant::now();
+        assert_eq!(
+            issuers.verify(&third.sign(&claims())).await,
+            Err(JwtError::UnknownKid)
+        );
+        assert!(started.elapsed() < MISS_WAIT);
+        assert_eq!(server.requests.load(Ordering::SeqCst), 2);
+
+        // The next runtime takes the store over: its keys, and no fetch of its own.
+        supervisor.abort();
+        let next = Arc::new(Issuers::build(std::slice::from_ref(&s), Some(&issuers)).unwrap());
+        let supervisor = supervise(next.clone());
+        assert_eq!(next.verify(&second.sign(&claims())).await, verified());
+        // A renamed issuer starts a store of its own.
+        let mut renamed = s.clone();
+        renamed.name = "idp2".to_string();
+        let fresh = Issuers::build(&[renamed], Some(&next)).unwrap();
+        assert!(fresh
+            .store("idp2", &server.url)
+            .is_some_and(|st| st.keys().is_none()));
+        supervisor.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_fetch_keeps_the_last_good_key_set() {
+        let key = TestKey::new(Algorithm::ES256, "k1");
+        let server = JwksServer::start(jwks(&[&key])).await;
+        let mut s = settings(
+            &[Algorithm::ES256],
+            Some(JwksSource::Url(server.url.clone())),
+        );
+        s.refresh = Duration::from_millis(100);
+        s.refresh_on_miss = Duration::from_millis(100);
+        let issuers = Arc::new(Issuers::build(&[s], None).unwrap());
+        let supervisor = supervise(issuers.clone());
+        assert_eq!(issuers.verify(&key.sign(&claims())).await, verified());
+        for (status, body) in [(500, String::new()), (200, "{\"keys\": 3}".to_string())] {
+            server.serve(status, body);
+            let seen = server.requests.load(Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while server.requests.load(Ordering::SeqCst) < seen + 2 {
+                assert!(Instant::now() < deadline, "no periodic fetch");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(issuers.verify(&key.sign(&claims())).await, verified());
+        }
+        supervisor.abort();
     }
 }

@@ -62,8 +62,10 @@ pub(crate) enum Served<'a> {
         method: &'a str,
         /// Host the request was for.
         host: &'a str,
-        /// Path and query.
-        path: &'a str,
+        /// Path and query, API keys in it redacted.
+        path: std::borrow::Cow<'a, str>,
+        /// The consumer a policy identified; empty when none did.
+        consumer: &'a str,
         /// Body bytes sent to the client.
         bytes: usize,
         /// `Referer`, for the combined format.
@@ -172,14 +174,15 @@ fn rfc3339<S: serde::Serializer>(time: &SystemTime, out: S) -> Result<S::Ok, S::
     out.collect_str(&humantime::format_rfc3339_millis(*time))
 }
 
-/// A request as `client - - [10/Oct/2000:13:55:36 +0000] "GET /path HTTP/1.1" 200 2326
-/// "referer" "agent"`; a TCP connection as nginx stream's `basic` line.
+/// A request as `client - consumer [10/Oct/2000:13:55:36 +0000] "GET /path HTTP/1.1" 200
+/// 2326 "referer" "agent"` (`-` for no consumer, as for no user); a TCP connection as nginx stream's `basic` line.
 fn combined(e: &Entry) -> String {
     let time = local_time(e.time);
     match &e.served {
         Served::Request {
             method,
             path,
+            consumer,
             version,
             bytes,
             referer,
@@ -194,8 +197,9 @@ fn combined(e: &Entry) -> String {
                 }
             };
             format!(
-                "{} - - [{time}] \"{method} {} {version}\" {} {bytes} \"{}\" \"{}\"",
+                "{} - {} [{time}] \"{method} {} {version}\" {} {bytes} \"{}\" \"{}\"",
                 e.client_ip,
+                dash(consumer),
                 path.replace('"', "%22"),
                 e.status,
                 dash(referer),

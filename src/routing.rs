@@ -181,6 +181,7 @@ mod tests {
             strip_prefix: false,
             headers: HeaderRules::default(),
             access_log: true,
+            policies: Default::default(),
         }
     }
 

@@ -6,7 +6,8 @@
 use crate::config::{Config, HeaderRules, Protocol, StreamSettings};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
-use crate::metrics::{LiveTargets, RequestCounters, RouteMetrics, Series, StreamMetrics};
+use crate::metrics::{Denials, LiveTargets, RequestCounters, RouteMetrics, Series, StreamMetrics};
+use crate::policy::{Gate, Guard, PolicyError};
 use crate::routing::RouteTable;
 use crate::tls::TlsError;
 use crate::upstream::{now_ms, Pool, Resolved, StateCarry};
@@ -29,6 +30,9 @@ pub(crate) enum CompileError {
     /// An upstream's TLS settings could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// A consumer's keys or password, or an issuer's keys, could not be loaded.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 /// The runtime shared by every service; `load_full` it once per request.
@@ -49,6 +53,8 @@ pub(crate) struct CompiledRoute {
     pub metrics: RouteMetrics,
     /// Whether its requests go to the access log.
     pub access_log: bool,
+    /// Its address rules and authentication.
+    pub guard: Guard,
 }
 
 /// A `tcp` or `tls` listener, resolved to its pool.
@@ -80,8 +86,14 @@ pub(crate) struct Runtime {
     pub headers: HeaderPolicy,
     /// Scheme, redirect and HSTS of each listener.
     pub listeners: Listeners,
+    /// Address rules and authentication of each listener, by listener index.
+    pub listener_guards: Vec<Guard>,
     /// Requests answered before any route matched (no route, a redirect, a bad request).
     pub unrouted: RequestCounters,
+    /// Requests a listener's policies refused before any route matched.
+    pub unrouted_denials: Denials,
+    /// Consumers, token issuers and password checks.
+    pub gate: Arc<Gate>,
     /// TCP listeners, by listener index ([`crate::listener::Listeners::find`]); `None` for
     /// HTTP ones.
     pub streams: Vec<Option<CompiledStream>>,
@@ -122,19 +134,27 @@ impl Runtime {
                     upstream: upstream.to_string(),
                 })
         };
+        // Discovery recompiles the same configuration with new addresses: its consumers
+        // and issuers (and their caches) stay.
+        let gate = match previous {
+            Some(p) if Arc::ptr_eq(&p.config, &config) => p.gate.clone(),
+            _ => Arc::new(Gate::build(&config, previous.map(|p| &*p.gate))?),
+        };
         let routes = config
             .routes
             .iter()
             .map(|r| {
                 let pool = pool_of(&format!("route `{}`", r.name), &r.upstream)?;
                 let instances = pools[pool].targets.iter().map(|t| t.label());
+                let consumers = gate.registry.labels();
                 Ok(CompiledRoute {
-                    metrics: RouteMetrics::new(&r.name, &r.upstream, instances),
+                    metrics: RouteMetrics::new(&r.name, &r.upstream, instances, consumers),
                     name: r.name.clone(),
                     pool,
                     strip_prefix: r.strip_prefix,
                     headers: r.headers.clone(),
                     access_log: r.access_log,
+                    guard: Guard::new(&r.policies, &gate),
                 })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
@@ -157,12 +177,19 @@ impl Runtime {
             .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(Self {
             streams,
-            unrouted: RequestCounters::new("", "", ""),
+            unrouted: RequestCounters::new("", "", "", ""),
+            unrouted_denials: Denials::new(""),
             routes,
             table: RouteTable::new(&config.routes),
             pools,
             headers: HeaderPolicy::from(&config.headers),
             listeners: Listeners::new(&config.listeners),
+            listener_guards: config
+                .listeners
+                .iter()
+                .map(|l| Guard::new(&l.policies, &gate))
+                .collect(),
+            gate,
             resolved: Arc::new(resolved),
             config,
         })
@@ -177,17 +204,22 @@ impl Runtime {
                 .iter()
                 .map(|t| t.label().to_string())
         };
+        let consumers = self.gate.registry.labels();
+        let consumers = || std::iter::once("").chain(consumers.iter().map(String::as_str));
         for r in &self.routes {
             let upstream = &self.pools[r.pool].name;
             series.insert(Series::Route {
                 route: r.name.clone(),
                 upstream: upstream.clone(),
             });
-            series.extend(targets(r.pool).map(|instance| Series::RouteTarget {
-                route: r.name.clone(),
-                upstream: upstream.clone(),
-                instance,
-            }));
+            for instance in std::iter::once(String::new()).chain(targets(r.pool)) {
+                series.extend(consumers().map(|consumer| Series::Requests {
+                    route: r.name.clone(),
+                    upstream: upstream.clone(),
+                    instance: instance.clone(),
+                    consumer: consumer.to_string(),
+                }));
+            }
         }
         for (p, pool) in self.pools.iter().enumerate() {
             series.extend(targets(p).map(|instance| Series::Target {

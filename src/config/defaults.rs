@@ -59,3 +59,15 @@ pub(crate) const DEFAULT_UPGRADE_SOCK: &str = "/tmp/weir-upgrade.sock";
 pub(crate) const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// Serving-instance response header name when `headers.instance_header` is not set.
 pub(crate) const DEFAULT_INSTANCE_HEADER: &str = "x-upstream-instance";
+/// How often a JWKS URL is fetched again.
+pub(crate) const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+/// Shortest time between JWKS fetches caused by a token with an unknown `kid`.
+pub(crate) const DEFAULT_JWKS_REFRESH_ON_MISS: Duration = Duration::from_secs(10);
+/// Clock skew tolerated on a token's `exp`, `nbf` and `iat`.
+pub(crate) const DEFAULT_JWT_LEEWAY: Duration = Duration::from_secs(30);
+/// The claim naming a token's consumer.
+pub(crate) const DEFAULT_CONSUMER_CLAIM: &str = "sub";
+/// Where API keys are looked for: Kong's default.
+pub(crate) const DEFAULT_KEY_NAME: &str = "apikey";
+/// The consumer of requests an `anonymous: true` policy lets through without credentials.
+pub(crate) const ANONYMOUS_CONSUMER: &str = "anonymous";

@@ -9,6 +9,7 @@
 mod defaults;
 mod error;
 mod model;
+mod policy;
 mod report;
 mod schema;
 mod source;
@@ -18,13 +19,13 @@ mod validate;
 pub(crate) use defaults::*;
 pub(crate) use error::ConfigErrors;
 pub(crate) use model::*;
+pub(crate) use policy::*;
 pub(crate) use schema::{LogFormat, LogLevel, ProxyVersion, RawTarget};
 pub(crate) use source::Locations;
 pub(crate) use target_addr::{TargetAddr, TargetHost};
 
 // The validation modules take these through `use super::*`, as the model does.
 use http::{HeaderName, HeaderValue};
-use ipnet::IpNet;
 use regex::Regex;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,7 +1,9 @@
 //! The validated configuration: what the rest of weir reads, every field a real type
 //! (addresses, durations, header names, CIDRs, regexes), never a raw string.
 
-use super::{Locations, LogFormat, LogLevel, ProxyVersion, TargetAddr};
+use super::{
+    Consumer, JwtIssuer, Locations, LogFormat, LogLevel, Policies, ProxyVersion, TargetAddr,
+};
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use regex::Regex;
@@ -32,6 +34,10 @@ pub(crate) struct Config {
     pub admin: Option<Admin>,
     /// The access log, if configured.
     pub access_log: Option<AccessLog>,
+    /// Who calls, in file order.
+    pub consumers: Vec<Consumer>,
+    /// Trusted JWT issuers, in file order.
+    pub jwt: Vec<JwtIssuer>,
 }
 
 /// A setting of the file, by its YAML path (`listeners[0].tls.certificates[1]`). It prints
@@ -187,6 +193,8 @@ pub(crate) struct Listener {
     pub address: SocketAddr,
     /// Protocol spoken.
     pub protocol: Protocol,
+    /// Who may call (HTTP listeners), checked before routing.
+    pub policies: Policies,
 }
 
 /// `redirect_https:` of a plain listener.
@@ -293,6 +301,8 @@ pub(crate) struct Route {
     pub headers: HeaderRules,
     /// Whether its requests go to the access log.
     pub access_log: bool,
+    /// Who may call, besides its listener's rules.
+    pub policies: Policies,
 }
 
 /// Header changes for one direction, applied in the order remove → set → add.

@@ -32,7 +32,10 @@ pub(crate) enum LoadError {
 impl LoadError {
     /// Whether the message starts with the `FILE:LINE:COLUMN` of the setting at fault.
     pub(crate) fn is_located(&self) -> bool {
-        matches!(self, Self::Tls(_) | Self::Compile(CompileError::Tls(_)))
+        matches!(
+            self,
+            Self::Tls(_) | Self::Compile(CompileError::Tls(_) | CompileError::Policy(_))
+        )
     }
 }
 

@@ -40,6 +40,7 @@ pub(super) struct Families {
     pub(super) tcp_bytes: IntCounterVec,
     pub(super) tcp_refused: IntCounterVec,
     pub(super) access_log_dropped: IntCounter,
+    pub(super) auth_failures: IntCounterVec,
 }
 
 pub(super) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
@@ -66,7 +67,7 @@ pub(super) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         requests: counter(
             names::REQUESTS,
             "Requests answered",
-            &["route", "upstream", "instance", "code_class"],
+            &["route", "upstream", "instance", "code_class", "consumer"],
         ),
         request_duration: histogram(
             names::REQUEST_DURATION,
@@ -127,5 +128,10 @@ pub(super) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             names::ACCESS_LOG_DROPPED,
             "Access log lines dropped because the writer was behind",
         )),
+        auth_failures: counter(
+            names::AUTH_FAILURES,
+            "Requests refused by a policy: no or bad credentials, a group or an address rule",
+            &["route", "reason"],
+        ),
     }
 });

@@ -3,18 +3,20 @@
 
 use super::families::{CODE_CLASSES, FAMILIES};
 use prometheus::{Histogram, IntCounter, IntGauge};
+use std::sync::{Arc, OnceLock};
 
-/// One counter per status class for one (route, upstream, instance).
+/// One counter per status class for one (route, upstream, instance, consumer).
 #[derive(Debug, Clone)]
 pub(crate) struct RequestCounters([IntCounter; 5]);
 
 impl RequestCounters {
-    /// The counters of `route` through `upstream` to `instance` (empty names for none).
-    pub(crate) fn new(route: &str, upstream: &str, instance: &str) -> Self {
+    /// The counters of `route` through `upstream` to `instance` for `consumer` (empty names
+    /// for none).
+    pub(crate) fn new(route: &str, upstream: &str, instance: &str, consumer: &str) -> Self {
         Self(CODE_CLASSES.map(|class| {
             FAMILIES
                 .requests
-                .with_label_values(&[route, upstream, instance, class])
+                .with_label_values(&[route, upstream, instance, class, consumer])
         }))
     }
 
@@ -46,35 +48,179 @@ pub(crate) fn buckets(histogram: &Histogram) -> Vec<(f64, u64)> {
 }
 
 /// The handles of one route.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct RouteMetrics {
     /// Request duration.
     pub duration: Histogram,
     /// Retries.
     pub retries: IntCounter,
-    /// Requests answered through each target of the route's pool, by target index.
+    /// Requests of no identified consumer answered through each target of the route's
+    /// pool, by target index.
     pub by_target: Vec<RequestCounters>,
-    /// Requests answered without reaching a target (none available, or refused before).
+    /// Requests of no identified consumer answered without reaching a target (none
+    /// available, or refused before).
     pub no_target: RequestCounters,
+    /// Requests refused by a policy.
+    pub denials: Denials,
+    /// Requests of identified consumers.
+    pub consumers: ConsumerCounters,
 }
 
 impl RouteMetrics {
-    /// Handles for `route` to `upstream`, whose targets are named `instances`.
+    /// Handles for `route` to `upstream`, whose targets are named `instances`, called by
+    /// the consumers named `consumers` (by consumer index).
     pub(crate) fn new<'a>(
         route: &str,
         upstream: &str,
         instances: impl Iterator<Item = &'a str>,
+        consumers: Arc<[String]>,
     ) -> Self {
+        let instances: Vec<String> = instances.map(str::to_string).collect();
         Self {
             duration: FAMILIES
                 .request_duration
                 .with_label_values(&[route, upstream]),
             retries: FAMILIES.retries.with_label_values(&[route, upstream]),
             by_target: instances
-                .map(|i| RequestCounters::new(route, upstream, i))
+                .iter()
+                .map(|i| RequestCounters::new(route, upstream, i, ""))
                 .collect(),
-            no_target: RequestCounters::new(route, upstream, ""),
+            no_target: RequestCounters::new(route, upstream, "", ""),
+            denials: Denials::new(route),
+            consumers: ConsumerCounters::new(route, upstream, instances, consumers),
         }
+    }
+
+    /// The counters of requests through target `target` (`None`: none reached) of
+    /// `consumer` (`None`: none identified).
+    pub(crate) fn requests(
+        &self,
+        target: Option<usize>,
+        consumer: Option<usize>,
+    ) -> &RequestCounters {
+        let anonymous = target
+            .and_then(|t| self.by_target.get(t))
+            .unwrap_or(&self.no_target);
+        consumer
+            .and_then(|c| self.consumers.get(target, c))
+            .unwrap_or(anonymous)
+    }
+}
+
+/// Request counters by target and consumer, created at a pair's first request, so that a
+/// scrape holds the pairs that were seen rather than every consumer of every target, and a
+/// request takes no lock once its pair exists.
+#[derive(Debug)]
+pub(crate) struct ConsumerCounters {
+    route: String,
+    upstream: String,
+    /// Instance names by target index.
+    instances: Vec<String>,
+    /// Consumer names by consumer index.
+    consumers: Arc<[String]>,
+    /// By target index, then one more for requests that reached none; then by consumer.
+    cells: Vec<OnceLock<Box<[OnceLock<RequestCounters>]>>>,
+}
+
+impl ConsumerCounters {
+    fn new(route: &str, upstream: &str, instances: Vec<String>, consumers: Arc<[String]>) -> Self {
+        Self {
+            route: route.to_string(),
+            upstream: upstream.to_string(),
+            cells: (0..=instances.len()).map(|_| OnceLock::new()).collect(),
+            instances,
+            consumers,
+        }
+    }
+
+    fn get(&self, target: Option<usize>, consumer: usize) -> Option<&RequestCounters> {
+        let slot = target.unwrap_or(self.instances.len());
+        let name = self.consumers.get(consumer)?;
+        let row = self
+            .cells
+            .get(slot)?
+            .get_or_init(|| (0..self.consumers.len()).map(|_| OnceLock::new()).collect());
+        let instance = target
+            .and_then(|t| self.instances.get(t))
+            .map_or("", String::as_str);
+        Some(
+            row.get(consumer)?
+                .get_or_init(|| RequestCounters::new(&self.route, &self.upstream, instance, name)),
+        )
+    }
+}
+
+/// Why a policy refused a request; the `reason` label of `weir_auth_failures_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Denial {
+    /// No credential of an accepted method.
+    Missing,
+    /// An API key no consumer has.
+    BadKey,
+    /// A basic-auth user or password that does not match.
+    BadPassword,
+    /// A token that is malformed, badly signed, expired or for someone else.
+    BadToken,
+    /// A valid token whose consumer claim names no consumer.
+    UnknownConsumer,
+    /// A consumer outside the groups and consumers the route lets in.
+    Forbidden,
+    /// A client address the rules refuse.
+    Ip,
+}
+
+impl Denial {
+    /// Every reason, in label order.
+    pub(crate) const ALL: [Denial; 7] = [
+        Self::Missing,
+        Self::BadKey,
+        Self::BadPassword,
+        Self::BadToken,
+        Self::UnknownConsumer,
+        Self::Forbidden,
+        Self::Ip,
+    ];
+
+    /// The label value.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::BadKey => "bad_key",
+            Self::BadPassword => "bad_password",
+            Self::BadToken => "bad_token",
+            Self::UnknownConsumer => "unknown_consumer",
+            Self::Forbidden => "forbidden",
+            Self::Ip => "ip",
+        }
+    }
+}
+
+/// The refusal counters of one route (or of requests no route matched), each created at
+/// its first refusal, so that routes without policies add nothing to a scrape.
+#[derive(Debug)]
+pub(crate) struct Denials {
+    route: String,
+    counters: [OnceLock<IntCounter>; 7],
+}
+
+impl Denials {
+    /// Handles for `route` (empty for none).
+    pub(crate) fn new(route: &str) -> Self {
+        Self {
+            route: route.to_string(),
+            counters: Default::default(),
+        }
+    }
+
+    /// Counts a refusal.
+    pub(crate) fn count(&self, why: Denial) {
+        self.counters[why as usize]
+            .get_or_init(|| {
+                FAMILIES
+                    .auth_failures
+                    .with_label_values(&[self.route.as_str(), why.label()])
+            })
+            .inc();
     }
 }
 

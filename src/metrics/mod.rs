@@ -13,8 +13,8 @@ pub(crate) mod names;
 mod series;
 
 pub(crate) use handles::{
-    buckets, ListenerMetrics, OpenConnection, Refusal, RequestCounters, RouteMetrics,
-    StreamMetrics, TargetMetrics,
+    buckets, Denial, Denials, ListenerMetrics, OpenConnection, Refusal, RequestCounters,
+    RouteMetrics, StreamMetrics, TargetMetrics,
 };
 pub(crate) use live::LiveTargets;
 pub(crate) use series::Series;
@@ -63,6 +63,7 @@ pub(crate) fn registry(targets: Box<dyn LiveTargets>) -> Registry {
         Box::new(f.tcp_bytes.clone()),
         Box::new(f.tcp_refused.clone()),
         Box::new(f.access_log_dropped.clone()),
+        Box::new(f.auth_failures.clone()),
         Box::new(Live::new(targets)),
         Box::new(prometheus::process_collector::ProcessCollector::for_self()),
     ];

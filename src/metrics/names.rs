@@ -1,7 +1,8 @@
 //! Metric names, as dashboards and alerts query them: one place, so that a rename is one
 //! edit and the docs' list can be checked against it.
 
-/// Requests answered, by route, upstream, instance and status class.
+/// Requests answered, by route, upstream, instance, status class and consumer (empty when
+/// none was identified).
 pub(crate) const REQUESTS: &str = "weir_requests_total";
 /// Time from request to the end of the response, by route and upstream.
 pub(crate) const REQUEST_DURATION: &str = "weir_request_duration_seconds";
@@ -34,5 +35,7 @@ pub(crate) const TCP_REFUSED: &str = "weir_tcp_refused_total";
 pub(crate) const RELOADS: &str = "weir_config_reloads_total";
 /// Access log lines dropped because the writer was `access_log.queue` lines behind.
 pub(crate) const ACCESS_LOG_DROPPED: &str = "weir_access_log_dropped_total";
+/// Requests refused by a policy, by route (empty before one matched) and reason.
+pub(crate) const AUTH_FAILURES: &str = "weir_auth_failures_total";
 /// Always 1, labelled with the version.
 pub(crate) const BUILD_INFO: &str = "weir_build_info";

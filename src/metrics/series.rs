@@ -3,26 +3,29 @@
 //! what is served.
 
 use super::families::{CODE_CLASSES, FAMILIES};
+use super::Denial;
 
 /// The label values of the series one runtime counts into, so that a change can remove
 /// those of the routes and targets it took away.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Series {
-    /// A route through its upstream: durations, retries, requests that reached no instance.
+    /// A route through its upstream: durations, retries, refusals.
     Route {
         /// The route.
         route: String,
         /// Its upstream.
         upstream: String,
     },
-    /// Requests of a route answered through one instance.
-    RouteTarget {
+    /// Requests of a route answered through one instance for one consumer.
+    Requests {
         /// The route.
         route: String,
         /// Its upstream.
         upstream: String,
-        /// The instance.
+        /// The instance; empty for requests that reached none.
         instance: String,
+        /// The consumer; empty for none identified.
+        consumer: String,
     },
     /// One instance of an upstream: durations, ejections, connect failures.
     Target {
@@ -48,25 +51,27 @@ impl Series {
     pub(crate) fn remove(&self) {
         let f = &*FAMILIES;
         // A series that was never touched is not there to remove; that is fine.
-        let requests = |route: &str, upstream: &str, instance: &str| {
-            for class in CODE_CLASSES {
-                let _ = f
-                    .requests
-                    .remove_label_values(&[route, upstream, instance, class]);
-            }
-        };
         match self {
             Self::Route { route, upstream } => {
                 let labels = [route.as_str(), upstream];
                 let _ = f.request_duration.remove_label_values(&labels);
                 let _ = f.retries.remove_label_values(&labels);
-                requests(route, upstream, "");
+                for why in Denial::ALL {
+                    let _ = f.auth_failures.remove_label_values(&[route, why.label()]);
+                }
             }
-            Self::RouteTarget {
+            Self::Requests {
                 route,
                 upstream,
                 instance,
-            } => requests(route, upstream, instance),
+                consumer,
+            } => {
+                for class in CODE_CLASSES {
+                    let _ = f
+                        .requests
+                        .remove_label_values(&[route, upstream, instance, class, consumer]);
+                }
+            }
             Self::Target { upstream, instance } => {
                 let labels = [upstream.as_str(), instance];
                 let _ = f.upstream_duration.remove_label_values(&labels);

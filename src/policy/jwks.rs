@@ -5,7 +5,8 @@
 //! request's: a request that names an unknown `kid` only asks for one and waits for it a
 //! bounded time (see [`super::jwt`]).
 
-use super::jwt::Algorithm;
+use super::jwt::{algorithm, key_kind};
+use crate::config::JwtAlgorithm;
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::DecodingKey;
@@ -42,7 +43,7 @@ struct Key {
     kid: Option<String>,
     kind: KeyKind,
     /// The key's own `alg`: it verifies that algorithm only.
-    alg: Option<Algorithm>,
+    alg: Option<JwtAlgorithm>,
     decoding: DecodingKey,
 }
 
@@ -105,13 +106,13 @@ impl KeySet {
     /// one. HMAC algorithms have none.
     pub(crate) fn candidates<'a>(
         &'a self,
-        alg: Algorithm,
+        alg: JwtAlgorithm,
         kid: Option<&'a str>,
     ) -> impl Iterator<Item = &'a DecodingKey> + 'a {
         self.keys
             .iter()
             .filter(move |k| {
-                Some(k.kind) == alg.key_kind()
+                Some(k.kind) == key_kind(alg)
                     && k.alg.is_none_or(|own| own == alg)
                     && (kid.is_none() || k.kid.as_deref() == kid)
             })
@@ -141,9 +142,9 @@ impl Key {
             (Some("OKP"), Some("Ed25519")) => KeyKind::Ed25519,
             _ => return Ok(None),
         };
-        let alg = match text("alg").map(str::parse::<Algorithm>) {
+        let alg = match text("alg").map(algorithm) {
             None => None,
-            Some(Ok(alg)) if alg.key_kind() == Some(kind) => Some(alg),
+            Some(Some(alg)) if key_kind(alg) == Some(kind) => Some(alg),
             // An algorithm weir does not verify, or not one of this key's kind: the key
             // would never verify anything.
             Some(_) => return Ok(None),
@@ -164,9 +165,9 @@ impl Key {
 /// Why one fetch of a key set failed; the store keeps the set it had.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FetchError {
-    /// The URL names no host (validation refuses such URLs).
-    #[error("the URL has no host")]
-    NoHost,
+    /// Not a URL with a host (validation refuses such URLs).
+    #[error("not a URL with a host")]
+    NotAUrl,
     /// The host name did not resolve.
     #[error("cannot resolve the host: {0}")]
     Resolve(std::io::Error),
@@ -212,7 +213,7 @@ struct Schedule {
 /// good set.
 pub(crate) struct JwksStore {
     issuer: String,
-    url: http::Uri,
+    url: String,
     keys: ArcSwapOption<KeySet>,
     /// Counts finished fetches, for requests waiting on one.
     finished: watch::Sender<u64>,
@@ -222,10 +223,10 @@ pub(crate) struct JwksStore {
 
 impl JwksStore {
     /// An empty store for `issuer`'s key set at `url`, due for a fetch at once.
-    pub(crate) fn new(issuer: &str, url: http::Uri) -> Self {
+    pub(crate) fn new(issuer: &str, url: &str) -> Self {
         Self {
             issuer: issuer.to_string(),
-            url,
+            url: url.to_string(),
             keys: ArcSwapOption::empty(),
             finished: watch::Sender::new(0),
             schedule: Mutex::default(),
@@ -234,7 +235,7 @@ impl JwksStore {
     }
 
     /// The URL it fetches.
-    pub(crate) fn url(&self) -> &http::Uri {
+    pub(crate) fn url(&self) -> &str {
         &self.url
     }
 
@@ -342,10 +343,11 @@ impl JwksStore {
     /// One GET of the URL over HTTP/1.1 (TLS verified against the system's CAs for
     /// `https`), read to the end.
     async fn fetch(&self) -> Result<KeySet, FetchError> {
-        let tls = self.url.scheme_str() == Some("https");
-        let host = self.url.host().ok_or(FetchError::NoHost)?;
+        let url: http::Uri = self.url.parse().map_err(|_| FetchError::NotAUrl)?;
+        let tls = url.scheme_str() == Some("https");
+        let host = url.host().ok_or(FetchError::NotAUrl)?;
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let port = self.url.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let port = url.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let addr = tokio::net::lookup_host((bare, port))
             .await
             .map_err(FetchError::Resolve)?
@@ -355,9 +357,9 @@ impl JwksStore {
         peer.options.connection_timeout = Some(FETCH_TIMEOUT);
         peer.options.read_timeout = Some(FETCH_TIMEOUT);
         peer.options.write_timeout = Some(FETCH_TIMEOUT);
-        let path = self.url.path_and_query().map_or("/", |p| p.as_str());
+        let path = url.path_and_query().map_or("/", |p| p.as_str());
         let mut request = RequestHeader::build("GET", path.as_bytes(), None)?;
-        let authority = self.url.authority().map_or(bare, |a| a.as_str());
+        let authority = url.authority().map_or(bare, |a| a.as_str());
         request.insert_header(http::header::HOST, authority)?;
         request.insert_header(
             http::header::ACCEPT,

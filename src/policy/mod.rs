@@ -1,8 +1,281 @@
-//! Policies: what a request must satisfy before it goes upstream (JWT issuers and key sets
-//! so far).
+//! Policies: the gateway layer. Address rules and authentication are compiled into the
+//! runtime (a [`Gate`] of consumers, token issuers and password checks, and a [`Guard`] per
+//! listener and route) and run in one fixed order from `request_filter`: the listener's
+//! address rules, the route's, then the route's `auth` (or, without one, the listener's).
+//! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
+//! removes from every request first so that a client cannot claim to be one.
 
-// Used by the auth policy, which lands separately.
-#[allow(dead_code)]
+mod auth;
+mod consumers;
+mod ip;
 mod jwks;
-#[allow(dead_code)]
 mod jwt;
+mod password;
+
+pub(crate) use consumers::{fingerprint, Known, Registry};
+
+use crate::config::{Config, IpRules, Policies};
+use crate::metrics::Denial;
+use auth::AuthPolicy;
+use consumers::ConsumerError;
+use http::{HeaderName, HeaderValue};
+use jwt::{IssuerError, Issuers};
+use password::Verifier;
+use pingora::http::RequestHeader;
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why the policies of a configuration could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PolicyError {
+    /// A consumer's credentials.
+    #[error(transparent)]
+    Consumer(#[from] ConsumerError),
+    /// A JWT issuer's keys.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+}
+
+/// What every policy of a runtime checks credentials against.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    /// The consumers.
+    pub registry: Registry,
+    issuers: Issuers,
+    verifier: Verifier,
+}
+
+impl Gate {
+    /// Compiles the consumers and issuers of `config`, reading their files; JWKS fetched
+    /// from URLs by `previous` are kept.
+    pub(crate) fn build(config: &Config, previous: Option<&Gate>) -> Result<Self, PolicyError> {
+        Ok(Self {
+            registry: Registry::build(&config.consumers)?,
+            issuers: Issuers::build(&config.jwt, previous.map(|p| &p.issuers))?,
+            verifier: Verifier::default(),
+        })
+    }
+
+    /// Starts the fetches of JWKS URLs that are due (periodic, or asked for by a token with
+    /// an unknown `kid`); the supervisor calls it on every tick, on the current runtime.
+    pub(crate) fn refresh_keys(&self) {
+        self.issuers.refresh_due();
+    }
+}
+
+/// The compiled policies of one listener or route.
+#[derive(Debug, Default)]
+pub(crate) struct Guard {
+    ip: Option<IpRules>,
+    auth: Option<AuthPolicy>,
+}
+
+impl Guard {
+    /// Compiles `policies` against the consumers of `gate`.
+    pub(crate) fn new(policies: &Policies, gate: &Gate) -> Self {
+        Self {
+            ip: policies.ip.clone(),
+            auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
+        }
+    }
+
+    fn permits(&self, client: IpAddr) -> bool {
+        self.ip
+            .as_ref()
+            .is_none_or(|rules| ip::permits(rules, client))
+    }
+}
+
+/// Who a request was identified as.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    /// Consumer index in the [`Registry`]; [`Registry::anonymous`] for anonymous requests.
+    pub consumer: usize,
+    /// `X-Credential-Identifier`: the key's id, the basic-auth user, the token's consumer.
+    credential: Option<HeaderValue>,
+    /// Where the credential is, when it is not to go upstream.
+    hide: Option<Hide>,
+}
+
+/// Where a request carried its credential.
+#[derive(Debug)]
+enum Hide {
+    /// In this header.
+    Header(HeaderName),
+    /// In this query parameter.
+    Query(String),
+    /// In `Authorization`.
+    Authorization,
+}
+
+/// A request a policy refused.
+#[derive(Debug)]
+pub(crate) struct Refusal<'a> {
+    /// Why.
+    pub denial: Denial,
+    /// 401 or 403.
+    pub status: u16,
+    /// What the answer's body says.
+    pub message: &'static str,
+    /// `WWW-Authenticate` values of a 401.
+    pub challenges: &'a [HeaderValue],
+}
+
+impl<'a> Refusal<'a> {
+    fn new(denial: Denial, challenges: &'a [HeaderValue]) -> Self {
+        let (status, message) = match denial {
+            Denial::Missing => (401, "credentials are required"),
+            Denial::BadKey => (401, "the API key is not valid"),
+            Denial::BadPassword => (401, "the user name or password is not valid"),
+            Denial::BadToken => (401, "the token is not valid"),
+            Denial::UnknownConsumer => (401, "the token names no known consumer"),
+            Denial::Forbidden => (403, "this consumer may not use this route"),
+            Denial::Ip => (403, "this client address may not use this route"),
+        };
+        Self {
+            denial,
+            status,
+            message,
+            challenges: if status == 401 { challenges } else { &[] },
+        }
+    }
+}
+
+/// Runs the policies of `listener` and `route` on a request from `client`: address rules
+/// of both, then the route's `auth` or else the listener's. `Ok(None)` when no `auth`
+/// applies.
+pub(crate) async fn admit<'a>(
+    gate: &Gate,
+    listener: Option<&'a Guard>,
+    route: Option<&'a Guard>,
+    req: &RequestHeader,
+    client: IpAddr,
+) -> Result<Option<Identity>, Refusal<'a>> {
+    if !listener.into_iter().chain(route).all(|g| g.permits(client)) {
+        return Err(Refusal::new(Denial::Ip, &[]));
+    }
+    let Some(auth) = route
+        .and_then(|r| r.auth.as_ref())
+        .or(listener.and_then(|l| l.auth.as_ref()))
+    else {
+        return Ok(None);
+    };
+    let mut identity = auth
+        .authenticate(gate, req)
+        .await
+        .map_err(|denial| Refusal::new(denial, auth.challenges()))?;
+    if !auth.hides_credentials() {
+        identity.hide = None;
+    }
+    Ok(Some(identity))
+}
+
+/// `path` as the access log shows it: the values of the query parameters that carry API
+/// keys on this route replaced, so that no key reaches a log line.
+pub(crate) fn loggable_path<'p>(
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    path: &'p str,
+) -> Cow<'p, str> {
+    let auth = route
+        .and_then(|r| r.auth.as_ref())
+        .or(listener.and_then(|l| l.auth.as_ref()));
+    let redacted = auth
+        .zip(path.split_once('?'))
+        .and_then(|(auth, (before, query))| Some(format!("{before}?{}", auth.redacted(query)?)));
+    redacted.map_or(Cow::Borrowed(path), Cow::Owned)
+}
+
+/// The headers weir alone sets upstream.
+const CONSUMER: HeaderName = HeaderName::from_static("x-consumer-username");
+const GROUPS: HeaderName = HeaderName::from_static("x-consumer-groups");
+const CREDENTIAL: HeaderName = HeaderName::from_static("x-credential-identifier");
+const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+
+/// Tells the instance who called: removes any `X-Consumer-*` header the client sent, sets
+/// them for `identity`, and removes the credential when the policy hides it.
+pub(crate) fn forward(
+    upstream: &mut RequestHeader,
+    identity: Option<&Identity>,
+    gate: &Gate,
+) -> pingora::Result<()> {
+    for name in [&CONSUMER, &GROUPS, &CREDENTIAL, &ANONYMOUS] {
+        upstream.remove_header(name);
+    }
+    let Some(identity) = identity else {
+        return Ok(());
+    };
+    match gate.registry.get(identity.consumer) {
+        Some(known) => {
+            upstream.insert_header(CONSUMER, &known.name_header)?;
+            if let Some(groups) = &known.groups_header {
+                upstream.insert_header(GROUPS, groups)?;
+            }
+        }
+        None => {
+            upstream.insert_header(CONSUMER, crate::config::ANONYMOUS_CONSUMER)?;
+            upstream.insert_header(ANONYMOUS, "true")?;
+        }
+    }
+    if let Some(credential) = &identity.credential {
+        upstream.insert_header(CREDENTIAL, credential)?;
+    }
+    match &identity.hide {
+        Some(Hide::Header(name)) => {
+            upstream.remove_header(name);
+        }
+        Some(Hide::Authorization) => {
+            upstream.remove_header(&http::header::AUTHORIZATION);
+        }
+        Some(Hide::Query(name)) => {
+            let path = upstream.uri.path();
+            let rest = upstream
+                .uri
+                .query()
+                .and_then(|q| auth::without_param(q, name));
+            let uri = match rest {
+                Some(query) => format!("{path}?{query}"),
+                None => path.to_string(),
+            };
+            let uri = http::Uri::try_from(uri).map_err(|e| {
+                pingora::Error::because(pingora::ErrorType::InternalError, "hiding the key", e)
+            })?;
+            upstream.set_uri(uri);
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch of the last refusal logged, and refusals not logged since.
+static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a refusal, at most one line a second (a credential-stuffing client must not flood
+/// the log), saying how many were not logged; never the credential.
+pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial: Denial) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    if now <= last
+        || LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    let route = if route.is_empty() { "-" } else { route };
+    let also = if unlogged > 0 {
+        format!(" ({unlogged} more refusal(s) not logged in the last second)")
+    } else {
+        String::new()
+    };
+    log::warn!(
+        "{request_id} refused: {} from {client} on route `{route}`{also}",
+        denial.label()
+    );
+}

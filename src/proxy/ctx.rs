@@ -3,6 +3,7 @@
 use crate::connections::InFlight;
 use crate::headers::Client;
 use crate::listener::ListenerPolicy;
+use crate::policy::Identity;
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{InflightGuard, Pool, Target, Tried};
@@ -22,6 +23,8 @@ pub(crate) struct RequestCtx {
     pub client: Option<Client>,
     /// The matched route; set in `request_filter`.
     pub route: Option<RouteMatch>,
+    /// Who the policies identified; set in `request_filter`.
+    pub identity: Option<Identity>,
     /// The chosen target and its in-flight count; replaced if a retry picks another.
     pub upstream: Option<Chosen>,
     /// Targets tried so far.
@@ -66,6 +69,7 @@ impl RequestCtx {
             request_id: HeaderValue::from_static(""),
             client: None,
             route: None,
+            identity: None,
             upstream: None,
             tried: Tried::default(),
             attempts: 0,
@@ -95,12 +99,12 @@ impl RequestCtx {
         if self.attempts > 1 {
             metrics.retries.inc_by(u64::from(self.attempts - 1));
         }
+        let consumer = self.identity.as_ref().map(|i| i.consumer);
+        let target = self.upstream.as_ref().map(|c| c.target.index);
+        metrics.requests(target, consumer).count(status);
         let Some(chosen) = &self.upstream else {
-            metrics.no_target.count(status);
             return;
         };
-        let by_target = metrics.by_target.get(chosen.target.index);
-        by_target.unwrap_or(&metrics.no_target).count(status);
         if let Some(sent) = self.upstream_started {
             let took = sent.elapsed().as_secs_f64();
             chosen.target.metrics.duration.observe(took);

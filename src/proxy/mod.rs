@@ -8,6 +8,7 @@ pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
 use crate::headers::EditHeaders;
+use crate::policy;
 use crate::runtime::SharedRuntime;
 use crate::upstream::{hash_key, InflightGuard};
 use async_trait::async_trait;
@@ -70,11 +71,44 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         ctx.route = rt.table.find(host, req.uri.path());
+        let route = ctx.route.and_then(|m| rt.routes.get(m.route));
+        let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
+        let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
+        let admitted = policy::admit(&rt.gate, listener, route.map(|r| &r.guard), req, client);
+        let name = rt.headers.request_id_header().clone();
+        match admitted.await {
+            Ok(identity) => ctx.identity = identity,
+            Err(refusal) => {
+                route
+                    .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
+                    .count(refusal.denial);
+                let id = ctx.request_id.to_str().unwrap_or_default();
+                policy::log_refusal(id, client, route.map_or("", |r| &r.name), refusal.denial);
+                let (status, message) = (refusal.status, refusal.message);
+                respond::json_error(
+                    session,
+                    status,
+                    message,
+                    refusal.challenges,
+                    &name,
+                    &ctx.request_id,
+                )
+                .await?;
+                return Ok(true);
+            }
+        }
         if ctx.route.is_some() {
             return Ok(false);
         }
-        let name = rt.headers.request_id_header().clone();
-        respond::json_error(session, 404, &name, &ctx.request_id).await?;
+        respond::json_error(
+            session,
+            404,
+            respond::message(404),
+            &[],
+            &name,
+            &ctx.request_id,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -172,6 +206,7 @@ impl ProxyHttp for Proxy {
         let scheme = ctx.listener().map_or("http", |l| l.scheme);
         rt.headers
             .forward(upstream_request, &client, &ctx.request_id, scheme)?;
+        policy::forward(upstream_request, ctx.identity.as_ref(), &rt.gate)?;
         upstream_request.apply(&rt.pools[route.pool].headers.request)?;
         upstream_request.apply(&route.headers.request)?;
         if route.strip_prefix && m.matched_len > 0 {
@@ -238,7 +273,10 @@ impl ProxyHttp for Proxy {
             // clients do not send their next request into a closing connection.
             session.set_keepalive(None);
             let name = ctx.runtime.headers.request_id_header().clone();
-            if let Err(write) = respond::json_error(session, status, &name, &ctx.request_id).await {
+            let message = respond::message(status);
+            let id = &ctx.request_id;
+            if let Err(write) = respond::json_error(session, status, message, &[], &name, id).await
+            {
                 log::debug!("could not send the {status} response: {write}");
             }
         }
@@ -260,6 +298,8 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
     };
     let host = req.uri.host().unwrap_or(header(http::header::HOST));
     let chosen = ctx.upstream.as_ref();
+    let rt = &ctx.runtime;
+    let route = ctx.route.and_then(|m| rt.routes.get(m.route));
     let tls = session.digest().and_then(|d| d.ssl_digest.as_ref());
     Entry {
         time: std::time::SystemTime::now(),
@@ -267,7 +307,15 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
             request_id: ctx.request_id.to_str().unwrap_or_default(),
             method: req.method.as_str(),
             host,
-            path: req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            path: policy::loggable_path(
+                ctx.listener.and_then(|i| rt.listener_guards.get(i)),
+                route.map(|r| &r.guard),
+                req.uri.path_and_query().map_or("/", |p| p.as_str()),
+            ),
+            consumer: ctx
+                .identity
+                .as_ref()
+                .map_or("", |i| rt.gate.registry.label(i.consumer)),
             bytes: session.body_bytes_sent(),
             referer: header(http::header::REFERER),
             user_agent: header(http::header::USER_AGENT),

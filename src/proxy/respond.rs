@@ -39,7 +39,8 @@ pub(super) fn status_for(e: &Error, panicked: bool) -> u16 {
     }
 }
 
-fn message(status: u16) -> &'static str {
+/// What the body of a `status` answer says when the cause has nothing more precise.
+pub(super) fn message(status: u16) -> &'static str {
     match status {
         400 => "bad request",
         404 => "no route matches this request",
@@ -65,21 +66,27 @@ pub(super) async fn redirect(
     session.write_response_header(Box::new(resp), true).await
 }
 
-/// Writes `{"status":…,"error":…,"request_id":…}` with the request id header.
+/// Writes `{"status":…,"error":…,"request_id":…}` with the request id header, and one
+/// `WWW-Authenticate` header per challenge.
 pub(super) async fn json_error(
     session: &mut Session,
     status: u16,
+    error: &str,
+    challenges: &[http::HeaderValue],
     request_id_header: &http::HeaderName,
     request_id: &http::HeaderValue,
 ) -> Result<()> {
     let body = serde_json::json!({
         "status": status,
-        "error": message(status),
+        "error": error,
         "request_id": request_id.to_str().unwrap_or_default(),
     })
     .to_string();
-    let mut resp = ResponseHeader::build(status, Some(4))?;
+    let mut resp = ResponseHeader::build(status, Some(4 + challenges.len()))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    for challenge in challenges {
+        resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+    }
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(request_id_header, request_id)?;
     if status == 503 {

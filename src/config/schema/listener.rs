@@ -108,6 +108,9 @@ pub(in crate::config) struct RawHttpListener {
     /// Path prefixes `redirect_https` leaves alone (ACME challenges, for one).
     #[serde(default)]
     pub redirect_except: Vec<String>,
+    /// Who may call, before routing.
+    #[serde(default)]
+    pub policies: RawPolicies,
 }
 
 /// The keys of an `https` listener.
@@ -120,6 +123,9 @@ pub(in crate::config) struct RawHttpsListener {
     pub http2: Option<bool>,
     /// `Strict-Transport-Security` on every response.
     pub hsts: Option<RawHsts>,
+    /// Who may call, before routing.
+    #[serde(default)]
+    pub policies: RawPolicies,
 }
 
 /// The keys of a `tcp` listener (and, with `tls`, of a `tls` one).

@@ -4,11 +4,13 @@
 //! Every struct denies unknown keys, so a typo is an error, not a silently ignored line.
 
 mod listener;
+mod policy;
 mod route;
 mod upstream;
 mod values;
 
 pub(crate) use listener::*;
+pub(in crate::config) use policy::*;
 pub(in crate::config) use route::*;
 pub(crate) use upstream::*;
 pub(crate) use values::*;
@@ -39,6 +41,10 @@ pub(super) struct RawConfig {
     pub admin: Option<RawAdmin>,
     /// The access log; none when the section is missing.
     pub access_log: Option<RawAccessLog>,
+    /// Who calls, with their credentials; `None` for one that could not be read.
+    pub consumers: Vec<Option<RawConsumer>>,
+    /// Trusted JWT issuers; `None` for one that could not be read.
+    pub jwt: Vec<Option<RawJwtIssuer>>,
 }
 
 /// `access_log:`.

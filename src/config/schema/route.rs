@@ -25,6 +25,9 @@ pub(in crate::config) struct RawRoute {
     pub headers: RawHeaderRules,
     /// `false` keeps this route's requests out of the access log.
     pub access_log: Option<bool>,
+    /// Who may call it (added to its listener's).
+    #[serde(default)]
+    pub policies: super::RawPolicies,
 }
 
 /// `set` / `add` / `remove` for one direction.

@@ -22,6 +22,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "resolver",
     "admin",
     "access_log",
+    "consumers",
+    "jwt",
 ];
 
 /// Decodes each section, list item and upstream on its own, so one bad element reports its
@@ -60,6 +62,8 @@ pub(crate) fn decode(value: Value, report: &mut Report) -> RawConfig {
             "resolver" => raw.resolver = list(value, key, report, one),
             "admin" => raw.admin = Some(one(value, key, report).unwrap_or_default()),
             "access_log" => raw.access_log = Some(one(value, key, report).unwrap_or_default()),
+            "consumers" => raw.consumers = list(value, key, report, one),
+            "jwt" => raw.jwt = list(value, key, report, one),
             other => {
                 let message = unknown(other, "key", TOP_LEVEL_KEYS);
                 report.key(other, message);

@@ -4,6 +4,7 @@
 use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
+use super::values::cidrs;
 use std::collections::BTreeMap;
 
 pub(super) fn header_rules(raw: &RawHeaderRules, path: &str, report: &mut Report) -> HeaderRules {
@@ -66,26 +67,7 @@ pub(super) fn global_headers(raw: &RawGlobalHeaders, report: &mut Report) -> Glo
         Some(n) => header_name(n, "headers.instance_header", report),
         None => Some(HeaderName::from_static(DEFAULT_INSTANCE_HEADER)),
     };
-    let trusted_proxies = raw
-        .trusted_proxies
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let parsed = c
-                .parse::<IpNet>()
-                .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from));
-            match parsed {
-                Ok(net) => Some(net.trunc()),
-                Err(_) => {
-                    report.value(
-                        &join_index("headers.trusted_proxies", i),
-                        format!("`{c}` is not a CIDR or IP address, e.g. 10.0.0.0/8, 192.168.1.7 or fd00::/8"),
-                    );
-                    None
-                }
-            }
-        })
-        .collect();
+    let trusted_proxies = cidrs(&raw.trusted_proxies, "headers.trusted_proxies", report);
     GlobalHeaders {
         request_id,
         instance_header,

@@ -5,6 +5,7 @@
 use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
+use super::policy::{policies, Known};
 use super::routes::host_pattern;
 use super::values::{beside, duration};
 use super::{check_name, check_upstream, NO_LISTENERS};
@@ -14,6 +15,7 @@ pub(super) fn listeners(
     file: &Path,
     raw: Option<&[Option<RawListener>]>,
     upstreams: &[&str],
+    known: &Known,
     report: &mut Report,
 ) -> Vec<Listener> {
     let Some(raw) = raw else {
@@ -68,10 +70,18 @@ pub(super) fn listeners(
                 format!("address {address} is already used by listener `{other}`"),
             );
         }
+        let policies = match &l.kind {
+            RawListenerKind::Http(RawHttpListener { policies: p, .. })
+            | RawListenerKind::Https(RawHttpsListener { policies: p, .. }) => {
+                policies(p, &path, known, report)
+            }
+            _ => Policies::default(),
+        };
         out.push(Listener {
             name: l.name.clone(),
             address,
             protocol,
+            policies,
         });
     }
     out

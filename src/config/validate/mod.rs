@@ -6,6 +6,7 @@ mod decode;
 mod headers;
 mod listener;
 mod messages;
+mod policy;
 mod routes;
 mod server;
 mod set_aside;
@@ -19,6 +20,7 @@ use super::schema::*;
 use super::*;
 use headers::global_headers;
 use listener::listeners;
+use policy::{consumers, issuers, Known};
 use routes::routes;
 use server::{access_log, admin, resolver, server};
 use std::collections::HashSet;
@@ -33,11 +35,22 @@ const SUGGESTION_THRESHOLD: f64 = 0.8;
 /// Turns the raw structs into the model, reporting every problem.
 pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Config {
     let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
+    let consumers = consumers(path, &raw.consumers, report);
+    let jwt = issuers(path, &raw.jwt, report);
+    let known = Known::new(&consumers, &jwt);
+    let listeners = listeners(
+        path,
+        raw.listeners.as_deref(),
+        &upstream_names,
+        &known,
+        report,
+    );
+    let routes = routes(&raw.routes, &upstream_names, &known, report);
     let config = Config {
         path: path.to_path_buf(),
         server: server(path, &raw.server, report),
-        listeners: listeners(path, raw.listeners.as_deref(), &upstream_names, report),
-        routes: routes(&raw.routes, &upstream_names, report),
+        listeners,
+        routes,
         upstreams: raw
             .upstreams
             .iter()
@@ -47,6 +60,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
         resolver: resolver(&raw.resolver, report),
         admin: raw.admin.as_ref().and_then(|a| admin(a, report)),
         access_log: raw.access_log.as_ref().map(|a| access_log(path, a, report)),
+        consumers,
+        jwt,
     };
     stream_upstreams(
         &config,

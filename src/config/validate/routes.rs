@@ -5,12 +5,14 @@ use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
 use super::headers::header_rules;
+use super::policy::{policies, Known};
 use super::{check_name, check_upstream};
 use std::collections::{HashMap, HashSet};
 
 pub(super) fn routes(
     raw: &[Option<RawRoute>],
     upstreams: &[&str],
+    known: &Known,
     report: &mut Report,
 ) -> Vec<Route> {
     let mut names = HashSet::new();
@@ -70,6 +72,7 @@ pub(super) fn routes(
             strip_prefix: r.strip_prefix,
             headers: header_rules(&r.headers, &join_key(&path, "headers"), report),
             access_log: r.access_log.unwrap_or(true),
+            policies: policies(&r.policies, &path, known, report),
         });
     }
     out

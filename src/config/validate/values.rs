@@ -1,6 +1,7 @@
 //! Values written as text that several sections share: durations and file paths.
 
-use super::super::report::Report;
+use super::super::report::{join_index, Report};
+use ipnet::IpNet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,4 +47,29 @@ pub(super) fn duration_or_zero(
             default
         }
     }
+}
+
+/// A list of CIDRs (a bare address is one address) at `path`, each bad one reported; the
+/// host bits of a network written with them are dropped, as `10.1.2.3/8` means `10.0.0.0/8`.
+pub(super) fn cidrs(raw: &[String], path: &str, report: &mut Report) -> Vec<IpNet> {
+    raw.iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let parsed = c
+                .parse::<IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => Some(net.trunc()),
+                Err(_) => {
+                    report.value(
+                        &join_index(path, i),
+                        format!(
+                            "`{c}` is not a CIDR or IP address, e.g. 10.0.0.0/8, 192.168.1.7 or fd00::/8"
+                        ),
+                    );
+                    None
+                }
+            }
+        })
+        .collect()
 }

@@ -1,0 +1,214 @@
+//! The validated gateway settings: consumers and their credentials, trusted JWT issuers,
+//! and the policies listeners and routes carry.
+
+use super::Setting;
+use http::HeaderName;
+use ipnet::IpNet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One caller weir can identify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Consumer {
+    /// Unique name: sent upstream as `X-Consumer-Username`, and the `consumer` label.
+    pub name: String,
+    /// Groups `auth.groups` rules match.
+    pub groups: Vec<String>,
+    /// API keys written in the file (or its variables).
+    pub keys: Vec<ApiKey>,
+    /// A file of further keys, read each time the configuration is compiled.
+    pub keys_file: Option<KeysFile>,
+    /// A basic-auth user.
+    pub basic: Option<BasicUser>,
+}
+
+/// An API key as the file holds it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum ApiKey {
+    /// The key itself.
+    Plain(String),
+    /// A key held as its SHA-256 (what the admin API writes), with its id.
+    Hashed {
+        /// Its identifier.
+        id: String,
+        /// SHA-256 of the key.
+        sha256: [u8; 32],
+    },
+}
+
+/// Keys never print, not even in debug output.
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain(_) => f.write_str("ApiKey::Plain(<redacted>)"),
+            Self::Hashed { id, .. } => write!(f, "ApiKey::Hashed({id})"),
+        }
+    }
+}
+
+/// `keys_file:` of a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeysFile {
+    /// The file, relative paths resolved against the config file.
+    pub path: PathBuf,
+    /// `consumers[i].keys_file`, for a file that cannot be read.
+    pub at: Setting,
+}
+
+/// `basic:` of a consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BasicUser {
+    /// The user name clients send.
+    pub user: String,
+    /// Its htpasswd hash, of a supported kind.
+    pub hash: String,
+    /// `consumers[i].basic.password`, for a hash that does not parse.
+    pub at: Setting,
+}
+
+/// A JWT signature algorithm weir verifies. `none` is not one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum JwtAlgorithm {
+    /// HMAC with SHA-256.
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// RSA PKCS#1 v1.5 with SHA-384.
+    RS384,
+    /// RSA PKCS#1 v1.5 with SHA-512.
+    RS512,
+    /// RSA-PSS with SHA-256.
+    PS256,
+    /// ECDSA on P-256.
+    ES256,
+    /// ECDSA on P-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// Every algorithm, by the name tokens carry in `alg`.
+    pub(crate) const ALL: [(&'static str, Self); 10] = [
+        ("HS256", Self::HS256),
+        ("HS384", Self::HS384),
+        ("HS512", Self::HS512),
+        ("RS256", Self::RS256),
+        ("RS384", Self::RS384),
+        ("RS512", Self::RS512),
+        ("PS256", Self::PS256),
+        ("ES256", Self::ES256),
+        ("ES384", Self::ES384),
+        ("EdDSA", Self::EdDSA),
+    ];
+
+    /// Whether it is verified with the shared secret rather than a public key.
+    pub(crate) fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+}
+
+/// Where an issuer's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JwksSource {
+    /// A JWKS file, read each time the configuration is compiled.
+    File {
+        /// The file, relative paths resolved against the config file.
+        path: PathBuf,
+        /// `jwt[i].jwks`, for a file that does not load.
+        at: Setting,
+    },
+    /// A JWKS URL, fetched in the background.
+    Url(String),
+}
+
+/// One trusted token issuer.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct JwtIssuer {
+    /// Unique name.
+    pub name: String,
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// Accepted `aud` values; any when empty.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms; never empty.
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// The shared secret of the HS algorithms.
+    pub secret: Option<Vec<u8>>,
+    /// The public keys of the others.
+    pub jwks: Option<JwksSource>,
+    /// How often a JWKS URL is fetched again.
+    pub refresh: Duration,
+    /// Shortest time between fetches caused by an unknown `kid`.
+    pub refresh_on_miss: Duration,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// The claim naming the consumer.
+    pub consumer_claim: String,
+}
+
+/// The secret never prints.
+impl std::fmt::Debug for JwtIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtIssuer")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("jwks", &self.jwks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The policies of a listener or a route.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Policies {
+    /// Client address rules.
+    pub ip: Option<IpRules>,
+    /// Who may call.
+    pub auth: Option<Auth>,
+}
+
+/// `policies.ip`: deny wins; a non-empty allow list refuses everything else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct IpRules {
+    /// Addresses let in.
+    pub allow: Vec<IpNet>,
+    /// Addresses refused.
+    pub deny: Vec<IpNet>,
+}
+
+/// A way of proving who one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum AuthMethod {
+    /// An API key in a header (or the query).
+    Key,
+    /// `Authorization: Basic`.
+    Basic,
+    /// `Authorization: Bearer` with a JWT.
+    Jwt,
+}
+
+/// `policies.auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Auth {
+    /// Methods tried; any may succeed.
+    pub methods: Vec<AuthMethod>,
+    /// Headers carrying an API key.
+    pub key_headers: Vec<HeaderName>,
+    /// Query parameters carrying an API key; empty unless `key_in_query`.
+    pub key_params: Vec<String>,
+    /// Groups let in; with `consumers`, a consumer must match one of the two when either
+    /// is given.
+    pub groups: Vec<String>,
+    /// Consumers let in by name.
+    pub consumers: Vec<String>,
+    /// Remove the credential before the request goes upstream.
+    pub hide_credentials: bool,
+    /// Requests without any credential pass as consumer `anonymous`.
+    pub anonymous: bool,
+}

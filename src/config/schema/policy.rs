@@ -1,0 +1,128 @@
+//! The keys of the gateway half of the file: `consumers:`, `jwt:` issuers, and the
+//! `policies:` of listeners and routes.
+
+use super::RawDuration;
+use serde::Deserialize;
+
+/// One entry of `consumers:`: who calls, and the credentials that say so.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawConsumer {
+    /// Unique name; sent upstream and used as a metric label.
+    pub name: String,
+    /// Groups that `auth.groups` rules name.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// API keys: each the key itself (normally `${ENV}`) or its SHA-256.
+    #[serde(default)]
+    pub keys: Vec<RawKey>,
+    /// A file of keys, one per line, so that secrets stay out of the YAML.
+    pub keys_file: Option<String>,
+    /// A basic-auth user and its htpasswd hash.
+    pub basic: Option<RawBasic>,
+}
+
+/// One entry of a consumer's `keys:`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(in crate::config) enum RawKey {
+    /// The key as clients send it.
+    Plain(String),
+    /// A key stored hashed (what the admin API writes): its id and SHA-256, in hex.
+    Hashed(RawHashedKey),
+}
+
+/// A key stored as its SHA-256.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawHashedKey {
+    /// What `X-Credential-Identifier` and the admin API call the key.
+    pub id: String,
+    /// 64 hex digits.
+    pub sha256: String,
+}
+
+/// `basic:` of a consumer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawBasic {
+    /// The user name clients send.
+    pub user: String,
+    /// The hash `htpasswd` writes (bcrypt, `$apr1$`, `$5$`, `$6$`), never plain text.
+    pub password: String,
+}
+
+/// One entry of `jwt:`: an issuer whose tokens weir trusts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawJwtIssuer {
+    /// Unique name, used in messages.
+    pub name: String,
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// `aud` values accepted; any when omitted.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Signature algorithms accepted.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Shared secret for the HS algorithms.
+    pub secret: Option<String>,
+    /// JWKS file or URL for the others.
+    pub jwks: Option<String>,
+    /// How often a JWKS URL is fetched again.
+    pub refresh: Option<RawDuration>,
+    /// Shortest time between fetches caused by an unknown `kid`.
+    pub refresh_on_miss: Option<RawDuration>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: Option<RawDuration>,
+    /// The claim naming the consumer (`sub` when omitted).
+    pub consumer_claim: Option<String>,
+}
+
+/// `policies:` of a listener or a route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawPolicies {
+    /// Client address rules.
+    pub ip: Option<RawIpRules>,
+    /// Who may call.
+    pub auth: Option<RawAuth>,
+}
+
+/// `policies.ip`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawIpRules {
+    /// CIDRs let in; when not empty, every other address is refused.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// CIDRs refused, even when allowed.
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// `policies.auth`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawAuth {
+    /// `key`, `basic`, `jwt`: any of them may succeed.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Headers (and, with `key_in_query`, query parameters) carrying an API key.
+    pub key_names: Option<Vec<String>>,
+    /// Also look for the key in the query string.
+    #[serde(default)]
+    pub key_in_query: bool,
+    /// Groups the consumer must be in one of.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Consumers let in whatever their groups.
+    #[serde(default)]
+    pub consumers: Vec<String>,
+    /// Remove the credential before the request goes upstream.
+    pub hide_credentials: Option<bool>,
+    /// Let requests without credentials through as consumer `anonymous`.
+    #[serde(default)]
+    pub anonymous: bool,
+}

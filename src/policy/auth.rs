@@ -1,0 +1,248 @@
+//! `policies.auth`: finding the credential a request carries for each accepted method,
+//! checking it, and letting the consumer in only if the route's groups allow it.
+
+use super::{Gate, Hide, Identity};
+use crate::config::{Auth, AuthMethod};
+use crate::metrics::Denial;
+use http::header::AUTHORIZATION;
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+
+/// A compiled `policies.auth`.
+#[derive(Debug)]
+pub(crate) struct AuthPolicy {
+    settings: Auth,
+    /// Whether each consumer (by index) may call; `None` lets every identified one in.
+    allowed: Option<Vec<bool>>,
+    /// One `WWW-Authenticate` value per method, for 401 answers.
+    challenges: Vec<HeaderValue>,
+}
+
+impl AuthPolicy {
+    /// Compiles `settings` for the consumers of `gate`.
+    pub(crate) fn new(settings: &Auth, gate: &Gate) -> Self {
+        let allowed = (!(settings.groups.is_empty() && settings.consumers.is_empty())).then(|| {
+            gate.registry
+                .all()
+                .iter()
+                .map(|c| {
+                    settings.consumers.contains(&c.name)
+                        || c.groups.iter().any(|g| settings.groups.contains(g))
+                })
+                .collect()
+        });
+        let key_names: Vec<&str> = settings.key_headers.iter().map(|h| h.as_str()).collect();
+        let challenges = settings
+            .methods
+            .iter()
+            .filter_map(|m| {
+                let value = match m {
+                    AuthMethod::Key => {
+                        format!("Key realm=\"weir\", key_names=\"{}\"", key_names.join(","))
+                    }
+                    AuthMethod::Basic => "Basic realm=\"weir\", charset=\"UTF-8\"".to_string(),
+                    AuthMethod::Jwt => "Bearer realm=\"weir\"".to_string(),
+                };
+                HeaderValue::from_str(&value).ok()
+            })
+            .collect();
+        Self {
+            settings: settings.clone(),
+            allowed,
+            challenges,
+        }
+    }
+
+    /// The `WWW-Authenticate` values of a 401 answer.
+    pub(crate) fn challenges(&self) -> &[HeaderValue] {
+        &self.challenges
+    }
+
+    /// Whether the credential goes upstream too.
+    pub(crate) fn hides_credentials(&self) -> bool {
+        self.settings.hide_credentials
+    }
+
+    /// Who sent `req`, if a credential of an accepted method proves it and the consumer may
+    /// call; else why not. Methods are tried in the order listed; the first credential that
+    /// proves someone wins, and when every one fails the first failure is the answer.
+    pub(crate) async fn authenticate(
+        &self,
+        gate: &Gate,
+        req: &RequestHeader,
+    ) -> Result<Identity, Denial> {
+        let mut failure = None;
+        for method in &self.settings.methods {
+            let outcome = match method {
+                AuthMethod::Key => self.key(gate, req),
+                AuthMethod::Basic => basic(gate, req).await,
+                AuthMethod::Jwt => jwt(gate, req).await,
+            };
+            match outcome {
+                None => {}
+                Some(Ok(identity)) => return self.admit(identity),
+                Some(Err(denial)) => {
+                    failure.get_or_insert(denial);
+                }
+            }
+        }
+        match failure {
+            Some(denial) => Err(denial),
+            None if self.settings.anonymous => Ok(Identity {
+                consumer: gate.registry.anonymous(),
+                credential: None,
+                hide: None,
+            }),
+            None => Err(Denial::Missing),
+        }
+    }
+
+    /// `identity`, if the route's groups and consumers let it in.
+    fn admit(&self, identity: Identity) -> Result<Identity, Denial> {
+        match &self.allowed {
+            Some(allowed) if !allowed.get(identity.consumer).copied().unwrap_or(false) => {
+                Err(Denial::Forbidden)
+            }
+            _ => Ok(identity),
+        }
+    }
+
+    /// `query` with the values of its key parameters replaced; `None` when it has none.
+    pub(super) fn redacted(&self, query: &str) -> Option<String> {
+        if self.settings.key_params.is_empty() {
+            return None;
+        }
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+                if self.settings.key_params.iter().any(|p| *p == decoded) {
+                    format!("{key}=REDACTED")
+                } else {
+                    pair.to_string()
+                }
+            })
+            .collect();
+        Some(pairs.join("&"))
+    }
+
+    /// The API key in a header, or in the query when allowed.
+    fn key(&self, gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial>> {
+        let in_header = self.settings.key_headers.iter().find_map(|name| {
+            let value = req.headers.get(name)?;
+            Some((value.as_bytes().to_vec(), Hide::Header(name.clone())))
+        });
+        let (key, hide) = in_header.or_else(|| {
+            let query = req.uri.query()?;
+            self.settings.key_params.iter().find_map(|name| {
+                let value = query_param(query, name)?;
+                Some((value, Hide::Query(name.clone())))
+            })
+        })?;
+        let Some((consumer, info)) = gate.registry.by_key(&key) else {
+            return Some(Err(Denial::BadKey));
+        };
+        Some(Ok(Identity {
+            consumer,
+            credential: HeaderValue::from_str(&info.id).ok(),
+            hide: Some(hide),
+        }))
+    }
+}
+
+/// The credential of `Authorization: SCHEME credential`, if the scheme is `scheme`.
+fn authorization<'a>(req: &'a RequestHeader, scheme: &str) -> Option<&'a str> {
+    let value = req.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (given, credential) = value.trim().split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credential.trim())
+}
+
+/// `Authorization: Basic`.
+async fn basic(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial>> {
+    let encoded = authorization(req, "basic")?;
+    let Some(decoded) = openssl::base64::decode_block(encoded).ok() else {
+        return Some(Err(Denial::BadPassword));
+    };
+    let split = decoded.iter().position(|b| *b == b':');
+    let Some((user, password)) = split.map(|i| (&decoded[..i], &decoded[i + 1..])) else {
+        return Some(Err(Denial::BadPassword));
+    };
+    let user = std::str::from_utf8(user).ok();
+    let Some((consumer, hash)) = user.and_then(|u| gate.registry.by_user(u)) else {
+        return Some(Err(Denial::BadPassword));
+    };
+    let user = user.unwrap_or_default();
+    if !gate.verifier.verify(user, password, hash).await {
+        return Some(Err(Denial::BadPassword));
+    }
+    Some(Ok(Identity {
+        consumer,
+        credential: HeaderValue::from_str(user).ok(),
+        hide: Some(Hide::Authorization),
+    }))
+}
+
+/// `Authorization: Bearer` with a JWT.
+async fn jwt(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial>> {
+    let token = authorization(req, "bearer")?;
+    let verified = match gate.issuers.verify(token).await {
+        Ok(verified) => verified,
+        Err(e) => {
+            log::debug!("JWT refused: {e}");
+            return Some(Err(Denial::BadToken));
+        }
+    };
+    let Some(consumer) = gate.registry.find(&verified.consumer) else {
+        return Some(Err(Denial::UnknownConsumer));
+    };
+    Some(Ok(Identity {
+        consumer,
+        credential: HeaderValue::from_str(&verified.consumer).ok(),
+        hide: Some(Hide::Authorization),
+    }))
+}
+
+/// The percent-decoded value of the first parameter `name` of `query`.
+fn query_param(query: &str, name: &str) -> Option<Vec<u8>> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_encoding::percent_decode_str(key)
+            .decode_utf8()
+            .ok()?;
+        (key == name).then(|| percent_encoding::percent_decode_str(value).collect())
+    })
+}
+
+/// `query` without the parameters named `name`; `None` when nothing is left.
+pub(super) fn without_param(query: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            percent_encoding::percent_decode_str(key)
+                .decode_utf8()
+                .map_or(true, |k| k != name)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keys_are_decoded_and_removed() {
+        assert_eq!(query_param("a=1&apikey=k%2B1", "apikey").unwrap(), b"k+1");
+        assert_eq!(query_param("api%6Bey=x", "apikey").unwrap(), b"x");
+        assert!(query_param("apikeys=x", "apikey").is_none());
+        assert_eq!(
+            without_param("a=1&apikey=k&b=2", "apikey").unwrap(),
+            "a=1&b=2"
+        );
+        assert_eq!(without_param("apikey=k&api%6Bey=j", "apikey"), None);
+    }
+}

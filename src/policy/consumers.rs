@@ -1,0 +1,236 @@
+//! The consumer registry of one runtime: who may call, found by the credential they
+//! present. API keys are held only as SHA-256 digests: a presented key is hashed and looked
+//! up, so neither memory nor timing says more about a key than its digest does.
+
+use super::password::{HashError, PasswordHash};
+use crate::config::{ApiKey, Consumer, Setting, ANONYMOUS_CONSUMER};
+use http::HeaderValue;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Why the consumers of a configuration could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConsumerError {
+    /// A `keys_file` that cannot be read.
+    #[error("{at}: cannot read the keys file {path}: {source}")]
+    KeysFile {
+        /// Where it is configured.
+        at: Setting,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key of a `keys_file` that another consumer (or line) already has.
+    #[error("{at}: line {line} of {path} holds a key consumer `{other}` already has")]
+    DuplicateKey {
+        /// Where the file is configured.
+        at: Setting,
+        /// The file.
+        path: String,
+        /// Its line, from 1.
+        line: usize,
+        /// The consumer with the same key.
+        other: String,
+    },
+    /// A basic-auth hash that does not parse.
+    #[error("{at}: {source}")]
+    Hash {
+        /// Where it is configured.
+        at: Setting,
+        /// Why.
+        source: HashError,
+    },
+}
+
+/// One API key, as the admin API and `X-Credential-Identifier` name it.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyInfo {
+    /// The id: a key's fingerprint, or the id it was stored with.
+    pub id: String,
+    /// The first 16 hex digits of the key's SHA-256.
+    pub fingerprint: String,
+}
+
+/// A compiled consumer.
+#[derive(Debug)]
+pub(crate) struct Known {
+    /// Its name.
+    pub name: String,
+    /// Its groups.
+    pub groups: Vec<String>,
+    /// `X-Consumer-Username`.
+    pub name_header: HeaderValue,
+    /// `X-Consumer-Groups`, if it has groups.
+    pub groups_header: Option<HeaderValue>,
+    /// Its keys.
+    pub keys: Vec<KeyInfo>,
+    /// Its basic-auth user.
+    pub basic_user: Option<String>,
+}
+
+/// The consumers of one runtime.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    consumers: Vec<Known>,
+    /// Consumer names by index, then `anonymous`: the `consumer` label values.
+    labels: Arc<[String]>,
+    /// Key digest → (consumer, key) indexes.
+    keys: HashMap<[u8; 32], (usize, usize)>,
+    /// Basic-auth user → (consumer, hash).
+    users: HashMap<String, (usize, PasswordHash)>,
+}
+
+impl Registry {
+    /// Compiles `consumers`, reading their keys files.
+    pub(crate) fn build(consumers: &[Consumer]) -> Result<Self, ConsumerError> {
+        let mut registry = Self::default();
+        for (c, consumer) in consumers.iter().enumerate() {
+            let mut keys = Vec::new();
+            let mut add = |digest: [u8; 32], id: Option<&str>| -> Result<(), usize> {
+                let fingerprint = fingerprint(&digest);
+                let id = id.map_or_else(|| fingerprint.clone(), str::to_string);
+                if let Some((other, _)) = registry.keys.insert(digest, (c, keys.len())) {
+                    return Err(other);
+                }
+                keys.push(KeyInfo { id, fingerprint });
+                Ok(())
+            };
+            for key in &consumer.keys {
+                // Validation refuses duplicates written in the file.
+                let _ = match key {
+                    ApiKey::Plain(key) => add(openssl::sha::sha256(key.as_bytes()), None),
+                    ApiKey::Hashed { id, sha256 } => add(*sha256, Some(id)),
+                };
+            }
+            if let Some(file) = &consumer.keys_file {
+                let path = file.path.display().to_string();
+                let text = std::fs::read_to_string(&file.path).map_err(|source| {
+                    ConsumerError::KeysFile {
+                        at: file.at.clone(),
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                for (i, line) in text.lines().enumerate() {
+                    let key = line.trim();
+                    if key.is_empty() || key.starts_with('#') {
+                        continue;
+                    }
+                    if let Err(other) = add(openssl::sha::sha256(key.as_bytes()), None) {
+                        let other = consumers.get(other).map_or("", |o| &o.name);
+                        return Err(ConsumerError::DuplicateKey {
+                            at: file.at.clone(),
+                            path,
+                            line: i + 1,
+                            other: other.to_string(),
+                        });
+                    }
+                }
+            }
+            if let Some(basic) = &consumer.basic {
+                let hash =
+                    PasswordHash::parse(&basic.hash).map_err(|source| ConsumerError::Hash {
+                        at: basic.at.clone(),
+                        source,
+                    })?;
+                registry.users.insert(basic.user.clone(), (c, hash));
+            }
+            registry.consumers.push(Known {
+                // Validation keeps names and groups to header-safe characters.
+                name_header: HeaderValue::from_str(&consumer.name)
+                    .unwrap_or(HeaderValue::from_static("")),
+                groups_header: (!consumer.groups.is_empty())
+                    .then(|| HeaderValue::from_str(&consumer.groups.join(", ")).ok())
+                    .flatten(),
+                name: consumer.name.clone(),
+                groups: consumer.groups.clone(),
+                keys,
+                basic_user: consumer.basic.as_ref().map(|b| b.user.clone()),
+            });
+        }
+        registry.labels = consumers
+            .iter()
+            .map(|c| c.name.clone())
+            .chain([ANONYMOUS_CONSUMER.to_string()])
+            .collect();
+        Ok(registry)
+    }
+
+    /// The consumers, by index.
+    pub(crate) fn all(&self) -> &[Known] {
+        &self.consumers
+    }
+
+    /// The consumer at `index`.
+    pub(crate) fn get(&self, index: usize) -> Option<&Known> {
+        self.consumers.get(index)
+    }
+
+    /// The index of the consumer named `name`.
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        self.consumers.iter().position(|c| c.name == name)
+    }
+
+    /// The `consumer` label values by consumer index; the last is `anonymous`.
+    pub(crate) fn labels(&self) -> Arc<[String]> {
+        self.labels.clone()
+    }
+
+    /// The `consumer` label of consumer `index`.
+    pub(crate) fn label(&self, index: usize) -> &str {
+        self.labels.get(index).map_or("", String::as_str)
+    }
+
+    /// The index of the `anonymous` label.
+    pub(crate) fn anonymous(&self) -> usize {
+        self.consumers.len()
+    }
+
+    /// The consumer and key of the API key `presented`.
+    pub(crate) fn by_key(&self, presented: &[u8]) -> Option<(usize, &KeyInfo)> {
+        let digest = openssl::sha::sha256(presented);
+        let (c, k) = *self.keys.get(&digest)?;
+        let consumer = self.consumers.get(c)?;
+        Some((c, consumer.keys.get(k)?))
+    }
+
+    /// The consumer of basic-auth user `user`, and its password hash.
+    pub(crate) fn by_user(&self, user: &str) -> Option<(usize, &PasswordHash)> {
+        self.users.get(user).map(|(c, h)| (*c, h))
+    }
+}
+
+/// The first 16 hex digits of a key's SHA-256: enough to tell keys apart in a listing,
+/// too few to matter to anyone guessing the key.
+pub(crate) fn fingerprint(digest: &[u8; 32]) -> String {
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(name: &str, keys: &[&str]) -> Consumer {
+        Consumer {
+            name: name.into(),
+            groups: vec!["internal".into()],
+            keys: keys.iter().map(|k| ApiKey::Plain(k.to_string())).collect(),
+            keys_file: None,
+            basic: None,
+        }
+    }
+
+    #[test]
+    fn keys_are_found_by_digest_with_their_fingerprint_as_id() {
+        let registry = Registry::build(&[consumer("a", &["k1"]), consumer("b", &["k2"])]).unwrap();
+        let (c, key) = registry.by_key(b"k2").unwrap();
+        assert_eq!(registry.get(c).unwrap().name, "b");
+        let digest = openssl::sha::sha256(b"k2");
+        assert_eq!(key.id, fingerprint(&digest));
+        assert_eq!(key.id.len(), 16);
+        assert!(registry.by_key(b"k3").is_none());
+        assert!(registry.by_key(b"").is_none());
+        assert_eq!(&*registry.labels(), ["a", "b", "anonymous"]);
+    }
+}

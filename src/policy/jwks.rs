@@ -61,6 +61,14 @@ pub(crate) enum JwksParseError {
     /// Not JSON, or no `keys` list.
     #[error("not a JSON Web Key Set: {0}")]
     Json(#[from] serde_json::Error),
+    /// A key of a kind weir uses without one of its public values.
+    #[error("keys[{index}]: `{field}` must be a base64url string")]
+    Field {
+        /// Its position in `keys`.
+        index: usize,
+        /// The missing value (`n`, `e`, `x` or `y`).
+        field: &'static str,
+    },
     /// A key of a kind weir uses whose fields do not parse.
     #[error("keys[{index}]: {source}")]
     Key {
@@ -142,6 +150,14 @@ impl Key {
             (Some("OKP"), Some("Ed25519")) => KeyKind::Ed25519,
             _ => return Ok(None),
         };
+        let fields: &[&'static str] = match kind {
+            KeyKind::Rsa => &["n", "e"],
+            KeyKind::P256 | KeyKind::P384 => &["x", "y"],
+            KeyKind::Ed25519 => &["x"],
+        };
+        if let Some(&field) = fields.iter().find(|f| text(f).is_none()) {
+            return Err(JwksParseError::Field { index, field });
+        }
         let alg = match text("alg").map(algorithm) {
             None => None,
             Some(Some(alg)) if key_kind(alg) == Some(kind) => Some(alg),
@@ -425,6 +441,10 @@ mod tests {
             only(&[r#"{"kty": "EC", "crv": "P-256", "x": "!!", "y": "AA"}"#])
                 .unwrap_err()
                 .starts_with("keys[0]: not a usable public key")
+        );
+        assert_eq!(
+            only(&[r#"{"kty": "OKP", "crv": "Ed25519", "kid": "d"}"#]),
+            Err("keys[0]: `x` must be a base64url string".to_string())
         );
         assert!(KeySet::parse(b"[]").is_err());
     }

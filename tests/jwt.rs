@@ -256,11 +256,12 @@ fn a_rotated_jwks_url_is_picked_up_without_a_restart() {
     let first = Key::rsa("2025-a");
     let server = JwksServer::start(jwks(&[&first]));
     let app = Instance::start("i1");
-    let weir = Weir::start(&config(
+    let yaml = config(
         &app,
         &server.url,
         "    refresh: 1h\n    refresh_on_miss: 1s\n",
-    ));
+    );
+    let weir = Weir::start_logging(&yaml, "info");
     // The supervisor fetches the set once weir runs (a request before that waits for it).
     let (status, seen) = call(&weir, &first.sign(&claims("alice")));
     assert_eq!(status, 200, "{seen}");
@@ -282,6 +283,15 @@ fn a_rotated_jwks_url_is_picked_up_without_a_restart() {
     assert!(server.requests() > fetched);
     let (status, _) = call(&weir, &first.sign(&claims("alice")));
     assert_eq!(status, 401, "a key the set no longer holds");
+
+    // A reload keeps the fetched set: the new runtime takes the store over, no fetch.
+    let fetched = server.requests();
+    weir.rewrite(&format!("{yaml}# reloaded\n"));
+    weir.signal(Signal::SIGHUP);
+    weir.wait_log(&["reloaded"], Duration::from_secs(10))
+        .expect("no reload");
+    assert_eq!(call(&weir, &token).0, 200);
+    assert_eq!(server.requests(), fetched);
 }
 
 #[test]

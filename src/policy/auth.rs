@@ -7,6 +7,7 @@ use crate::metrics::Denial;
 use http::header::AUTHORIZATION;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
+use std::borrow::Cow;
 
 /// A compiled `policies.auth`.
 #[derive(Debug)]
@@ -131,13 +132,13 @@ impl AuthPolicy {
     fn key(&self, gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial>> {
         let in_header = self.settings.key_headers.iter().find_map(|name| {
             let value = req.headers.get(name)?;
-            Some((value.as_bytes().to_vec(), Hide::Header(name.clone())))
+            Some((Cow::Borrowed(value.as_bytes()), Hide::Header(name.clone())))
         });
         let (key, hide) = in_header.or_else(|| {
             let query = req.uri.query()?;
             self.settings.key_params.iter().find_map(|name| {
                 let value = query_param(query, name)?;
-                Some((value, Hide::Query(name.clone())))
+                Some((Cow::Owned(value), Hide::Query(name.clone())))
             })
         })?;
         let Some((consumer, info)) = gate.registry.by_key(&key) else {

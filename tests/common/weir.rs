@@ -44,11 +44,20 @@ impl Weir {
     /// every port the file names; if weir exits first (a port was taken meanwhile), it is
     /// started again on fresh ports.
     pub fn start_from(binary: &Path, yaml: &str, level: &str) -> Self {
+        Self::launch(binary, yaml, level, &[])
+    }
+
+    /// As [`Weir::start_logging`], with `env` set for weir (what `${VAR}` in the file reads).
+    pub fn start_with_env(yaml: &str, level: &str, env: &[(&str, &str)]) -> Self {
+        Self::launch(Path::new(weir_bin()), yaml, level, env)
+    }
+
+    fn launch(binary: &Path, yaml: &str, level: &str, env: &[(&str, &str)]) -> Self {
         let mut log = String::new();
         for _ in 0..START_ATTEMPTS {
             let ports = [free_port(), free_port(), free_port()];
             let dir = tempfile::tempdir().unwrap();
-            let mut weir = Self::spawn(binary, yaml, level, ports, dir);
+            let mut weir = Self::spawn(binary, yaml, level, env, ports, dir);
             let awaited: Vec<u16> = ["{port}", "{port2}", "{port3}"]
                 .iter()
                 .zip(ports)
@@ -71,11 +80,12 @@ impl Weir {
         panic!("weir exited before listening, {START_ATTEMPTS} times; last log:\n{log}");
     }
 
-    /// Writes the file with `ports` and starts weir on it.
+    /// Writes the file with `ports` and starts weir on it, with `env` added to its own.
     fn spawn(
         binary: &Path,
         yaml: &str,
         level: &str,
+        env: &[(&str, &str)],
         ports: [u16; 3],
         dir: tempfile::TempDir,
     ) -> Self {
@@ -87,6 +97,7 @@ impl Weir {
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", level)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

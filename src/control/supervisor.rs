@@ -1,7 +1,7 @@
 //! The one background task that keeps upstreams honest: it runs every pool's active checks
 //! on their interval and re-resolves `discovery: dns` names, handing a changed answer to the
 //! [`LiveConfig`], which compiles and swaps in a runtime with the new instances as it does
-//! every change. It always works on the current runtime, so pools
+//! every change. It also starts the fetches of JWT issuers' JWKS URLs when they are due. It always works on the current runtime, so pools
 //! created by a reload are checked too. Checks and resolutions run as tasks of their own on
 //! the supervisor's thread: a slow one delays nothing, and nothing here blocks a request.
 
@@ -20,7 +20,7 @@ use std::time::Duration;
 /// How often the supervisor looks for due work.
 const TICK: Duration = Duration::from_millis(50);
 
-/// Health checks and DNS discovery for the runtime of a [`LiveConfig`].
+/// Health checks, DNS discovery and JWKS fetches for the runtime of a [`LiveConfig`].
 pub(crate) struct Supervisor {
     live: Arc<LiveConfig>,
     dns: Arc<Dns>,
@@ -129,6 +129,7 @@ impl BackgroundService for Supervisor {
             }
             let rt = self.live.runtime().load_full();
             Self::spawn_checks(&rt);
+            rt.gate.refresh_keys();
             let period = rt.pools.iter().filter_map(|p| p.resolve_every).min();
             if let Some(period) = period {
                 let now = now_ms();

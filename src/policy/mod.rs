@@ -8,6 +8,7 @@
 mod auth;
 mod consumers;
 mod ip;
+mod jwks;
 mod jwt;
 mod password;
 
@@ -54,6 +55,12 @@ impl Gate {
             issuers: Issuers::build(&config.jwt, previous.map(|p| &p.issuers))?,
             verifier: Verifier::default(),
         })
+    }
+
+    /// Starts the fetches of JWKS URLs that are due (periodic, or asked for by a token with
+    /// an unknown `kid`); the supervisor calls it on every tick, on the current runtime.
+    pub(crate) fn refresh_keys(&self) {
+        self.issuers.refresh_due();
     }
 }
 

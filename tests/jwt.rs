@@ -5,8 +5,7 @@
 
 mod common;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64ct::{Base64UrlUnpadded, Encoding};
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openssl::bn::{BigNum, BigNumContext};
@@ -26,7 +25,7 @@ const ISS: &str = "https://idp.example.test/";
 const SECRET: &str = "the-idp-shared-secret";
 
 fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
+    Base64UrlUnpadded::encode_string(bytes)
 }
 
 /// A signing key made with OpenSSL, and its public JWK.

@@ -45,7 +45,11 @@ fn a_listener_guards_every_path_and_a_route_rule_replaces_it() {
         .header("apikey", KEY)
         .send()
         .unwrap();
-    assert_eq!(keyed.status(), 404, "a known caller learns there is no route");
+    assert_eq!(
+        keyed.status(),
+        404,
+        "a known caller learns there is no route"
+    );
 
     assert_eq!(http.get(weir.url("/api/x")).send().unwrap().status(), 401);
     let api: Value = http
@@ -63,9 +67,16 @@ fn a_listener_guards_every_path_and_a_route_rule_replaces_it() {
         .header("X-Consumer-Username", "admin")
         .send()
         .unwrap();
-    assert_eq!(open.status(), 200, "the route's anonymous rule replaces the listener's");
+    assert_eq!(
+        open.status(),
+        200,
+        "the route's anonymous rule replaces the listener's"
+    );
     let open: Value = open.json().unwrap();
-    assert_eq!(open["headers"]["x-consumer-username"], "anonymous", "never the client's");
+    assert_eq!(
+        open["headers"]["x-consumer-username"], "anonymous",
+        "never the client's"
+    );
     assert_eq!(open["headers"]["x-anonymous-consumer"], "true");
     let wrong = http
         .get(weir.url("/open/page"))
@@ -79,7 +90,11 @@ fn a_listener_guards_every_path_and_a_route_rule_replaces_it() {
         sample(
             &text,
             "weir_requests_total",
-            &[("route", "open"), ("consumer", consumer), ("code_class", class)],
+            &[
+                ("route", "open"),
+                ("consumer", consumer),
+                ("code_class", class),
+            ],
         )
     };
     assert_eq!(count("anonymous", "2xx"), Some(1.0));
@@ -110,7 +125,10 @@ fn the_access_log_names_the_consumer_and_never_holds_a_key() {
         served["path"], "/api/x?a=1",
         "the key in the query does not go upstream"
     );
-    let refused = http.get(weir.url("/api/y?apikey=wrong-guess")).send().unwrap();
+    let refused = http
+        .get(weir.url("/api/y?apikey=wrong-guess"))
+        .send()
+        .unwrap();
     assert_eq!(refused.status(), 401);
 
     let log = weir.dir.path().join("access.log");
@@ -119,7 +137,10 @@ fn the_access_log_names_the_consumer_and_never_holds_a_key() {
         (text.lines().count() >= 2).then_some(text)
     })
     .expect("two access log lines");
-    assert!(!lines.contains(KEY) && !lines.contains("wrong-guess"), "{lines}");
+    assert!(
+        !lines.contains(KEY) && !lines.contains("wrong-guess"),
+        "{lines}"
+    );
     let entries: Vec<Value> = lines
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

@@ -9,8 +9,7 @@
 
 use super::jwks::{JwksParseError, JwksStore, KeyKind, KeySet};
 use crate::config::{JwksSource, JwtAlgorithm, JwtIssuer, Setting};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use base64ct::{Base64UrlUnpadded, Encoding};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::{Map, Value};
@@ -457,11 +456,8 @@ impl Unverified {
         else {
             return Err(JwtError::Malformed);
         };
-        let json = |part: &str| {
-            URL_SAFE_NO_PAD
-                .decode(part)
-                .map_err(|_| JwtError::Malformed)
-        };
+        let json =
+            |part: &str| Base64UrlUnpadded::decode_vec(part).map_err(|_| JwtError::Malformed);
         let header: Header =
             serde_json::from_slice(&json(header)?).map_err(|_| JwtError::Malformed)?;
         let claims: Claims =
@@ -492,7 +488,7 @@ pub(crate) mod tests {
     const ISS: &str = "https://idp.example.com/";
 
     fn b64(bytes: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(bytes)
+        Base64UrlUnpadded::encode_string(bytes)
     }
 
     /// A key pair made for the test: what signs, and its public JWK.

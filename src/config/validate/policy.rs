@@ -5,9 +5,9 @@
 use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
-use super::{check_known, check_name};
 use super::headers::header_name;
 use super::values::{beside, cidrs, duration, duration_or_zero};
+use super::{check_known, check_name};
 use std::collections::{HashMap, HashSet};
 
 /// The longest consumer or group name: it becomes a header value and a metric label.

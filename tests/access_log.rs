@@ -1,11 +1,13 @@
 //! The access log as an operator reads it: JSON lines that carry the request id the client
-//! saw, the combined format, a route kept out, logrotate's SIGUSR1, and the log level.
+//! saw, the combined format, a route kept out, the consumer without its key, logrotate's
+//! SIGUSR1, and the log level.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
 mod common;
 
 use common::*;
+use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -208,4 +210,59 @@ fn a_stuck_log_file_drops_lines_rather_than_holding_requests_or_memory() {
         (sent / 2..sent).contains(&dropped),
         "{dropped} of {sent} lines dropped"
     );
+}
+
+/// The key of the consumer of [`keyed`].
+const KEY: &str = "listener-key-4d1c";
+
+/// A listener requiring a key (in the query too) for its `/api` route; `extra` appended.
+fn keyed(app: &Instance, extra: &str) -> String {
+    format!(
+        "listeners:\n  - name: web\n    address: \"127.0.0.1:{{port}}\"\n    policies:\n      \
+         auth: {{ methods: [key], key_in_query: true }}\n\
+         consumers:\n  - {{ name: app-team, keys: [\"{KEY}\"] }}\n\
+         routes:\n  - {{ name: api, paths: [/api], upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\" }}]\n{extra}",
+        app.address()
+    )
+}
+
+#[test]
+fn the_access_log_names_the_consumer_and_never_holds_a_key() {
+    let app = Instance::start("app-1");
+    let weir = Weir::start(&keyed(
+        &app,
+        "access_log: { format: json, path: access.log }\n",
+    ));
+    let http = client();
+    let url = weir.url(&format!("/api/x?a=1&apikey={KEY}"));
+    let served: Value = http.get(&url).send().unwrap().json().unwrap();
+    assert_eq!(
+        served["path"], "/api/x?a=1",
+        "the key in the query does not go upstream"
+    );
+    let refused = http
+        .get(weir.url("/api/y?apikey=wrong-guess"))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    let log = weir.dir.path().join("access.log");
+    let lines = poll_until(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (text.lines().count() >= 2).then_some(text)
+    })
+    .expect("two access log lines");
+    assert!(
+        !lines.contains(KEY) && !lines.contains("wrong-guess"),
+        "{lines}"
+    );
+    let entries: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries[0]["consumer"], "app-team");
+    assert_eq!(entries[0]["path"], "/api/x?a=1&apikey=REDACTED");
+    assert_eq!(entries[1]["consumer"], "");
+    assert_eq!(entries[1]["status"], 401);
 }

@@ -6,7 +6,7 @@
 
 use crate::config::Consumer;
 use crate::control::{Conflict, EditError, Missing};
-use crate::policy::{fingerprint, Registry};
+use crate::policy::{digest, fingerprint, Registry};
 use crate::runtime::Runtime;
 use base64ct::Encoding;
 use rand::RngCore;
@@ -57,7 +57,7 @@ impl IssuedKey {
         });
         Self {
             id: uuid::Uuid::new_v4().to_string(),
-            digest: openssl::sha::sha256(key.as_bytes()),
+            digest: digest(key.as_bytes()),
             key,
         }
     }

@@ -1,9 +1,10 @@
 //! The one background task that keeps upstreams honest: it runs every pool's active checks
 //! on their interval and re-resolves `discovery: dns` names, handing a changed answer to the
 //! [`LiveConfig`], which compiles and swaps in a runtime with the new instances as it does
-//! every change. It also starts the fetches of JWT issuers' JWKS URLs when they are due. It always works on the current runtime, so pools
-//! created by a reload are checked too. Checks and resolutions run as tasks of their own on
-//! the supervisor's thread: a slow one delays nothing, and nothing here blocks a request.
+//! every change; it also starts the fetches of JWT issuers' JWKS URLs when they are due. It
+//! always works on the current runtime, so pools and issuers created by a reload are served
+//! too. Checks, resolutions and fetches run as tasks of their own on the supervisor's
+//! thread: a slow one delays nothing, and nothing here blocks a request.
 
 use super::LiveConfig;
 use crate::runtime::Runtime;

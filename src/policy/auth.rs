@@ -146,7 +146,7 @@ impl AuthPolicy {
         };
         Some(Ok(Identity {
             consumer,
-            credential: HeaderValue::from_str(&info.id).ok(),
+            credential: Some(info.header.clone()).filter(|h| !h.is_empty()),
             hide: Some(hide),
         }))
     }

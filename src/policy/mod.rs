@@ -12,7 +12,7 @@ mod jwks;
 mod jwt;
 mod password;
 
-pub(crate) use consumers::{fingerprint, Registry};
+pub(crate) use consumers::{digest, fingerprint, Registry};
 
 use crate::config::{Config, IpRules, Policies};
 use crate::metrics::Denial;
@@ -187,11 +187,24 @@ pub(crate) fn loggable_path<'p>(
     redacted.map_or(Cow::Borrowed(path), Cow::Owned)
 }
 
-/// The headers weir alone sets upstream.
-const CONSUMER: HeaderName = HeaderName::from_static("x-consumer-username");
-const GROUPS: HeaderName = HeaderName::from_static("x-consumer-groups");
-const CREDENTIAL: HeaderName = HeaderName::from_static("x-credential-identifier");
-const ANONYMOUS: HeaderName = HeaderName::from_static("x-anonymous-consumer");
+/// The headers weir alone sets upstream: as names to remove, and as the spelling they are
+/// sent with (static, so that setting one allocates no name).
+const CONSUMER: (HeaderName, &str) = (
+    HeaderName::from_static("x-consumer-username"),
+    "X-Consumer-Username",
+);
+const GROUPS: (HeaderName, &str) = (
+    HeaderName::from_static("x-consumer-groups"),
+    "X-Consumer-Groups",
+);
+const CREDENTIAL: (HeaderName, &str) = (
+    HeaderName::from_static("x-credential-identifier"),
+    "X-Credential-Identifier",
+);
+const ANONYMOUS: (HeaderName, &str) = (
+    HeaderName::from_static("x-anonymous-consumer"),
+    "X-Anonymous-Consumer",
+);
 
 /// Tells the instance who called: removes any `X-Consumer-*` header the client sent, sets
 /// them for `identity`, and removes the credential when the policy hides it.
@@ -200,26 +213,29 @@ pub(crate) fn forward(
     identity: Option<&Identity>,
     gate: &Gate,
 ) -> pingora::Result<()> {
-    for name in [&CONSUMER, &GROUPS, &CREDENTIAL, &ANONYMOUS] {
-        upstream.remove_header(name);
+    for (name, _) in [&CONSUMER, &GROUPS, &CREDENTIAL, &ANONYMOUS] {
+        // Looked up first: removing also searches the map of header spellings.
+        if upstream.headers.contains_key(name) {
+            upstream.remove_header(name);
+        }
     }
     let Some(identity) = identity else {
         return Ok(());
     };
     match gate.registry.get(identity.consumer) {
         Some(known) => {
-            upstream.insert_header(CONSUMER, &known.name_header)?;
+            upstream.insert_header(CONSUMER.1, &known.name_header)?;
             if let Some(groups) = &known.groups_header {
-                upstream.insert_header(GROUPS, groups)?;
+                upstream.insert_header(GROUPS.1, groups)?;
             }
         }
         None => {
-            upstream.insert_header(CONSUMER, crate::config::ANONYMOUS_CONSUMER)?;
-            upstream.insert_header(ANONYMOUS, "true")?;
+            upstream.insert_header(CONSUMER.1, crate::config::ANONYMOUS_CONSUMER)?;
+            upstream.insert_header(ANONYMOUS.1, "true")?;
         }
     }
     if let Some(credential) = &identity.credential {
-        upstream.insert_header(CREDENTIAL, credential)?;
+        upstream.insert_header(CREDENTIAL.1, credential)?;
     }
     match &identity.hide {
         Some(Hide::Header(name)) => {

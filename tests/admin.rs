@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const TOKEN: &str = "t0ken";
@@ -293,18 +292,7 @@ fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
 
     // A new process started from the file has the same targets and state.
     let (port, admin_port) = (weir.port, weir.port2);
-    let file = weir.config();
-    let _dir = weir.kill();
-    let restarted = Command::new(weir_bin())
-        .arg("--config")
-        .arg(&file)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let restarted = Proc(restarted);
-    wait_listening(restarted.0.id(), port);
-    wait_listening(restarted.0.id(), admin_port);
+    let (_restarted, _dir) = weir.restart();
     let api = Api::new(admin_port);
     assert_eq!(api.targets(), state);
     let http = client();

@@ -9,7 +9,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 
 const TOKEN: &str = "t0ken";
 
@@ -210,18 +209,7 @@ fn persisted_keys_are_written_hashed_and_work_after_a_restart() {
 
     // A new process started from the file accepts the key.
     let (port, admin_port) = (weir.port, weir.port2);
-    let file = weir.config();
-    let _dir = weir.kill();
-    let restarted = Command::new(weir_bin())
-        .arg("--config")
-        .arg(&file)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let restarted = Proc(restarted);
-    wait_listening(restarted.0.id(), port);
-    wait_listening(restarted.0.id(), admin_port);
+    let (_restarted, _dir) = weir.restart();
     let (status, echoed) = call(port, Some(&key));
     assert_eq!(status, 200, "{echoed}");
     assert_eq!(echoed["headers"]["x-consumer-username"], "inventory-app");

@@ -112,6 +112,16 @@ fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// weir serving `routes` to `instance` for [`consumers`], logging at `level`, with the
+/// inventory key in its environment.
+fn start(instance: &Instance, consumers: &str, routes: &str, extra: &str, level: &str) -> Weir {
+    Weir::start_with_env(
+        &config(instance, consumers, routes, extra),
+        level,
+        &[(KEY_VAR, KEY)],
+    )
+}
+
 /// The four headers only weir sets, as a client would forge them.
 const FORGED: [(&str, &str); 4] = [
     ("X-Consumer-Username", "admin"),
@@ -125,11 +135,7 @@ fn key_auth_refuses_without_a_right_key_and_names_the_consumer_upstream() {
     let inst = Instance::start("i1");
     let routes =
         route("keyed", "{ auth: { methods: [key] } }") + "  - { name: open, upstream: app }\n";
-    let weir = Weir::start_with_env(
-        &config(&inst, &consumers(), &routes, ""),
-        "error",
-        &[(KEY_VAR, KEY)],
-    );
+    let weir = start(&inst, &consumers(), &routes, "", "error");
     let c = client();
     let url = weir.url("/keyed/items");
 
@@ -193,11 +199,7 @@ fn hide_credentials_false_forwards_the_key() {
         "visible",
         "{ auth: { methods: [key], hide_credentials: false } }",
     );
-    let weir = Weir::start_with_env(
-        &config(&inst, &consumers(), &routes, ""),
-        "error",
-        &[(KEY_VAR, KEY)],
-    );
+    let weir = start(&inst, &consumers(), &routes, "", "error");
     let h = seen_headers(
         client()
             .get(weir.url("/visible"))
@@ -217,11 +219,7 @@ fn a_key_in_the_query_counts_only_where_allowed_and_is_stripped() {
             "query",
             "{ auth: { methods: [key], key_names: [apikey, X-API-Key], key_in_query: true } }",
         );
-    let weir = Weir::start_with_env(
-        &config(&inst, &consumers(), &routes, ""),
-        "error",
-        &[(KEY_VAR, KEY)],
-    );
+    let weir = start(&inst, &consumers(), &routes, "", "error");
     let c = client();
     let no_query = refused(c.get(weir.url(&format!("/keyed?apikey={KEY}"))), 401);
     assert_eq!(
@@ -536,11 +534,7 @@ fn groups_and_consumer_lists_decide_who_passes() {
         "either",
         "{ auth: { methods: [key], groups: [internal], consumers: [partner] } }",
     );
-    let weir = Weir::start_with_env(
-        &config(&inst, &consumers(), &routes, ""),
-        "error",
-        &[(KEY_VAR, KEY)],
-    );
+    let weir = start(&inst, &consumers(), &routes, "", "error");
     let c = client();
     let get = |path: &str, key: &str| c.get(weir.url(path)).header("apikey", key);
     refused(get("/internal", PARTNER_KEY), 403);
@@ -567,11 +561,7 @@ fn metrics_count_requests_by_consumer_and_failures_by_reason() {
     let inst = Instance::start("i1");
     let routes =
         route("keyed", "{ auth: { methods: [key] } }") + "  - { name: open, upstream: app }\n";
-    let weir = Weir::start_with_env(
-        &config(&inst, &consumers(), &routes, ""),
-        "error",
-        &[(KEY_VAR, KEY)],
-    );
+    let weir = start(&inst, &consumers(), &routes, "", "error");
     let c = client();
     for _ in 0..3 {
         seen_headers(
@@ -781,11 +771,7 @@ fn refusals_are_logged_at_most_once_a_second_and_never_with_the_credential() {
             "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
         );
     let routes = route("keyed", "{ auth: { methods: [key, basic] } }");
-    let weir = Weir::start_with_env(
-        &config(&inst, &consumers, &routes, ""),
-        "warn",
-        &[(KEY_VAR, KEY)],
-    );
+    let weir = start(&inst, &consumers, &routes, "", "warn");
     let c = client();
     let keyed = || c.get(weir.url("/keyed"));
     let (wrong_key, wrong_password) = ("guess-4f1c9e-key", "guess-7d2b0a-password");

@@ -174,6 +174,24 @@ impl Weir {
         self.dir
     }
 
+    /// Kills the process and starts a new one from the same file, as a restart does; the
+    /// new one once it listens on `port` and `port2`, and the folder it runs from.
+    pub fn restart(self) -> (Proc, tempfile::TempDir) {
+        let (port, port2, file) = (self.port, self.port2, self.config());
+        let dir = self.kill();
+        let restarted = Command::new(weir_bin())
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let restarted = Proc(restarted);
+        super::ports::wait_listening(restarted.0.id(), port);
+        super::ports::wait_listening(restarted.0.id(), port2);
+        (restarted, dir)
+    }
+
     /// Sends `sig` to the process.
     pub fn signal(&self, sig: Signal) {
         signal(self.pid, sig);

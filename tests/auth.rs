@@ -522,6 +522,36 @@ fn a_trusted_proxys_forwarded_address_decides() {
 }
 
 #[test]
+fn a_trusted_proxy_is_trusted_on_a_dual_stack_listener_too() {
+    // On `[::]`, an IPv4 peer arrives as `::ffff:127.0.0.1`: still the trusted proxy, so the
+    // address it forwards decides (not its own, which the allow lists may well name).
+    let inst = Instance::start("i1");
+    let yaml = ip_config(&inst, "headers:\n  trusted_proxies: [127.0.0.1/32]\n").replacen(
+        "\"127.0.0.1:{port}\"",
+        "\"[::]:{port}\"",
+        1,
+    );
+    assert!(yaml.contains("[::]:{port}"), "{yaml}");
+    let weir = Weir::start(&yaml);
+    assert_eq!(
+        status_from(&weir, [127, 0, 0, 1], "/deny3", Some("127.0.0.3")),
+        403
+    );
+    assert_eq!(
+        status_from(&weir, [127, 0, 0, 1], "/only2", Some("127.0.0.2")),
+        200
+    );
+    let h = seen_headers(
+        client_from([127, 0, 0, 1])
+            .get(weir.url("/open"))
+            .header("X-Forwarded-For", "127.0.0.2")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(h["x-real-ip"], "127.0.0.2", "{h:?}");
+}
+
+#[test]
 fn groups_and_consumer_lists_decide_who_passes() {
     let inst = Instance::start("i1");
     let routes = route(

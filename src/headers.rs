@@ -57,7 +57,11 @@ impl HeaderPolicy {
     /// Whether `ip` is in `trusted_proxies`: its forwarded headers (or PROXY protocol header)
     /// are believed.
     pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.trusted.iter().any(|net| net.contains(&ip))
+        // An IPv4 peer of a dual-stack (`[::]`) listener arrives as `::ffff:a.b.c.d`.
+        let v4 = ip.to_canonical();
+        self.trusted
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&v4))
     }
 
     /// Works out the client. Behind trusted proxies, the client is the right-most

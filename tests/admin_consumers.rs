@@ -155,6 +155,24 @@ fn a_key_created_over_the_api_works_at_once_and_stops_at_once_when_deleted() {
         .collect();
     assert_eq!(names, ["ops", "inventory-app"]);
 
+    // A key no client could send in a header is refused, not stored to never match.
+    for unusable in ["", "two\nlines", "nul\u{0}byte", " padded", "padded\t"] {
+        let given = json!({ "key": unusable });
+        let (status, body) = api.write("POST", "/consumers/inventory-app/key-auth", given);
+        assert_eq!(
+            (status, &body["field"]),
+            (400, &json!("key")),
+            "{unusable:?}: {body}"
+        );
+    }
+    let (status, body) = api.write(
+        "POST",
+        "/consumers/inventory-app/key-auth",
+        json!({ "key": "inner space-ok" }),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(call(weir.port, Some("inner space-ok")).0, 200);
+
     // One key, one consumer: the file's key cannot be given to another.
     let taken = json!({ "key": OPS_KEY });
     let (status, body) = api.write("POST", "/consumers/inventory-app/key-auth", taken);

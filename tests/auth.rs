@@ -522,6 +522,36 @@ fn a_trusted_proxys_forwarded_address_decides() {
 }
 
 #[test]
+fn a_trusted_proxy_is_trusted_on_a_dual_stack_listener_too() {
+    // On `[::]`, an IPv4 peer arrives as `::ffff:127.0.0.1`: still the trusted proxy, so the
+    // address it forwards decides (not its own, which the allow lists may well name).
+    let inst = Instance::start("i1");
+    let yaml = ip_config(&inst, "headers:\n  trusted_proxies: [127.0.0.1/32]\n").replacen(
+        "\"127.0.0.1:{port}\"",
+        "\"[::]:{port}\"",
+        1,
+    );
+    assert!(yaml.contains("[::]:{port}"), "{yaml}");
+    let weir = Weir::start(&yaml);
+    assert_eq!(
+        status_from(&weir, [127, 0, 0, 1], "/deny3", Some("127.0.0.3")),
+        403
+    );
+    assert_eq!(
+        status_from(&weir, [127, 0, 0, 1], "/only2", Some("127.0.0.2")),
+        200
+    );
+    let h = seen_headers(
+        client_from([127, 0, 0, 1])
+            .get(weir.url("/open"))
+            .header("X-Forwarded-For", "127.0.0.2")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(h["x-real-ip"], "127.0.0.2", "{h:?}");
+}
+
+#[test]
 fn groups_and_consumer_lists_decide_who_passes() {
     let inst = Instance::start("i1");
     let routes = route(
@@ -805,4 +835,90 @@ fn refusals_are_logged_at_most_once_a_second_and_never_with_the_credential() {
     for secret in [wrong_key, wrong_password, KEY, PARTNER_KEY] {
         assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
     }
+}
+
+#[test]
+fn every_credential_of_the_routes_methods_is_hidden_not_only_the_one_that_proved_who_called() {
+    let inst = Instance::start("i1");
+    let consumers = consumers()
+        + &format!(
+            "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
+        );
+    let routes = route(
+        "query",
+        "{ auth: { methods: [key], key_names: [apikey, X-API-Key], key_in_query: true } }",
+    ) + &route("either", "{ auth: { methods: [key, basic] } }");
+    let weir = start(&inst, &consumers, &routes, "", "error");
+    let c = client();
+
+    // A right key in a header, another consumer's key in the query and in the second header.
+    let seen = echo(
+        c.get(weir.url(&format!("/query?apikey={PARTNER_KEY}&a=1")))
+            .header("apikey", KEY)
+            .header("X-API-Key", PARTNER_KEY)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(seen["headers"]["x-consumer-username"], "inventory-app");
+    assert_eq!(seen["path"], "/query?a=1");
+    assert!(!seen.to_string().contains(PARTNER_KEY), "{seen}");
+
+    // A key proves who called; the basic-auth password beside it stays here too.
+    let h = seen_headers(
+        c.get(weir.url("/either"))
+            .header("apikey", KEY)
+            .basic_auth("alice", Some("secret pw"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(h["x-consumer-username"], "inventory-app");
+    assert!(h.get("authorization").is_none(), "{h:?}");
+    // Basic auth proves who called; the (wrong) key beside it stays here.
+    let h = seen_headers(
+        c.get(weir.url("/either"))
+            .header("apikey", "someone-elses-key")
+            .basic_auth("alice", Some("secret pw"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(h["x-consumer-username"], "web-team");
+    assert!(h.get("apikey").is_none(), "{h:?}");
+    // An `Authorization` of a scheme the route does not read is the instance's business.
+    let h = seen_headers(
+        c.get(weir.url("/either"))
+            .header("apikey", KEY)
+            .header("Authorization", "Bearer for-the-instance")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(h["authorization"], "Bearer for-the-instance");
+}
+
+#[test]
+fn a_key_in_the_query_is_redacted_from_the_access_log_where_the_query_is_not_read() {
+    let inst = Instance::start("i1");
+    let routes = route("anon", "{ auth: { methods: [key], anonymous: true } }");
+    let weir = start(
+        &inst,
+        &consumers(),
+        &routes,
+        "access_log: { format: json, path: access.log }\n",
+        "error",
+    );
+    let seen = echo(
+        client()
+            .get(weir.url(&format!("/anon?apikey={KEY}&ApiKey={KEY}")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(seen["headers"]["x-consumer-username"], "anonymous");
+    let log = weir.dir.path().join("access.log");
+    let line = poll_until(Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (!text.is_empty()).then_some(text)
+    })
+    .expect("an access log line");
+    assert!(!line.contains(KEY), "{line}");
+    let entry: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(entry["path"], "/anon?apikey=REDACTED&ApiKey=REDACTED");
 }

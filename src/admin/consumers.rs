@@ -37,6 +37,22 @@ pub(super) struct NewKey {
     pub key: Option<String>,
 }
 
+impl NewKey {
+    /// Why the key given cannot be one a client sends in a header: empty, with a control
+    /// character (a newline, NUL…), or with white space at either end (which HTTP parsers
+    /// trim away before weir sees it). `None` for a key to generate, or a usable one.
+    pub(super) fn problem(&self) -> Option<&'static str> {
+        let key = self.key.as_deref()?;
+        if key.is_empty() {
+            Some("the key is empty")
+        } else if key.trim() != key || http::HeaderValue::from_bytes(key.as_bytes()).is_err() {
+            Some("the key must be a header value: no control characters, no white space at either end")
+        } else {
+            None
+        }
+    }
+}
+
 /// A key the admin API adds: what its answer shows once, and the SHA-256 the file keeps.
 pub(super) struct IssuedKey {
     /// A UUID v4: what views, deletions and `X-Credential-Identifier` call it.

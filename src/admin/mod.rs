@@ -322,8 +322,8 @@ impl AdminApi {
                         Err(bad) => return reply(StatusCode::BAD_REQUEST, bad.to_json()),
                     }
                 };
-                if new.key.as_deref() == Some("") {
-                    let error = json!({ "error": "the key is empty", "field": "key" });
+                if let Some(problem) = new.problem() {
+                    let error = json!({ "error": problem, "field": "key" });
                     return reply(StatusCode::BAD_REQUEST, error);
                 }
                 let key = IssuedKey::new(new.key);

@@ -1,7 +1,7 @@
 //! `policies.auth`: finding the credential a request carries for each accepted method,
 //! checking it, and letting the consumer in only if the route's groups allow it.
 
-use super::{Gate, Hide, Identity};
+use super::{Gate, Hidden, Identity};
 use crate::config::{Auth, AuthMethod};
 use crate::metrics::Denial;
 use http::header::AUTHORIZATION;
@@ -92,7 +92,7 @@ impl AuthPolicy {
             None if self.settings.anonymous => Ok(Identity {
                 consumer: gate.registry.anonymous(),
                 credential: None,
-                hide: None,
+                hide: Hidden::default(),
             }),
             None => Err(Denial::Missing),
         }
@@ -108,9 +108,48 @@ impl AuthPolicy {
         }
     }
 
-    /// `query` with the values of its key parameters replaced; `None` when it has none.
+    /// Every place `req` carries a credential of a listed method, whichever proved who sent
+    /// it: the key headers and query parameters present, and `Authorization` with the
+    /// scheme of a listed method.
+    pub(crate) fn credentials(&self, req: &RequestHeader) -> Hidden {
+        let methods = &self.settings.methods;
+        let (headers, params) = if methods.contains(&AuthMethod::Key) {
+            let headers = self.settings.key_headers.iter();
+            let query = req.uri.query().unwrap_or_default();
+            let params = self.settings.key_params.iter();
+            (
+                headers
+                    .filter(|n| req.headers.contains_key(*n))
+                    .cloned()
+                    .collect(),
+                params
+                    .filter(|p| query_param(query, p).is_some())
+                    .cloned()
+                    .collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let read = |scheme: &str| {
+            (scheme.eq_ignore_ascii_case("basic") && methods.contains(&AuthMethod::Basic))
+                || (scheme.eq_ignore_ascii_case("bearer") && methods.contains(&AuthMethod::Jwt))
+        };
+        let authorization = req.headers.get_all(AUTHORIZATION).iter().any(|v| {
+            let value = String::from_utf8_lossy(v.as_bytes());
+            value.split_ascii_whitespace().next().is_some_and(read)
+        });
+        Hidden {
+            headers,
+            params,
+            authorization,
+        }
+    }
+
+    /// `query` with the values of parameters named as keys replaced (whether or not the
+    /// route reads keys in the query: a key there is a secret all the same); `None` when
+    /// the route takes no keys.
     pub(super) fn redacted(&self, query: &str) -> Option<String> {
-        if self.settings.key_params.is_empty() {
+        if !self.settings.methods.contains(&AuthMethod::Key) {
             return None;
         }
         let pairs: Vec<String> = query
@@ -118,7 +157,9 @@ impl AuthPolicy {
             .map(|pair| {
                 let key = pair.split_once('=').map_or(pair, |(k, _)| k);
                 let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-                if self.settings.key_params.iter().any(|p| *p == decoded) {
+                let named = |n: &str| n.eq_ignore_ascii_case(&decoded);
+                let header_named = self.settings.key_headers.iter().any(|h| named(h.as_str()));
+                if header_named || self.settings.key_params.iter().any(|p| named(p)) {
                     format!("{key}=REDACTED")
                 } else {
                     pair.to_string()
@@ -132,14 +173,14 @@ impl AuthPolicy {
     fn key(&self, gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial>> {
         let in_header = self.settings.key_headers.iter().find_map(|name| {
             let value = req.headers.get(name)?;
-            Some((Cow::Borrowed(value.as_bytes()), Hide::Header(name.clone())))
+            Some(Cow::Borrowed(value.as_bytes()))
         });
-        let (key, hide) = in_header.or_else(|| {
+        let key = in_header.or_else(|| {
             let query = req.uri.query()?;
-            self.settings.key_params.iter().find_map(|name| {
-                let value = query_param(query, name)?;
-                Some((Cow::Owned(value), Hide::Query(name.clone())))
-            })
+            self.settings
+                .key_params
+                .iter()
+                .find_map(|name| Some(Cow::Owned(query_param(query, name)?)))
         })?;
         let Some((consumer, info)) = gate.registry.by_key(&key) else {
             return Some(Err(Denial::BadKey));
@@ -147,7 +188,7 @@ impl AuthPolicy {
         Some(Ok(Identity {
             consumer,
             credential: Some(info.header.clone()).filter(|h| !h.is_empty()),
-            hide: Some(hide),
+            hide: Hidden::default(),
         }))
     }
 }
@@ -182,7 +223,7 @@ async fn basic(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Deni
     Some(Ok(Identity {
         consumer,
         credential: HeaderValue::from_str(user).ok(),
-        hide: Some(Hide::Authorization),
+        hide: Hidden::default(),
     }))
 }
 
@@ -202,7 +243,7 @@ async fn jwt(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Denial
     Some(Ok(Identity {
         consumer,
         credential: HeaderValue::from_str(&verified.consumer).ok(),
-        hide: Some(Hide::Authorization),
+        hide: Hidden::default(),
     }))
 }
 
@@ -217,15 +258,15 @@ fn query_param(query: &str, name: &str) -> Option<Vec<u8>> {
     })
 }
 
-/// `query` without the parameters named `name`; `None` when nothing is left.
-pub(super) fn without_param(query: &str, name: &str) -> Option<String> {
+/// `query` without the parameters named in `names`; `None` when nothing is left.
+pub(super) fn without_params(query: &str, names: &[String]) -> Option<String> {
     let kept: Vec<&str> = query
         .split('&')
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
             percent_encoding::percent_decode_str(key)
                 .decode_utf8()
-                .map_or(true, |k| k != name)
+                .map_or(true, |k| !names.iter().any(|n| *n == k))
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join("&"))
@@ -240,10 +281,11 @@ mod tests {
         assert_eq!(query_param("a=1&apikey=k%2B1", "apikey").unwrap(), b"k+1");
         assert_eq!(query_param("api%6Bey=x", "apikey").unwrap(), b"x");
         assert!(query_param("apikeys=x", "apikey").is_none());
+        let names = ["apikey".to_string(), "key".to_string()];
         assert_eq!(
-            without_param("a=1&apikey=k&b=2", "apikey").unwrap(),
+            without_params("a=1&apikey=k&b=2&key=j", &names).unwrap(),
             "a=1&b=2"
         );
-        assert_eq!(without_param("apikey=k&api%6Bey=j", "apikey"), None);
+        assert_eq!(without_params("apikey=k&api%6Bey=j", &names), None);
     }
 }

@@ -94,19 +94,21 @@ pub(crate) struct Identity {
     pub consumer: usize,
     /// `X-Credential-Identifier`: the key's id, the basic-auth user, the token's consumer.
     credential: Option<HeaderValue>,
-    /// Where the credential is, when it is not to go upstream.
-    hide: Option<Hide>,
+    /// Where the request carries credentials that are not to go upstream.
+    hide: Hidden,
 }
 
-/// Where a request carried its credential.
-#[derive(Debug)]
-enum Hide {
-    /// In this header.
-    Header(HeaderName),
-    /// In this query parameter.
-    Query(String),
-    /// In `Authorization`.
-    Authorization,
+/// Every place a request carries a credential of its policy's methods: the one that
+/// identified it, and any other (a second key name, a key in the query as well as in a
+/// header, `Authorization` beside a key), none of which the instance is to see.
+#[derive(Debug, Default)]
+struct Hidden {
+    /// Key headers.
+    headers: Vec<HeaderName>,
+    /// Key query parameters.
+    params: Vec<String>,
+    /// `Authorization`, with a scheme of a listed method.
+    authorization: bool,
 }
 
 /// A request a policy refused.
@@ -165,8 +167,8 @@ pub(crate) async fn admit<'a>(
         .authenticate(gate, req)
         .await
         .map_err(|denial| Refusal::new(denial, auth.challenges()))?;
-    if !auth.hides_credentials() {
-        identity.hide = None;
+    if auth.hides_credentials() {
+        identity.hide = auth.credentials(req);
     }
     Ok(Some(identity))
 }
@@ -207,7 +209,7 @@ const ANONYMOUS: (HeaderName, &str) = (
 );
 
 /// Tells the instance who called: removes any `X-Consumer-*` header the client sent, sets
-/// them for `identity`, and removes the credential when the policy hides it.
+/// them for `identity`, and removes the request's credentials when the policy hides them.
 pub(crate) fn forward(
     upstream: &mut RequestHeader,
     identity: Option<&Identity>,
@@ -237,29 +239,27 @@ pub(crate) fn forward(
     if let Some(credential) = &identity.credential {
         upstream.insert_header(CREDENTIAL.1, credential)?;
     }
-    match &identity.hide {
-        Some(Hide::Header(name)) => {
-            upstream.remove_header(name);
-        }
-        Some(Hide::Authorization) => {
-            upstream.remove_header(&http::header::AUTHORIZATION);
-        }
-        Some(Hide::Query(name)) => {
-            let path = upstream.uri.path();
-            let rest = upstream
-                .uri
-                .query()
-                .and_then(|q| auth::without_param(q, name));
-            let uri = match rest {
-                Some(query) => format!("{path}?{query}"),
-                None => path.to_string(),
-            };
-            let uri = http::Uri::try_from(uri).map_err(|e| {
-                pingora::Error::because(pingora::ErrorType::InternalError, "hiding the key", e)
-            })?;
-            upstream.set_uri(uri);
-        }
-        None => {}
+    let hide = &identity.hide;
+    for name in &hide.headers {
+        upstream.remove_header(name);
+    }
+    if hide.authorization {
+        upstream.remove_header(&http::header::AUTHORIZATION);
+    }
+    if !hide.params.is_empty() {
+        let path = upstream.uri.path();
+        let rest = upstream
+            .uri
+            .query()
+            .and_then(|q| auth::without_params(q, &hide.params));
+        let uri = match rest {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_string(),
+        };
+        let uri = http::Uri::try_from(uri).map_err(|e| {
+            pingora::Error::because(pingora::ErrorType::InternalError, "hiding the key", e)
+        })?;
+        upstream.set_uri(uri);
     }
     Ok(())
 }

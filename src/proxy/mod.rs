@@ -179,8 +179,10 @@ impl ProxyHttp for Proxy {
             e.etype(),
             ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
         );
-        // A pooled connection the upstream had already closed says nothing about its health.
-        if !(client_reused && reset) {
+        // A pooled connection the upstream had already closed says nothing about its health,
+        // nor does a request the client got wrong (a hostile one would eject instances).
+        let client_fault = e.esource() == &ErrorSource::Downstream;
+        if !(client_fault || client_reused && reset) {
             if let Some(chosen) = &ctx.upstream {
                 pool.failed(&chosen.target, &e);
             }

@@ -212,11 +212,14 @@ async fn basic(gate: &Gate, req: &RequestHeader) -> Option<Result<Identity, Deni
     let Some((user, password)) = split.map(|i| (&decoded[..i], &decoded[i + 1..])) else {
         return Some(Err(Denial::BadPassword));
     };
-    let user = std::str::from_utf8(user).ok();
-    let Some((consumer, hash)) = user.and_then(|u| gate.registry.by_user(u)) else {
+    let user = std::str::from_utf8(user).unwrap_or_default();
+    let Some((consumer, hash)) = gate.registry.by_user(user) else {
+        // As slow as a wrong password, so that the answer's time tells no user names.
+        if let Some(decoy) = gate.registry.decoy() {
+            gate.verifier.verify(user, password, decoy).await;
+        }
         return Some(Err(Denial::BadPassword));
     };
-    let user = user.unwrap_or_default();
     if !gate.verifier.verify(user, password, hash).await {
         return Some(Err(Denial::BadPassword));
     }

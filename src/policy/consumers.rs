@@ -207,6 +207,12 @@ impl Registry {
     pub(crate) fn by_user(&self, user: &str) -> Option<(usize, &PasswordHash)> {
         self.users.get(user).map(|(c, h)| (*c, h))
     }
+
+    /// A hash of a real user's kind and cost, for an unknown user's password to be checked
+    /// against in vain: answering at once would tell which user names exist.
+    pub(crate) fn decoy(&self) -> Option<&PasswordHash> {
+        self.users.values().next().map(|(_, h)| h)
+    }
 }
 
 /// The SHA-256 of `key`. Through OpenSSL's SHA-256 context: its one-shot `SHA256()` looks the

@@ -221,6 +221,24 @@ pub(crate) fn forward(
             upstream.remove_header(name);
         }
     }
+    // CGI, PHP and WSGI servers read `X_Consumer_Username` as `X-Consumer-Username` (both
+    // become HTTP_X_CONSUMER_USERNAME), so such spellings go too, as nginx drops every
+    // header with an underscore by default.
+    let lookalikes: Vec<HeaderName> = upstream
+        .headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .filter(|k| {
+            let dashed = k.as_str().replace('_', "-");
+            [&CONSUMER, &GROUPS, &CREDENTIAL, &ANONYMOUS]
+                .iter()
+                .any(|(name, _)| name.as_str() == dashed)
+        })
+        .cloned()
+        .collect();
+    for name in &lookalikes {
+        upstream.remove_header(name);
+    }
     let Some(identity) = identity else {
         return Ok(());
     };

@@ -107,13 +107,16 @@ fn label_safe(name: &str, path: &str, report: &mut Report) {
     let fits = name.len() <= MAX_NAME
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        // `.` and `..` would vanish from admin API URLs.
+        && !name.bytes().all(|b| b == b'.');
     if !fits && !name.is_empty() {
         report.value(
             path,
             format!(
-                "`{name}` must be 1 to {MAX_NAME} letters, digits, `.`, `_` or `-`: it is sent \
-                 upstream in a header and used as a metric label"
+                "`{name}` must be 1 to {MAX_NAME} letters, digits, `.`, `_` or `-` (not dots \
+                 alone): it is sent upstream in a header, used as a metric label and in admin \
+                 API paths"
             ),
         );
     }
@@ -131,6 +134,15 @@ fn api_key(raw: &RawKey, path: &str, report: &mut Report) -> Option<ApiKey> {
     match raw {
         RawKey::Plain(key) if key.is_empty() => {
             report.value(path, "a key must not be empty (is its variable set?)");
+            None
+        }
+        RawKey::Plain(key) if key.trim() != key || key.chars().any(char::is_control) => {
+            // The key itself is never quoted: messages must not show secrets.
+            report.value(
+                path,
+                "a key must not start or end with white space nor hold control characters: no \
+                 client could send it in a header (was its variable read with a newline?)",
+            );
             None
         }
         RawKey::Plain(key) => Some(ApiKey::Plain(key.clone())),

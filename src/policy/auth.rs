@@ -108,17 +108,22 @@ impl AuthPolicy {
         }
     }
 
-    /// `query` with the values of its key parameters replaced; `None` when it has none.
+    /// `query` with the values of its key parameters replaced, whether or not the route
+    /// reads keys there; `None` when it has none.
     pub(super) fn redacted(&self, query: &str) -> Option<String> {
-        if self.settings.key_params.is_empty() {
+        let is_key = |pair: &str| {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+            self.settings.key_params.iter().any(|p| *p == decoded)
+        };
+        if !query.split('&').any(is_key) {
             return None;
         }
         let pairs: Vec<String> = query
             .split('&')
             .map(|pair| {
-                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-                let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-                if self.settings.key_params.iter().any(|p| *p == decoded) {
+                if is_key(pair) {
+                    let key = pair.split_once('=').map_or(pair, |(k, _)| k);
                     format!("{key}=REDACTED")
                 } else {
                     pair.to_string()
@@ -135,7 +140,7 @@ impl AuthPolicy {
             Some((Cow::Borrowed(value.as_bytes()), Hide::Header(name.clone())))
         });
         let (key, hide) = in_header.or_else(|| {
-            let query = req.uri.query()?;
+            let query = req.uri.query().filter(|_| self.settings.key_in_query)?;
             self.settings.key_params.iter().find_map(|name| {
                 let value = query_param(query, name)?;
                 Some((Cow::Owned(value), Hide::Query(name.clone())))
@@ -245,5 +250,31 @@ mod tests {
             "a=1&b=2"
         );
         assert_eq!(without_param("apikey=k&api%6Bey=j", "apikey"), None);
+    }
+
+    #[test]
+    fn query_keys_are_redacted_from_the_log_even_where_they_are_not_read() {
+        let policy = |key_in_query| AuthPolicy {
+            settings: Auth {
+                methods: vec![AuthMethod::Key],
+                key_headers: vec![http::HeaderName::from_static("apikey")],
+                key_params: vec!["apikey".to_string()],
+                key_in_query,
+                groups: Vec::new(),
+                consumers: Vec::new(),
+                hide_credentials: true,
+                anonymous: false,
+            },
+            allowed: None,
+            challenges: Vec::new(),
+        };
+        for key_in_query in [true, false] {
+            let policy = policy(key_in_query);
+            assert_eq!(
+                policy.redacted("a=1&api%6Bey=secret&b").as_deref(),
+                Some("a=1&api%6Bey=REDACTED&b")
+            );
+            assert_eq!(policy.redacted("a=1&apikeys=x"), None);
+        }
     }
 }

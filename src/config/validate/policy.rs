@@ -433,11 +433,8 @@ fn auth(raw: &RawAuth, path: &str, known: &Known, report: &mut Report) -> Auth {
     Auth {
         methods,
         key_headers,
-        key_params: if raw.key_in_query {
-            key_names
-        } else {
-            Vec::new()
-        },
+        key_params: key_names,
+        key_in_query: raw.key_in_query,
         groups: raw.groups.clone(),
         consumers: raw.consumers.clone(),
         hide_credentials: raw.hide_credentials.unwrap_or(true),

@@ -274,7 +274,9 @@ pub(super) fn issuers(
                 DEFAULT_JWKS_REFRESH,
                 report,
             ),
-            refresh_on_miss: duration_or_zero(
+            // Zero would let every token with an unknown `kid`, and every failed fetch, fetch
+            // the URL again at each supervisor tick.
+            refresh_on_miss: duration(
                 j.refresh_on_miss.as_deref(),
                 &join_key(&path, "refresh_on_miss"),
                 DEFAULT_JWKS_REFRESH_ON_MISS,

@@ -200,8 +200,11 @@ pub(crate) struct Auth {
     pub methods: Vec<AuthMethod>,
     /// Headers carrying an API key.
     pub key_headers: Vec<HeaderName>,
-    /// Query parameters carrying an API key; empty unless `key_in_query`.
+    /// `key_names` as query parameters: read for a key with `key_in_query`, and redacted
+    /// from the access log either way (a key sent there by mistake is still a secret).
     pub key_params: Vec<String>,
+    /// Whether a key may come in the query string.
+    pub key_in_query: bool,
     /// Groups let in; with `consumers`, a consumer must match one of the two when either
     /// is given.
     pub groups: Vec<String>,

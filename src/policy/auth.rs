@@ -115,7 +115,8 @@ impl AuthPolicy {
         let methods = &self.settings.methods;
         let (headers, params) = if methods.contains(&AuthMethod::Key) {
             let headers = self.settings.key_headers.iter();
-            let query = req.uri.query().unwrap_or_default();
+            let query = req.uri.query().filter(|_| self.settings.key_in_query);
+            let query = query.unwrap_or_default();
             let params = self.settings.key_params.iter();
             (
                 headers
@@ -147,23 +148,26 @@ impl AuthPolicy {
 
     /// `query` with the values of parameters named as keys replaced (whether or not the
     /// route reads keys in the query: a key there is a secret all the same); `None` when
-    /// the route takes no keys.
+    /// it has none, or the route takes no keys.
     pub(super) fn redacted(&self, query: &str) -> Option<String> {
         if !self.settings.methods.contains(&AuthMethod::Key) {
             return None;
         }
+        let is_key = |pair: &str| {
+            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
+            let named = |n: &str| n.eq_ignore_ascii_case(&decoded);
+            self.settings.key_headers.iter().any(|h| named(h.as_str()))
+                || self.settings.key_params.iter().any(|p| named(p))
+        };
+        if !query.split('&').any(is_key) {
+            return None;
+        }
         let pairs: Vec<String> = query
             .split('&')
-            .map(|pair| {
-                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
-                let decoded = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-                let named = |n: &str| n.eq_ignore_ascii_case(&decoded);
-                let header_named = self.settings.key_headers.iter().any(|h| named(h.as_str()));
-                if header_named || self.settings.key_params.iter().any(|p| named(p)) {
-                    format!("{key}=REDACTED")
-                } else {
-                    pair.to_string()
-                }
+            .map(|pair| match pair.split_once('=').map_or(pair, |(k, _)| k) {
+                key if is_key(pair) => format!("{key}=REDACTED"),
+                _ => pair.to_string(),
             })
             .collect();
         Some(pairs.join("&"))
@@ -176,7 +180,7 @@ impl AuthPolicy {
             Some(Cow::Borrowed(value.as_bytes()))
         });
         let key = in_header.or_else(|| {
-            let query = req.uri.query()?;
+            let query = req.uri.query().filter(|_| self.settings.key_in_query)?;
             self.settings
                 .key_params
                 .iter()
@@ -290,5 +294,31 @@ mod tests {
             "a=1&b=2"
         );
         assert_eq!(without_params("apikey=k&api%6Bey=j", &names), None);
+    }
+
+    #[test]
+    fn query_keys_are_redacted_from_the_log_even_where_they_are_not_read() {
+        let policy = |key_in_query| AuthPolicy {
+            settings: Auth {
+                methods: vec![AuthMethod::Key],
+                key_headers: vec![http::HeaderName::from_static("apikey")],
+                key_params: vec!["apikey".to_string()],
+                key_in_query,
+                groups: Vec::new(),
+                consumers: Vec::new(),
+                hide_credentials: true,
+                anonymous: false,
+            },
+            allowed: None,
+            challenges: Vec::new(),
+        };
+        for key_in_query in [true, false] {
+            let policy = policy(key_in_query);
+            assert_eq!(
+                policy.redacted("a=1&api%6Bey=secret&b").as_deref(),
+                Some("a=1&api%6Bey=REDACTED&b")
+            );
+            assert_eq!(policy.redacted("a=1&apikeys=x"), None);
+        }
     }
 }

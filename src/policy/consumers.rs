@@ -5,6 +5,7 @@
 use super::password::{HashError, PasswordHash};
 use crate::config::{ApiKey, Consumer, Setting, ANONYMOUS_CONSUMER};
 use http::HeaderValue;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -84,66 +85,13 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Compiles `consumers`, reading their keys files.
+    /// Compiles `consumers`, reading their keys files. The keys written in the file go in
+    /// first, for every consumer, then the keys files: validation has refused a key written
+    /// twice in the file, so a key held twice is one a keys file repeats, and the error names
+    /// its line rather than letting a later consumer take the key over.
     pub(crate) fn build(consumers: &[Consumer]) -> Result<Self, ConsumerError> {
         let mut registry = Self::default();
         for (c, consumer) in consumers.iter().enumerate() {
-            let mut keys = Vec::new();
-            let mut add = |digest: [u8; 32], id: Option<&str>| -> Result<(), usize> {
-                let fingerprint = fingerprint(&digest);
-                let id = id.map_or_else(|| fingerprint.clone(), str::to_string);
-                if let Some((other, _)) = registry.keys.insert(digest, (c, keys.len())) {
-                    return Err(other);
-                }
-                // An id written in the file may not be a header value; it then goes unsent.
-                let header = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static(""));
-                keys.push(KeyInfo {
-                    id,
-                    fingerprint,
-                    header,
-                });
-                Ok(())
-            };
-            for key in &consumer.keys {
-                // Validation refuses duplicates written in the file.
-                let _ = match key {
-                    ApiKey::Plain(key) => add(digest(key.as_bytes()), None),
-                    ApiKey::Hashed { id, sha256 } => add(*sha256, Some(id)),
-                };
-            }
-            if let Some(file) = &consumer.keys_file {
-                let path = file.path.display().to_string();
-                let text = std::fs::read_to_string(&file.path).map_err(|source| {
-                    ConsumerError::KeysFile {
-                        at: file.at.clone(),
-                        path: path.clone(),
-                        source,
-                    }
-                })?;
-                for (i, line) in text.lines().enumerate() {
-                    let key = line.trim();
-                    if key.is_empty() || key.starts_with('#') {
-                        continue;
-                    }
-                    if let Err(other) = add(digest(key.as_bytes()), None) {
-                        let other = consumers.get(other).map_or("", |o| &o.name);
-                        return Err(ConsumerError::DuplicateKey {
-                            at: file.at.clone(),
-                            path,
-                            line: i + 1,
-                            other: other.to_string(),
-                        });
-                    }
-                }
-            }
-            if let Some(basic) = &consumer.basic {
-                let hash =
-                    PasswordHash::parse(&basic.hash).map_err(|source| ConsumerError::Hash {
-                        at: basic.at.clone(),
-                        source,
-                    })?;
-                registry.users.insert(basic.user.clone(), (c, hash));
-            }
             registry.consumers.push(Known {
                 // Validation keeps names and groups to header-safe characters.
                 name_header: HeaderValue::from_str(&consumer.name)
@@ -153,9 +101,51 @@ impl Registry {
                     .flatten(),
                 name: consumer.name.clone(),
                 groups: consumer.groups.clone(),
-                keys,
+                keys: Vec::new(),
                 basic_user: consumer.basic.as_ref().map(|b| b.user.clone()),
             });
+            for key in &consumer.keys {
+                // Validation refuses duplicates written in the file.
+                let _ = match key {
+                    ApiKey::Plain(key) => registry.add_key(c, digest(key.as_bytes()), None),
+                    ApiKey::Hashed { id, sha256 } => registry.add_key(c, *sha256, Some(id)),
+                };
+            }
+            if let Some(basic) = &consumer.basic {
+                let hash =
+                    PasswordHash::parse(&basic.hash).map_err(|source| ConsumerError::Hash {
+                        at: basic.at.clone(),
+                        source,
+                    })?;
+                registry.users.insert(basic.user.clone(), (c, hash));
+            }
+        }
+        for (c, consumer) in consumers.iter().enumerate() {
+            let Some(file) = &consumer.keys_file else {
+                continue;
+            };
+            let path = file.path.display().to_string();
+            let text =
+                std::fs::read_to_string(&file.path).map_err(|source| ConsumerError::KeysFile {
+                    at: file.at.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            for (i, line) in text.lines().enumerate() {
+                let key = line.trim();
+                if key.is_empty() || key.starts_with('#') {
+                    continue;
+                }
+                if let Err(other) = registry.add_key(c, digest(key.as_bytes()), None) {
+                    let other = consumers.get(other).map_or("", |o| &o.name);
+                    return Err(ConsumerError::DuplicateKey {
+                        at: file.at.clone(),
+                        path,
+                        line: i + 1,
+                        other: other.to_string(),
+                    });
+                }
+            }
         }
         registry.labels = consumers
             .iter()
@@ -163,6 +153,29 @@ impl Registry {
             .chain([ANONYMOUS_CONSUMER.to_string()])
             .collect();
         Ok(registry)
+    }
+
+    /// Gives consumer `c` the key of SHA-256 `digest`, called `id` (default: its
+    /// fingerprint); `Err` with the consumer that has it already.
+    fn add_key(&mut self, c: usize, digest: [u8; 32], id: Option<&str>) -> Result<(), usize> {
+        let Some(known) = self.consumers.get_mut(c) else {
+            return Ok(());
+        };
+        let slot = match self.keys.entry(digest) {
+            Entry::Occupied(held) => return Err(held.get().0),
+            Entry::Vacant(slot) => slot,
+        };
+        slot.insert((c, known.keys.len()));
+        let fingerprint = fingerprint(&digest);
+        let id = id.map_or_else(|| fingerprint.clone(), str::to_string);
+        // An id written in the file may not be a header value; it then goes unsent.
+        let header = HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static(""));
+        known.keys.push(KeyInfo {
+            id,
+            fingerprint,
+            header,
+        });
+        Ok(())
     }
 
     /// The consumers, by index.
@@ -254,5 +267,24 @@ mod tests {
         assert!(registry.by_key(b"k3").is_none());
         assert!(registry.by_key(b"").is_none());
         assert_eq!(&*registry.labels(), ["a", "b", "anonymous"]);
+    }
+
+    #[test]
+    fn a_keys_file_repeating_a_later_consumers_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.keys");
+        std::fs::write(&path, "# ops\nfiled\n").unwrap();
+        let text = "consumers:\n  - keys_file: a.keys\n";
+        let locations = crate::config::Locations::read(std::path::Path::new("w.yaml"), text);
+        let mut first = consumer("a", &[]);
+        first.keys_file = Some(crate::config::KeysFile {
+            path,
+            at: Setting::new("consumers[0].keys_file".into(), Arc::new(locations)),
+        });
+        let err = Registry::build(&[first, consumer("b", &["filed"])]).unwrap_err();
+        assert!(
+            matches!(&err, ConsumerError::DuplicateKey { line: 2, other, .. } if other == "b"),
+            "{err}"
+        );
     }
 }

@@ -23,13 +23,31 @@ pub(in crate::config) struct RawConsumer {
 }
 
 /// One entry of a consumer's `keys:`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(in crate::config) enum RawKey {
     /// The key as clients send it.
     Plain(String),
     /// A key stored hashed (what the admin API writes): its id and SHA-256, in hex.
     Hashed(RawHashedKey),
+}
+
+/// What a `keys:` entry may be, for an entry that is neither.
+const KEY_FORMS: &str = "a key is the key itself as text (normally \"${VARIABLE}\") or \
+                         { id: ID, sha256: 64 hex digits }";
+
+/// Read by hand rather than `untagged`, whose error names neither form nor what is wrong
+/// with the mapping.
+impl<'de> Deserialize<'de> for RawKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(key) => Ok(Self::Plain(key)),
+            map @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value(map)
+                .map(Self::Hashed)
+                .map_err(D::Error::custom),
+            _ => Err(D::Error::custom(KEY_FORMS)),
+        }
+    }
 }
 
 /// A key stored as its SHA-256.

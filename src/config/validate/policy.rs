@@ -286,7 +286,9 @@ pub(super) fn issuers(
                 DEFAULT_JWKS_REFRESH,
                 report,
             ),
-            refresh_on_miss: duration_or_zero(
+            // Zero would let every token with an unknown `kid`, and every failed fetch, fetch
+            // the URL again at each supervisor tick.
+            refresh_on_miss: duration(
                 j.refresh_on_miss.as_deref(),
                 &join_key(&path, "refresh_on_miss"),
                 DEFAULT_JWKS_REFRESH_ON_MISS,
@@ -445,11 +447,8 @@ fn auth(raw: &RawAuth, path: &str, known: &Known, report: &mut Report) -> Auth {
     Auth {
         methods,
         key_headers,
-        key_params: if raw.key_in_query {
-            key_names
-        } else {
-            Vec::new()
-        },
+        key_params: key_names,
+        key_in_query: raw.key_in_query,
         groups: raw.groups.clone(),
         consumers: raw.consumers.clone(),
         hide_credentials: raw.hide_credentials.unwrap_or(true),

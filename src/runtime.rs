@@ -6,7 +6,9 @@
 use crate::config::{Config, HeaderRules, Protocol, StreamSettings};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
-use crate::metrics::{Denials, LiveTargets, RequestCounters, RouteMetrics, Series, StreamMetrics};
+use crate::metrics::{
+    Denials, LiveTargets, RequestCounters, Retirement, RouteMetrics, Series, StreamMetrics,
+};
 use crate::policy::{Gate, Guard, PolicyError};
 use crate::routing::RouteTable;
 use crate::tls::TlsError;
@@ -92,6 +94,9 @@ pub(crate) struct Runtime {
     pub unrouted: RequestCounters,
     /// Requests a listener's policies refused before any route matched.
     pub unrouted_denials: Denials,
+    /// Set once a change retired this runtime's series, so that its requests still running
+    /// create none again.
+    retirement: Retirement,
     /// Consumers, token issuers and password checks.
     pub gate: Arc<Gate>,
     /// TCP listeners, by listener index ([`crate::listener::Listeners::find`]); `None` for
@@ -136,6 +141,7 @@ impl Runtime {
         };
         // Discovery recompiles the same configuration with new addresses: its consumers
         // and issuers (and their caches) stay.
+        let retirement = Retirement::default();
         let gate = match previous {
             Some(p) if Arc::ptr_eq(&p.config, &config) => p.gate.clone(),
             _ => Arc::new(Gate::build(&config, previous.map(|p| &*p.gate))?),
@@ -148,7 +154,13 @@ impl Runtime {
                 let instances = pools[pool].targets.iter().map(|t| t.label());
                 let consumers = gate.registry.labels();
                 Ok(CompiledRoute {
-                    metrics: RouteMetrics::new(&r.name, &r.upstream, instances, consumers),
+                    metrics: RouteMetrics::new(
+                        &r.name,
+                        &r.upstream,
+                        instances,
+                        consumers,
+                        &retirement,
+                    ),
                     name: r.name.clone(),
                     pool,
                     strip_prefix: r.strip_prefix,
@@ -178,7 +190,9 @@ impl Runtime {
         Ok(Self {
             streams,
             unrouted: RequestCounters::new("", "", "", ""),
-            unrouted_denials: Denials::new(""),
+            // The unrouted series outlive every runtime: never retired.
+            unrouted_denials: Denials::new("", &Retirement::default()),
+            retirement,
             routes,
             table: RouteTable::new(&config.routes),
             pools,
@@ -240,6 +254,7 @@ impl Runtime {
     /// Removes the metric series of this runtime that `next` does not count into (routes and
     /// targets a change took away), so that the scrape holds what is served.
     pub(crate) fn retire_series(&self, next: &Runtime) {
+        self.retirement.retire();
         let kept = next.series();
         for gone in self.series().difference(&kept) {
             gone.remove();

@@ -2,8 +2,51 @@
 //! only increments counters it already holds.
 
 use super::families::{CODE_CLASSES, FAMILIES};
+use super::Series;
 use prometheus::{Histogram, IntCounter, IntGauge};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+
+/// Whether a runtime's series were retired: once a change has removed the series it took
+/// away, the requests still running on the old runtime must not create them again, or
+/// they would stay in the scrape until a restart. Shared by the handles that create series
+/// at first use.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Retirement(Arc<AtomicBool>);
+
+impl Retirement {
+    /// From now on, no series is created through these handles.
+    pub(crate) fn retire(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    fn retired(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The handle in `cell`, created by `make` unless retired. One created while the
+    /// runtime was being retired is removed again by `remove` (the series removal may have
+    /// run before it existed) and not handed out.
+    fn get_or_create<'a, T>(
+        &self,
+        cell: &'a OnceLock<T>,
+        make: impl FnOnce() -> T,
+        remove: impl FnOnce(),
+    ) -> Option<&'a T> {
+        if let Some(made) = cell.get() {
+            return Some(made);
+        }
+        if self.retired() {
+            return None;
+        }
+        let made = cell.get_or_init(make);
+        if self.retired() {
+            remove();
+            return None;
+        }
+        Some(made)
+    }
+}
 
 /// One counter per status class for one (route, upstream, instance, consumer).
 #[derive(Debug, Clone)]
@@ -74,6 +117,7 @@ impl RouteMetrics {
         upstream: &str,
         instances: impl Iterator<Item = &'a str>,
         consumers: Arc<[String]>,
+        retirement: &Retirement,
     ) -> Self {
         let instances: Vec<String> = instances.map(str::to_string).collect();
         Self {
@@ -86,8 +130,15 @@ impl RouteMetrics {
                 .map(|i| RequestCounters::new(route, upstream, i, ""))
                 .collect(),
             no_target: RequestCounters::new(route, upstream, "", ""),
-            denials: Denials::new(route),
-            consumers: ConsumerCounters::new(route, upstream, instances, consumers),
+            denials: Denials::new(route, retirement),
+            consumers: ConsumerCounters {
+                route: route.to_string(),
+                upstream: upstream.to_string(),
+                cells: (0..=instances.len()).map(|_| OnceLock::new()).collect(),
+                instances,
+                consumers,
+                retirement: retirement.clone(),
+            },
         }
     }
 
@@ -120,19 +171,12 @@ pub(crate) struct ConsumerCounters {
     consumers: Arc<[String]>,
     /// By target index, then one more for requests that reached none; then by consumer.
     cells: Vec<OnceLock<Box<[OnceLock<RequestCounters>]>>>,
+    retirement: Retirement,
 }
 
 impl ConsumerCounters {
-    fn new(route: &str, upstream: &str, instances: Vec<String>, consumers: Arc<[String]>) -> Self {
-        Self {
-            route: route.to_string(),
-            upstream: upstream.to_string(),
-            cells: (0..=instances.len()).map(|_| OnceLock::new()).collect(),
-            instances,
-            consumers,
-        }
-    }
-
+    /// `None` once the runtime is retired and the pair was never counted: the request is
+    /// then counted without its consumer.
     fn get(&self, target: Option<usize>, consumer: usize) -> Option<&RequestCounters> {
         let slot = target.unwrap_or(self.instances.len());
         let name = self.consumers.get(consumer)?;
@@ -143,9 +187,18 @@ impl ConsumerCounters {
         let instance = target
             .and_then(|t| self.instances.get(t))
             .map_or("", String::as_str);
-        Some(
-            row.get(consumer)?
-                .get_or_init(|| RequestCounters::new(&self.route, &self.upstream, instance, name)),
+        self.retirement.get_or_create(
+            row.get(consumer)?,
+            || RequestCounters::new(&self.route, &self.upstream, instance, name),
+            || {
+                Series::Requests {
+                    route: self.route.clone(),
+                    upstream: self.upstream.clone(),
+                    instance: instance.to_string(),
+                    consumer: name.clone(),
+                }
+                .remove();
+            },
         )
     }
 }
@@ -201,26 +254,32 @@ impl Denial {
 pub(crate) struct Denials {
     route: String,
     counters: [OnceLock<IntCounter>; 7],
+    retirement: Retirement,
 }
 
 impl Denials {
-    /// Handles for `route` (empty for none).
-    pub(crate) fn new(route: &str) -> Self {
+    /// Handles for `route` (empty for none), created no more once `retirement` is retired.
+    pub(crate) fn new(route: &str, retirement: &Retirement) -> Self {
         Self {
             route: route.to_string(),
             counters: Default::default(),
+            retirement: retirement.clone(),
         }
     }
 
-    /// Counts a refusal.
+    /// Counts a refusal (not one on a retired runtime's route that never refused before).
     pub(crate) fn count(&self, why: Denial) {
-        self.counters[why as usize]
-            .get_or_init(|| {
-                FAMILIES
-                    .auth_failures
-                    .with_label_values(&[self.route.as_str(), why.label()])
-            })
-            .inc();
+        let labels = [self.route.as_str(), why.label()];
+        let counter = self.retirement.get_or_create(
+            &self.counters[why as usize],
+            || FAMILIES.auth_failures.with_label_values(&labels),
+            || {
+                let _ = FAMILIES.auth_failures.remove_label_values(&labels);
+            },
+        );
+        if let Some(counter) = counter {
+            counter.inc();
+        }
     }
 }
 
@@ -376,5 +435,54 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::core::Collector;
+
+    /// The `consumer` labels of the request series of `route`, and its refusal reasons.
+    fn series_of(route: &str) -> (Vec<String>, Vec<String>) {
+        let label = |families: Vec<prometheus::proto::MetricFamily>, name: &str| {
+            let mut found: Vec<String> = families
+                .iter()
+                .flat_map(|f| f.get_metric())
+                .filter(|m| m.get_label().iter().any(|l| l.value() == route))
+                .flat_map(|m| m.get_label().iter().filter(|l| l.name() == name))
+                .map(|l| l.value().to_string())
+                .collect();
+            found.sort();
+            found.dedup();
+            found
+        };
+        (
+            label(FAMILIES.requests.collect(), "consumer"),
+            label(FAMILIES.auth_failures.collect(), "reason"),
+        )
+    }
+
+    #[test]
+    fn a_retired_runtime_creates_no_series() {
+        let retirement = Retirement::default();
+        let consumers: Arc<[String]> = Arc::from(["c1".to_string(), "anonymous".to_string()]);
+        let route = "retired-route";
+        let m = RouteMetrics::new(route, "up", ["i1"].into_iter(), consumers, &retirement);
+        m.requests(Some(0), Some(0)).count(200);
+        m.denials.count(Denial::BadKey);
+        retirement.retire();
+        m.requests(Some(0), Some(0)).count(200);
+        m.requests(Some(0), Some(1)).count(200);
+        m.denials.count(Denial::Missing);
+        let (consumers, reasons) = series_of(route);
+        assert_eq!(
+            consumers,
+            ["", "c1"],
+            "anonymous was first seen after retirement"
+        );
+        assert_eq!(reasons, ["bad_key"]);
+        let counted = m.requests(Some(0), Some(0)).totals().0;
+        assert_eq!(counted, 2, "a pair made before retirement keeps counting");
     }
 }

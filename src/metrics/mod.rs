@@ -14,7 +14,7 @@ mod series;
 
 pub(crate) use handles::{
     buckets, Denial, Denials, ListenerMetrics, OpenConnection, Refusal, RequestCounters,
-    RouteMetrics, StreamMetrics, TargetMetrics,
+    Retirement, RouteMetrics, StreamMetrics, TargetMetrics,
 };
 pub(crate) use live::LiveTargets;
 pub(crate) use series::Series;

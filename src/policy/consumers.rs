@@ -57,7 +57,7 @@ pub(crate) struct KeyInfo {
 
 /// A compiled consumer.
 #[derive(Debug)]
-pub(crate) struct Known {
+pub(crate) struct Member {
     /// Its name.
     pub name: String,
     /// Its groups.
@@ -75,7 +75,9 @@ pub(crate) struct Known {
 /// The consumers of one runtime.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    consumers: Vec<Known>,
+    consumers: Vec<Member>,
+    /// Consumer index by name, for tokens, which name theirs.
+    by_name: HashMap<String, usize>,
     /// Consumer names by index, then `anonymous`: the `consumer` label values.
     labels: Arc<[String]>,
     /// Key digest → (consumer, key) indexes.
@@ -92,7 +94,7 @@ impl Registry {
     pub(crate) fn build(consumers: &[Consumer]) -> Result<Self, ConsumerError> {
         let mut registry = Self::default();
         for (c, consumer) in consumers.iter().enumerate() {
-            registry.consumers.push(Known {
+            registry.consumers.push(Member {
                 // Validation keeps names and groups to header-safe characters.
                 name_header: HeaderValue::from_str(&consumer.name)
                     .unwrap_or(HeaderValue::from_static("")),
@@ -147,6 +149,11 @@ impl Registry {
                 }
             }
         }
+        registry.by_name = consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         registry.labels = consumers
             .iter()
             .map(|c| c.name.clone())
@@ -179,18 +186,18 @@ impl Registry {
     }
 
     /// The consumers, by index.
-    pub(crate) fn all(&self) -> &[Known] {
+    pub(crate) fn all(&self) -> &[Member] {
         &self.consumers
     }
 
     /// The consumer at `index`.
-    pub(crate) fn get(&self, index: usize) -> Option<&Known> {
+    pub(crate) fn get(&self, index: usize) -> Option<&Member> {
         self.consumers.get(index)
     }
 
     /// The index of the consumer named `name`.
     pub(crate) fn find(&self, name: &str) -> Option<usize> {
-        self.consumers.iter().position(|c| c.name == name)
+        self.by_name.get(name).copied()
     }
 
     /// The `consumer` label values by consumer index; the last is `anonymous`.

@@ -113,7 +113,7 @@ struct Hidden {
 
 /// A request a policy refused.
 #[derive(Debug)]
-pub(crate) struct Refusal<'a> {
+pub(crate) struct Denied<'a> {
     /// Why.
     pub denial: Denial,
     /// 401 or 403.
@@ -124,7 +124,7 @@ pub(crate) struct Refusal<'a> {
     pub challenges: &'a [HeaderValue],
 }
 
-impl<'a> Refusal<'a> {
+impl<'a> Denied<'a> {
     fn new(denial: Denial, challenges: &'a [HeaderValue]) -> Self {
         let (status, message) = match denial {
             Denial::Missing => (401, "credentials are required"),
@@ -153,9 +153,9 @@ pub(crate) async fn admit<'a>(
     route: Option<&'a Guard>,
     req: &RequestHeader,
     client: IpAddr,
-) -> Result<Option<Identity>, Refusal<'a>> {
+) -> Result<Option<Identity>, Denied<'a>> {
     if !listener.into_iter().chain(route).all(|g| g.permits(client)) {
-        return Err(Refusal::new(Denial::Ip, &[]));
+        return Err(Denied::new(Denial::Ip, &[]));
     }
     let Some(auth) = route
         .and_then(|r| r.auth.as_ref())
@@ -166,7 +166,7 @@ pub(crate) async fn admit<'a>(
     let mut identity = auth
         .authenticate(gate, req)
         .await
-        .map_err(|denial| Refusal::new(denial, auth.challenges()))?;
+        .map_err(|denial| Denied::new(denial, auth.challenges()))?;
     if auth.hides_credentials() {
         identity.hide = auth.credentials(req);
     }

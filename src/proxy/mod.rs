@@ -9,7 +9,7 @@ pub(crate) use ctx::RequestCtx;
 use crate::access_log::{AccessLog, Entry, Served};
 use crate::headers::EditHeaders;
 use crate::policy;
-use crate::runtime::SharedRuntime;
+use crate::runtime::{CompiledRoute, Runtime, SharedRuntime};
 use crate::upstream::{hash_key, InflightGuard};
 use async_trait::async_trait;
 use ctx::Chosen;
@@ -78,22 +78,8 @@ impl ProxyHttp for Proxy {
         let name = rt.headers.request_id_header().clone();
         match admitted.await {
             Ok(identity) => ctx.identity = identity,
-            Err(refusal) => {
-                route
-                    .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
-                    .count(refusal.denial);
-                let id = ctx.request_id.to_str().unwrap_or_default();
-                policy::log_refusal(id, client, route.map_or("", |r| &r.name), refusal.denial);
-                let (status, message) = (refusal.status, refusal.message);
-                respond::json_error(
-                    session,
-                    status,
-                    message,
-                    refusal.challenges,
-                    &name,
-                    &ctx.request_id,
-                )
-                .await?;
+            Err(denied) => {
+                refuse(session, rt, route, denied, client, &ctx.request_id).await?;
                 return Ok(true);
             }
         }
@@ -287,6 +273,25 @@ impl ProxyHttp for Proxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// Answers a request a policy refused, and counts and logs the refusal.
+async fn refuse(
+    session: &mut Session,
+    rt: &Runtime,
+    route: Option<&CompiledRoute>,
+    denied: policy::Denied<'_>,
+    client: IpAddr,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    route
+        .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
+        .count(denied.denial);
+    let id = request_id.to_str().unwrap_or_default();
+    policy::log_refusal(id, client, route.map_or("", |r| &r.name), denied.denial);
+    let name = rt.headers.request_id_header();
+    let (status, message, challenges) = (denied.status, denied.message, denied.challenges);
+    respond::json_error(session, status, message, challenges, name, request_id).await
 }
 
 /// The access log line of a finished request.

@@ -345,6 +345,15 @@ fn jwks_source(file: &Path, raw: &str, path: &str, report: &mut Report) -> Optio
         });
     }
     match raw.parse::<http::Uri>() {
+        Ok(uri) if uri.authority().is_some_and(|a| a.as_str().contains('@')) => {
+            // Never quoted: the point is to keep the password out of messages.
+            report.value(
+                path,
+                "a JWKS URL must not hold a user name or password: weir would show them in \
+                 logs and GET /config",
+            );
+            None
+        }
         Ok(uri) if uri.host().is_some() => Some(JwksSource::Url(raw.to_string())),
         _ => {
             report.value(path, format!("`{raw}` is not a URL"));

@@ -74,6 +74,16 @@ pub(crate) fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether process `pid` has a handler of its own for `signal` (its `SigCgt` mask in
+/// /proc); `None` when the process is gone.
+pub(crate) fn catches(pid: u32, signal: i32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+    let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
+    let bit = u32::try_from(signal - 1).ok()?;
+    Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
+}
+
 /// `0100007F:1F90` (IPv4) or 32 hex digits and a port (IPv6): words of the address in the
 /// machine's byte order, the port in hex.
 fn tcp_address(field: &str) -> Option<SocketAddr> {
@@ -103,6 +113,15 @@ mod tests {
         let v6 = tcp_address("00000000000000000000000001000000:01BB").unwrap();
         assert_eq!(v6, "[::1]:443".parse().unwrap());
         assert_eq!(tcp_address("zz:1"), None);
+    }
+
+    #[test]
+    fn sees_which_signals_a_process_handles() {
+        let me = std::process::id();
+        signal_hook::flag::register(signal_hook::consts::SIGUSR2, Default::default()).unwrap();
+        assert_eq!(catches(me, signal_hook::consts::SIGUSR2), Some(true));
+        assert_eq!(catches(me, signal_hook::consts::SIGWINCH), Some(false));
+        assert_eq!(catches(u32::MAX, signal_hook::consts::SIGUSR2), None);
     }
 
     #[test]

@@ -65,7 +65,9 @@ pub(super) fn run(path: &Path, start: server::Start, level_from_env: bool) -> Ex
         }
     };
     let process = config.server.clone();
-    if !(start.daemon || process.daemon) {
+    if start.daemon || process.daemon {
+        signals.daemonizing();
+    } else {
         signals.take_reopen();
     }
     if !level_from_env {

@@ -11,8 +11,10 @@
 //! One exception: a process that daemonizes lets its short-lived parent keep SIGUSR1, which
 //! Pingora's daemon sends it to say it is ready. Pingora's parent listens for it only once it
 //! has forked, so a readiness signal that comes early would reach a handler of ours alone
-//! and leave the parent waiting. The daemon takes SIGUSR1 over before its bootstrap
-//! completes, that is before it tells its parent (and systemd) that it runs.
+//! and leave the parent waiting — or, before any handler, end the parent, and with it the
+//! start. The daemon takes SIGUSR1 over before its bootstrap completes, that is before it
+//! tells its parent (and systemd) that it runs, and it tells it only once the parent
+//! listens.
 
 use super::POLL;
 use crate::access_log::AccessLog;
@@ -28,6 +30,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The longest a daemon waits for its parent to listen for the readiness signal.
+const PARENT_WAIT: Duration = Duration::from_secs(10);
+/// How often it looks.
+const PARENT_POLL: Duration = Duration::from_millis(5);
+
 /// How long a SIGQUIT waits for a new process to be waiting on the upgrade socket.
 const UPGRADE_WAIT: Duration = Duration::from_secs(5);
 
@@ -36,6 +43,9 @@ const UPGRADE_WAIT: Duration = Duration::from_secs(5);
 pub(crate) struct Signals {
     hangup: Arc<AtomicBool>,
     reopen: OnceLock<Arc<AtomicBool>>,
+    /// The process that daemonizes, recorded before the fork: the daemon's parent, to be
+    /// told it is ready.
+    daemonizer: OnceLock<u32>,
     term: Arc<AtomicBool>,
     int: Arc<AtomicBool>,
     quit: Arc<AtomicBool>,
@@ -63,11 +73,33 @@ impl Signals {
             Self {
                 hangup: flag(SIGHUP),
                 reopen: OnceLock::new(),
+                daemonizer: OnceLock::new(),
                 term: flag(SIGTERM),
                 int: flag(SIGINT),
                 quit: flag(SIGQUIT),
             }
         })
+    }
+
+    /// Records that this process daemonizes: it leaves SIGUSR1 to the parent Pingora makes
+    /// of it, and its daemon waits for that parent to listen before it says it is ready.
+    pub(crate) fn daemonizing(&self) {
+        self.daemonizer.get_or_init(std::process::id);
+    }
+
+    /// In a daemon, until the process that started it handles SIGUSR1 (the readiness
+    /// signal) or is gone, for at most `PARENT_WAIT`: Pingora's parent sets its handler up
+    /// after the fork, and a signal before that would end it as if the start had failed.
+    async fn parent_listening(&self) {
+        let Some(&parent) = self.daemonizer.get().filter(|p| **p != std::process::id()) else {
+            return;
+        };
+        let deadline = Instant::now() + PARENT_WAIT;
+        while procfs::catches(parent, signal_hook::consts::SIGUSR1) == Some(false)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(PARENT_POLL).await;
+        }
     }
 
     /// Takes SIGUSR1 over (once; later calls change nothing): at once in a process that
@@ -203,6 +235,7 @@ impl BackgroundService for Housekeeping {
     ) {
         let signals = Signals::get();
         signals.take_reopen();
+        signals.parent_listening().await;
         ready.notify_ready();
         let mut tick = tokio::time::interval(TICK);
         loop {

@@ -12,44 +12,20 @@ use std::time::Duration;
 
 const TOKEN: &str = "t0ken";
 
-/// The admin API of a weir on `{port2}`.
-struct Api {
-    base: String,
-    http: reqwest::blocking::Client,
+/// The admin API of a weir on `{port2}`, writing with [`TOKEN`].
+struct Api(AdminApi);
+
+impl std::ops::Deref for Api {
+    type Target = AdminApi;
+
+    fn deref(&self) -> &AdminApi {
+        &self.0
+    }
 }
 
 impl Api {
     fn new(port: u16) -> Self {
-        Self {
-            base: format!("http://127.0.0.1:{port}"),
-            http: client(),
-        }
-    }
-
-    /// Sends `method path` with `token` (if any) and a raw `body`; the status and JSON answer.
-    fn call(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().unwrap())
-    }
-
-    /// An authorized write with a JSON body; the status and answer.
-    fn write(&self, method: &str, path: &str, body: Value) -> (u16, Value) {
-        self.call(method, path, Some(TOKEN), &body.to_string())
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let (status, body) = self.call("GET", path, None, "");
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
+        Self(AdminApi::new(port, TOKEN))
     }
 
     /// The instance names of upstream `app`, with their drain flags.

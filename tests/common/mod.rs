@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 #![allow(unreachable_pub)] // the harness is shared by test binaries, not exported
 
+mod admin;
 mod configs;
 mod http;
 mod instance;
@@ -17,6 +18,7 @@ mod tls;
 mod tools;
 mod weir;
 
+pub use admin::AdminApi;
 pub use configs::{single_upstream, slow_route, weir_test, write_config};
 pub use http::{client, served_by, serving};
 pub use instance::Instance;

@@ -12,33 +12,16 @@ use std::time::Duration;
 
 const TOKEN: &str = "t0ken";
 
-/// The admin API of a weir on `{port2}`, writing with [`TOKEN`].
-struct Api(AdminApi);
-
-impl std::ops::Deref for Api {
-    type Target = AdminApi;
-
-    fn deref(&self) -> &AdminApi {
-        &self.0
-    }
-}
-
-impl Api {
-    fn new(port: u16) -> Self {
-        Self(AdminApi::new(port, TOKEN))
-    }
-
-    /// The instance names of upstream `app`, with their drain flags.
-    fn targets(&self) -> Vec<(String, bool)> {
-        let app = self.get("/upstreams/app");
-        let data = app["data"].as_array().unwrap();
-        data.iter()
-            .map(|t| {
-                let name = t["instance"].as_str().unwrap().to_string();
-                (name, t["drain"].as_bool().unwrap())
-            })
-            .collect()
-    }
+/// The instance names of upstream `app`, with their drain flags.
+fn instances(api: &AdminApi) -> Vec<(String, bool)> {
+    let app = api.get("/upstreams/app");
+    let data = app["data"].as_array().unwrap();
+    data.iter()
+        .map(|t| {
+            let name = t["instance"].as_str().unwrap().to_string();
+            (name, t["drain"].as_bool().unwrap())
+        })
+        .collect()
 }
 
 /// One upstream `app` with `target` (named), the admin listener on `{port2}` with `admin`
@@ -69,7 +52,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     let slow = Instance::start_slow("slow", Duration::from_millis(1500));
     let fast = Instance::start("fast");
     let weir = Weir::start(&config(&slow, &format!("token: {TOKEN}")));
-    let api = Api::new(weir.port2);
+    let api = AdminApi::new(weir.port2, TOKEN);
     let add = json!({ "address": fast.address(), "name": "fast", "weight": 1 });
 
     // Writes need the token, even on loopback; reads do not.
@@ -93,7 +76,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
         .unwrap();
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.headers()["allow"], "GET, HEAD");
-    assert_eq!(api.targets(), [("slow".to_string(), false)]);
+    assert_eq!(instances(&api), [("slow".to_string(), false)]);
 
     // Bad input: 400 naming the field; unknown upstream 404.
     let (status, body) = api.call(
@@ -128,7 +111,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     let (status, body) = api.write("POST", "/upstreams/nope/targets", add.clone());
     assert_eq!(status, 404, "{body}");
     assert_eq!(
-        api.targets(),
+        instances(&api),
         [("slow".to_string(), false)],
         "nothing changed"
     );
@@ -172,7 +155,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     assert_eq!((status, &body["changed"]), (200, &json!(false)), "{body}");
     assert_eq!(served(&weir, 6), set(&["fast"]));
     let expected = [("slow".to_string(), true), ("fast".to_string(), false)];
-    assert_eq!(api.targets(), expected);
+    assert_eq!(instances(&api), expected);
 
     // Enabled again, it takes its share back.
     let (status, body) = api.write("POST", "/upstreams/app/targets/slow/enable", json!({}));
@@ -185,7 +168,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     let path = format!("/upstreams/app/targets/{}", slow.address());
     let (status, body) = api.write("DELETE", &path, json!({}));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(api.targets(), [("fast".to_string(), false)]);
+    assert_eq!(instances(&api), [("fast".to_string(), false)]);
     assert_eq!(served(&weir, 4), set(&["fast"]));
     // Its metric series leave with it; the target that stays keeps its counts.
     let metrics = scrape(weir.port2);
@@ -210,7 +193,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
     let (status, body) = api.write("POST", "/reload", json!({}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["dropped_edits"], 4, "{body}");
-    assert_eq!(api.targets(), [("slow".to_string(), false)]);
+    assert_eq!(instances(&api), [("slow".to_string(), false)]);
     assert_eq!(api.get("/config")["unsaved_changes"], 0);
     let metrics = scrape(weir.port2);
     let upstream_series = |instance| {
@@ -232,7 +215,7 @@ fn targets_are_added_drained_enabled_and_deleted_at_once_and_a_reload_drops_them
 fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
     let (a, b) = (Instance::start("a"), Instance::start("b"));
     let weir = Weir::start(&config(&a, &format!("token: {TOKEN}, persist: true")));
-    let api = Api::new(weir.port2);
+    let api = AdminApi::new(weir.port2, TOKEN);
 
     let add = json!({ "address": b.address(), "name": "b", "weight": 3 });
     let (status, body) = api.write("POST", "/upstreams/app/targets", add);
@@ -242,7 +225,7 @@ fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
     let (status, body) = api.write("POST", "/upstreams/app/targets/a/drain", json!({}));
     assert_eq!(status, 200, "{body}");
     let state = [("a".to_string(), true), ("b".to_string(), false)];
-    assert_eq!(api.targets(), state);
+    assert_eq!(instances(&api), state);
 
     // The file holds the changes, and `weir --test` accepts it.
     let written = std::fs::read_to_string(weir.config()).unwrap();
@@ -256,7 +239,7 @@ fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
     // A reload keeps them.
     let (status, body) = api.write("POST", "/reload", json!({}));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(api.targets(), state);
+    assert_eq!(instances(&api), state);
     assert_eq!(served(&weir, 4), set(&["b"]));
 
     // A file edited since it was loaded is not overwritten: reload first.
@@ -264,13 +247,13 @@ fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
     let (status, body) = api.write("POST", "/upstreams/app/targets/a/enable", json!({}));
     assert_eq!(status, 409, "{body}");
     assert!(body["error"].as_str().unwrap().contains("reload"), "{body}");
-    assert_eq!(api.targets(), state, "a refused write changes nothing");
+    assert_eq!(instances(&api), state, "a refused write changes nothing");
 
     // A new process started from the file has the same targets and state.
     let (port, admin_port) = (weir.port, weir.port2);
     let (_restarted, _dir) = weir.restart();
-    let api = Api::new(admin_port);
-    assert_eq!(api.targets(), state);
+    let api = AdminApi::new(admin_port, TOKEN);
+    assert_eq!(instances(&api), state);
     let http = client();
     for _ in 0..4 {
         let response = http
@@ -285,7 +268,7 @@ fn persisted_changes_are_written_to_the_file_and_survive_reload_and_restart() {
 fn without_a_token_writes_are_turned_off_and_say_how_to_turn_them_on() {
     let a = Instance::start("a");
     let weir = Weir::start(&config(&a, "persist: false"));
-    let api = Api::new(weir.port2);
+    let api = AdminApi::new(weir.port2, TOKEN);
     let (status, body) = api.call("POST", "/reload", Some("anything"), "");
     assert_eq!(status, 403, "{body}");
     assert!(
@@ -299,7 +282,7 @@ fn without_a_token_writes_are_turned_off_and_say_how_to_turn_them_on() {
 fn admin_allow_refuses_other_clients_before_anything_else() {
     let a = Instance::start("a");
     let weir = Weir::start(&config(&a, &format!("token: {TOKEN}, allow: [127.0.0.1]")));
-    let api = Api::new(weir.port2);
+    let api = AdminApi::new(weir.port2, TOKEN);
     assert_eq!(api.get("/status")["routes"], 1, "127.0.0.1 is allowed");
 
     // From 127.0.0.2, outside the list: 403 for everything, the page and the token included.
@@ -329,7 +312,7 @@ fn admin_allow_refuses_other_clients_before_anything_else() {
 fn kong_clients_list_and_add_targets_as_kong_writes_them() {
     let (a, b) = (Instance::start("a"), Instance::start("b"));
     let weir = Weir::start(&config(&a, &format!("token: {TOKEN}")));
-    let api = Api::new(weir.port2);
+    let api = AdminApi::new(weir.port2, TOKEN);
 
     let listed = api.get("/upstreams/app/targets");
     assert_eq!(listed["next"], Value::Null, "{listed}");

@@ -171,6 +171,9 @@ pub(crate) struct Policies {
     pub ip: Option<IpRules>,
     /// Who may call.
     pub auth: Option<Auth>,
+    /// The largest request body accepted, in bytes (the smaller of a listener's and a
+    /// route's applies).
+    pub max_body_size: Option<u64>,
 }
 
 /// `policies.ip`: deny wins; a non-empty allow list refuses everything else.

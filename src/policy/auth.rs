@@ -5,7 +5,7 @@ use super::{Gate, Hidden, Identity};
 use crate::config::{Auth, AuthMethod};
 use crate::metrics::Denial;
 use http::header::AUTHORIZATION;
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use std::borrow::Cow;
 
@@ -16,7 +16,7 @@ pub(crate) struct AuthPolicy {
     /// Whether each consumer (by index) may call; `None` lets every identified one in.
     allowed: Option<Vec<bool>>,
     /// One `WWW-Authenticate` value per method, for 401 answers.
-    challenges: Vec<HeaderValue>,
+    challenges: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl AuthPolicy {
@@ -44,7 +44,8 @@ impl AuthPolicy {
                     AuthMethod::Basic => "Basic realm=\"weir\", charset=\"UTF-8\"".to_string(),
                     AuthMethod::Jwt => "Bearer realm=\"weir\"".to_string(),
                 };
-                HeaderValue::from_str(&value).ok()
+                let value = HeaderValue::from_str(&value).ok()?;
+                Some((http::header::WWW_AUTHENTICATE, value))
             })
             .collect();
         Self {
@@ -54,8 +55,8 @@ impl AuthPolicy {
         }
     }
 
-    /// The `WWW-Authenticate` values of a 401 answer.
-    pub(crate) fn challenges(&self) -> &[HeaderValue] {
+    /// The `WWW-Authenticate` headers of a 401 answer.
+    pub(crate) fn challenges(&self) -> &[(HeaderName, HeaderValue)] {
         &self.challenges
     }
 

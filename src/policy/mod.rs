@@ -1,7 +1,8 @@
 //! Policies: the gateway layer. Address rules and authentication are compiled into the
 //! runtime (a [`Gate`] of consumers, token issuers and password checks, and a [`Guard`] per
-//! listener and route) and run in one fixed order from `request_filter`: the listener's
-//! address rules, the route's, then the route's `auth` (or, without one, the listener's).
+//! listener and route) and run in one fixed order from `request_filter`, each step a function
+//! of its own: [`screen`] (the listener's address rules, then the route's), then [`identify`]
+//! (the route's `auth`, or without one the listener's).
 //! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
 //! removes from every request first so that a client cannot claim to be one.
 
@@ -120,12 +121,12 @@ pub(crate) struct Denied<'a> {
     pub status: u16,
     /// What the answer's body says.
     pub message: &'static str,
-    /// `WWW-Authenticate` values of a 401.
-    pub challenges: &'a [HeaderValue],
+    /// Headers of the answer: `WWW-Authenticate` of a 401.
+    pub headers: Cow<'a, [(HeaderName, HeaderValue)]>,
 }
 
 impl<'a> Denied<'a> {
-    fn new(denial: Denial, challenges: &'a [HeaderValue]) -> Self {
+    fn new(denial: Denial, challenges: &'a [(HeaderName, HeaderValue)]) -> Self {
         let (status, message) = match denial {
             Denial::Missing => (401, "credentials are required"),
             Denial::BadKey => (401, "the API key is not valid"),
@@ -139,24 +140,33 @@ impl<'a> Denied<'a> {
             denial,
             status,
             message,
-            challenges: if status == 401 { challenges } else { &[] },
+            headers: Cow::Borrowed(if status == 401 { challenges } else { &[] }),
         }
     }
 }
 
-/// Runs the policies of `listener` and `route` on a request from `client`: address rules
-/// of both, then the route's `auth` or else the listener's. `Ok(None)` when no `auth`
-/// applies.
-pub(crate) async fn admit<'a>(
+/// The first policy step: the address rules of `listener` and `route` for a request from
+/// `client`.
+pub(crate) fn screen<'a>(
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    client: IpAddr,
+) -> Result<(), Denied<'a>> {
+    if listener.into_iter().chain(route).all(|g| g.permits(client)) {
+        Ok(())
+    } else {
+        Err(Denied::new(Denial::Ip, &[]))
+    }
+}
+
+/// The authentication step: the route's `auth`, or else the listener's. `Ok(None)` when no
+/// `auth` applies.
+pub(crate) async fn identify<'a>(
     gate: &Gate,
     listener: Option<&'a Guard>,
     route: Option<&'a Guard>,
     req: &RequestHeader,
-    client: IpAddr,
 ) -> Result<Option<Identity>, Denied<'a>> {
-    if !listener.into_iter().chain(route).all(|g| g.permits(client)) {
-        return Err(Denied::new(Denial::Ip, &[]));
-    }
     let Some(auth) = route
         .and_then(|r| r.auth.as_ref())
         .or(listener.and_then(|l| l.auth.as_ref()))

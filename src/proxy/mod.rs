@@ -74,9 +74,14 @@ impl ProxyHttp for Proxy {
         let route = ctx.route.and_then(|m| rt.routes.get(m.route));
         let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
         let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
-        let admitted = policy::admit(&rt.gate, listener, route.map(|r| &r.guard), req, client);
+        let guard = route.map(|r| &r.guard);
         let name = rt.headers.request_id_header().clone();
-        match admitted.await {
+        // The policy steps, in the documented order.
+        let admitted = match policy::screen(listener, guard, client) {
+            Ok(()) => policy::identify(&rt.gate, listener, guard, req).await,
+            Err(denied) => Err(denied),
+        };
+        match admitted {
             Ok(identity) => ctx.identity = identity,
             Err(denied) => {
                 refuse(session, rt, route, denied, client, &ctx.request_id).await?;
@@ -290,8 +295,8 @@ async fn refuse(
     let id = request_id.to_str().unwrap_or_default();
     policy::log_refusal(id, client, route.map_or("", |r| &r.name), denied.denial);
     let name = rt.headers.request_id_header();
-    let (status, message, challenges) = (denied.status, denied.message, denied.challenges);
-    respond::json_error(session, status, message, challenges, name, request_id).await
+    let (status, message) = (denied.status, denied.message);
+    respond::json_error(session, status, message, &denied.headers, name, request_id).await
 }
 
 /// The access log line of a finished request.

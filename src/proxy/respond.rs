@@ -66,13 +66,14 @@ pub(super) async fn redirect(
     session.write_response_header(Box::new(resp), true).await
 }
 
-/// Writes `{"status":…,"error":…,"request_id":…}` with the request id header, and one
-/// `WWW-Authenticate` header per challenge.
+/// Writes `{"status":…,"error":…,"request_id":…}` with the request id header and the
+/// `headers` of the refusal (`WWW-Authenticate`, `Retry-After`, `RateLimit-*`, CORS …);
+/// a 503 says when to try again.
 pub(super) async fn json_error(
     session: &mut Session,
     status: u16,
     error: &str,
-    challenges: &[http::HeaderValue],
+    headers: &[(http::HeaderName, http::HeaderValue)],
     request_id_header: &http::HeaderName,
     request_id: &http::HeaderValue,
 ) -> Result<()> {
@@ -82,14 +83,14 @@ pub(super) async fn json_error(
         "request_id": request_id.to_str().unwrap_or_default(),
     })
     .to_string();
-    let mut resp = ResponseHeader::build(status, Some(4 + challenges.len()))?;
+    let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
     resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-    for challenge in challenges {
-        resp.append_header(http::header::WWW_AUTHENTICATE, challenge)?;
+    for (name, value) in headers {
+        resp.append_header(name, value)?;
     }
     resp.insert_header(http::header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(request_id_header, request_id)?;
-    if status == 503 {
+    if status == 503 && !resp.headers.contains_key(http::header::RETRY_AFTER) {
         resp.insert_header(http::header::RETRY_AFTER, RETRY_AFTER_SECS)?;
     }
     session.write_response_header(Box::new(resp), false).await?;

@@ -106,6 +106,8 @@ pub(in crate::config) struct RawPolicies {
     pub ip: Option<RawIpRules>,
     /// Who may call.
     pub auth: Option<RawAuth>,
+    /// The largest request body accepted.
+    pub max_body_size: Option<super::RawSize>,
 }
 
 /// `policies.ip`.

@@ -6,7 +6,7 @@ use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
 use super::headers::header_name;
-use super::values::{beside, cidrs, duration, duration_or_zero};
+use super::values::{beside, cidrs, duration, duration_or_zero, size};
 use super::{check_known, check_name};
 use std::collections::{HashMap, HashSet};
 
@@ -385,6 +385,10 @@ pub(super) fn policies(
             .auth
             .as_ref()
             .map(|a| auth(a, &join_key(&path, "auth"), known, report)),
+        max_body_size: raw
+            .max_body_size
+            .as_ref()
+            .and_then(|s| size(s, &join_key(&path, "max_body_size"), report)),
     }
 }
 

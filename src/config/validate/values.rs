@@ -49,6 +49,25 @@ pub(super) fn duration_or_zero(
     }
 }
 
+/// A byte size at `path` (`512`, `64k`, `10m`, `1g`, in powers of 1024 as nginx reads
+/// them); `None`, reported, when it does not parse or is zero.
+pub(super) fn size(raw: &str, path: &str, report: &mut Report) -> Option<u64> {
+    let parsed = parse_size::Config::new()
+        .with_binary()
+        .parse_size(raw.trim());
+    match parsed {
+        Ok(0) => report.value(path, "must be larger than zero"),
+        Ok(bytes) => return Some(bytes),
+        Err(_) => report.value(
+            path,
+            format!(
+                "`{raw}` is not a size; write bytes or a number and a unit, e.g. 512, 64k, 10m, 1g"
+            ),
+        ),
+    }
+    None
+}
+
 /// A list of CIDRs (a bare address is one address) at `path`, each bad one reported; the
 /// host bits of a network written with them are dropped, as `10.1.2.3/8` means `10.0.0.0/8`.
 pub(super) fn cidrs(raw: &[String], path: &str, report: &mut Report) -> Vec<IpNet> {

@@ -71,3 +71,24 @@ pub(crate) const DEFAULT_CONSUMER_CLAIM: &str = "sub";
 pub(crate) const DEFAULT_KEY_NAME: &str = "apikey";
 /// The consumer of requests an `anonymous: true` policy lets through without credentials.
 pub(crate) const ANONYMOUS_CONSUMER: &str = "anonymous";
+/// Codings offered when `compress.algorithms` is not set, weir's preference first.
+pub(crate) const DEFAULT_COMPRESS_ALGORITHMS: [&str; 3] = ["zstd", "br", "gzip"];
+/// Smallest `Content-Length` compressed when `compress.min_size` is not set: a smaller body
+/// fits one packet either way, and the coding's framing eats much of the gain.
+pub(crate) const DEFAULT_COMPRESS_MIN_SIZE: u64 = 1024;
+/// Media types compressed when `compress.types` is not set: text and the text formats of
+/// APIs and pages. Images, video, archives and fonts in woff2 are compressed already.
+pub(crate) const DEFAULT_COMPRESS_TYPES: [&str; 5] = [
+    "text/*",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "image/svg+xml",
+];
+/// gzip level when `compress.level` is not set: zlib's own default.
+pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// Brotli level when `compress.level` is not set. Brotli's own default (11) is for files
+/// compressed once ahead of time; 4 is about as fast as gzip 6 and smaller.
+pub(crate) const DEFAULT_BROTLI_LEVEL: u32 = 4;
+/// Zstandard level when `compress.level` is not set: zstd's own default.
+pub(crate) const DEFAULT_ZSTD_LEVEL: u32 = 3;

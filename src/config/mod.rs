@@ -6,6 +6,7 @@
 //! durations, header names, CIDRs and regexes. Every problem found on the way is reported
 //! together as `FILE:LINE:COLUMN: message`. Nothing here knows about Pingora.
 
+mod compress;
 mod defaults;
 mod error;
 mod model;
@@ -16,6 +17,7 @@ mod source;
 mod target_addr;
 mod validate;
 
+pub(crate) use compress::*;
 pub(crate) use defaults::*;
 pub(crate) use error::ConfigErrors;
 pub(crate) use model::*;

@@ -174,6 +174,8 @@ pub(crate) struct Policies {
     /// The largest request body accepted, in bytes (the smaller of a listener's and a
     /// route's applies).
     pub max_body_size: Option<u64>,
+    /// Response compression (a route's replaces its listener's).
+    pub compress: Option<super::Compress>,
 }
 
 /// `policies.ip`: deny wins; a non-empty allow list refuses everything else.

@@ -7,12 +7,14 @@
 //! removes from every request first so that a client cannot claim to be one.
 
 mod auth;
+mod compress;
 mod consumers;
 mod ip;
 mod jwks;
 mod jwt;
 mod password;
 
+pub(crate) use compress::compress;
 pub(crate) use consumers::{digest, fingerprint, Registry};
 
 use crate::config::{Config, IpRules, Policies};
@@ -70,6 +72,7 @@ impl Gate {
 pub(crate) struct Guard {
     ip: Option<IpRules>,
     auth: Option<AuthPolicy>,
+    compress: Option<compress::Compression>,
 }
 
 impl Guard {
@@ -78,6 +81,7 @@ impl Guard {
         Self {
             ip: policies.ip.clone(),
             auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
+            compress: policies.compress.as_ref().map(compress::Compression::new),
         }
     }
 
@@ -322,4 +326,14 @@ pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial:
         "{request_id} refused: {} from {client} on route `{route}`{also}",
         denial.label()
     );
+}
+
+/// The compression policy of a response: the route's, or else the listener's.
+pub(crate) fn compression<'a>(
+    listener: Option<&'a Guard>,
+    route: Option<&'a Guard>,
+) -> Option<&'a compress::Compression> {
+    route
+        .and_then(|r| r.compress.as_ref())
+        .or(listener.and_then(|l| l.compress.as_ref()))
 }

@@ -14,6 +14,8 @@ use crate::upstream::{hash_key, InflightGuard};
 use async_trait::async_trait;
 use ctx::Chosen;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::compression::ResponseCompressionBuilder;
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -208,9 +210,15 @@ impl ProxyHttp for Proxy {
         Ok(())
     }
 
+    fn init_downstream_modules(&self, modules: &mut HttpModules) {
+        // Off (level 0) in every session; `policy::compress` switches it on for a response
+        // of a route or listener with `compress` that qualifies.
+        modules.add_module(ResponseCompressionBuilder::enable(0));
+    }
+
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -229,9 +237,16 @@ impl ProxyHttp for Proxy {
         if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
             upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
-        if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
+        let route = ctx.route.and_then(|m| rt.routes.get(m.route));
+        if let Some(route) = route {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;
+        }
+        let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
+        if let Some(compression) = policy::compression(listener, route.map(|r| &r.guard)) {
+            let req = session.downstream_session.req_header();
+            let modules = &mut session.downstream_modules_ctx;
+            policy::compress(compression, req, upstream_response, modules)?;
         }
         Ok(())
     }

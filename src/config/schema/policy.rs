@@ -108,6 +108,8 @@ pub(in crate::config) struct RawPolicies {
     pub auth: Option<RawAuth>,
     /// The largest request body accepted.
     pub max_body_size: Option<super::RawSize>,
+    /// Response compression.
+    pub compress: Option<RawCompress>,
 }
 
 /// `policies.ip`.
@@ -145,4 +147,18 @@ pub(in crate::config) struct RawAuth {
     /// Let requests without credentials through as consumer `anonymous`.
     #[serde(default)]
     pub anonymous: bool,
+}
+
+/// `policies.compress`: responses compressed for clients that accept it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawCompress {
+    /// `zstd`, `br`, `gzip`, in weir's order of preference when a client's q-values tie.
+    pub algorithms: Option<Vec<String>>,
+    /// Responses declaring a smaller `Content-Length` are sent as they are.
+    pub min_size: Option<super::RawSize>,
+    /// Media types compressed: `type/subtype` or `type/*`.
+    pub types: Option<Vec<String>>,
+    /// One level for every algorithm; each algorithm's default when omitted.
+    pub level: Option<u32>,
 }

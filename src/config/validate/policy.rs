@@ -389,6 +389,10 @@ pub(super) fn policies(
             .max_body_size
             .as_ref()
             .and_then(|s| size(s, &join_key(&path, "max_body_size"), report)),
+        compress: raw
+            .compress
+            .as_ref()
+            .map(|c| super::compress::compress(c, &join_key(&path, "compress"), report)),
     }
 }
 

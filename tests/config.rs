@@ -154,3 +154,52 @@ fn no_error_names_a_rust_type() {
         }
     }
 }
+
+#[test]
+fn a_compression_level_must_suit_every_listed_algorithm() {
+    let check = |compress: &str| {
+        let (_dir, path) = write_config(&format!(
+            "listeners:\n  - {{ name: web, address: 127.0.0.1:8080, policies: {{ compress: {compress} }} }}\n\
+             routes:\n  - {{ name: all, upstream: app }}\n\
+             upstreams:\n  app:\n    targets: [{{ address: 127.0.0.1:9001 }}]\n"
+        ));
+        let out = weir_test(&path);
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|l| l.split_once(": ").map_or(l, |(_, m)| m).to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        check("{ algorithms: [zstd, br], level: 11 }"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check("{ level: 19, algorithms: [zstd] }"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        check("{ level: 10 }"),
+        ["listeners[0].policies.compress.level: level 10 is too high: gzip takes 1 to 9; lower it, or leave it out for each algorithm's default"]
+    );
+    assert_eq!(
+        check("{ algorithms: [zstd], level: 20 }"),
+        ["listeners[0].policies.compress.level: level 20 is too high: zstd takes 1 to 19; lower it, or leave it out for each algorithm's default"]
+    );
+    assert_eq!(
+        check("{ level: 0 }"),
+        ["listeners[0].policies.compress.level: must be 1 or more; to send responses as they are, remove `compress`"]
+    );
+    assert_eq!(
+        check("{ algorithms: [gzip, deflate, gzip] }"),
+        [
+            "listeners[0].policies.compress.algorithms[1]: unknown algorithm `deflate`; expected one of: zstd, br, gzip",
+            "listeners[0].policies.compress.algorithms[2]: `gzip` is listed twice",
+        ]
+    );
+    let unknown = check("{ min_length: 1k }");
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert!(
+        unknown[0].contains("`min_length`; did you mean `min_size`?"),
+        "{unknown:?}"
+    );
+}

@@ -14,7 +14,7 @@ mod jwks;
 mod jwt;
 mod password;
 
-pub(crate) use compress::compress;
+pub(crate) use compress::{compress, BrotliEnd};
 pub(crate) use consumers::{digest, fingerprint, Registry};
 
 use crate::config::{Config, IpRules, Policies};

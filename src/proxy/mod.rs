@@ -214,6 +214,7 @@ impl ProxyHttp for Proxy {
         // Off (level 0) in every session; `policy::compress` switches it on for a response
         // of a route or listener with `compress` that qualifies.
         modules.add_module(ResponseCompressionBuilder::enable(0));
+        modules.add_module(policy::BrotliEnd::builder());
     }
 
     async fn response_filter(

@@ -12,6 +12,7 @@ mod http;
 mod instance;
 mod load;
 mod metrics;
+mod origin;
 mod ports;
 mod processes;
 mod tls;
@@ -24,6 +25,7 @@ pub use http::{client, served_by, serving};
 pub use instance::Instance;
 pub use load::{Load, Tally};
 pub use metrics::{sample, scrape};
+pub use origin::{Canned, Generated, Origin};
 pub use ports::{
     connections_to, free_port, listening_ports, listens, refused_address, wait_listening,
     RefusedAddress,

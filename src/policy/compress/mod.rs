@@ -3,7 +3,12 @@
 //! and [`compress`] switches it on for one response once weir has decided that this
 //! response qualifies and which coding the client gets. The decision is weir's because the
 //! module alone would take the first coding a client lists (ignoring q-values and `q=0`),
-//! and would compress ranges, `no-transform` responses and event streams.
+//! and would compress ranges, `no-transform` responses and event streams. Its brotli
+//! streams lack their end, which [`BrotliEnd`] adds.
+
+mod brotli_end;
+
+pub(crate) use brotli_end::BrotliEnd;
 
 use crate::config::{Compress, Encoding, MediaRange};
 use http::header::{
@@ -207,6 +212,11 @@ pub(crate) fn compress(
     let module: &mut ResponseCompressionCtx = module;
     *module = ResponseCompressionCtx::new(policy.levels[index(encoding)], false, false);
     module.request_filter(&OFFERS[index(encoding)]);
+    if encoding == Encoding::Brotli {
+        if let Some(end) = modules.get_mut::<BrotliEnd>() {
+            end.arm();
+        }
+    }
     Ok(())
 }
 

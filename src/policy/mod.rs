@@ -14,7 +14,7 @@ mod jwks;
 mod jwt;
 mod password;
 
-pub(crate) use compress::{compress, BrotliEnd};
+pub(crate) use compress::{compress, Compression};
 pub(crate) use consumers::{digest, fingerprint, Registry};
 
 use crate::config::{Config, IpRules, Policies};
@@ -72,7 +72,7 @@ impl Gate {
 pub(crate) struct Guard {
     ip: Option<IpRules>,
     auth: Option<AuthPolicy>,
-    compress: Option<compress::Compression>,
+    compress: Option<compress::CompressPolicy>,
 }
 
 impl Guard {
@@ -81,7 +81,10 @@ impl Guard {
         Self {
             ip: policies.ip.clone(),
             auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
-            compress: policies.compress.as_ref().map(compress::Compression::new),
+            compress: policies
+                .compress
+                .as_ref()
+                .map(compress::CompressPolicy::new),
         }
     }
 
@@ -332,7 +335,7 @@ pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial:
 pub(crate) fn compression<'a>(
     listener: Option<&'a Guard>,
     route: Option<&'a Guard>,
-) -> Option<&'a compress::Compression> {
+) -> Option<&'a compress::CompressPolicy> {
     route
         .and_then(|r| r.compress.as_ref())
         .or(listener.and_then(|l| l.compress.as_ref()))

@@ -14,7 +14,6 @@ use crate::upstream::{hash_key, InflightGuard};
 use async_trait::async_trait;
 use ctx::Chosen;
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::modules::http::compression::ResponseCompressionBuilder;
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -211,10 +210,9 @@ impl ProxyHttp for Proxy {
     }
 
     fn init_downstream_modules(&self, modules: &mut HttpModules) {
-        // Off (level 0) in every session; `policy::compress` switches it on for a response
-        // of a route or listener with `compress` that qualifies.
-        modules.add_module(ResponseCompressionBuilder::enable(0));
-        modules.add_module(policy::BrotliEnd::builder());
+        // In place of Pingora's compression module: off in every session until
+        // `policy::compress` starts it for a response that qualifies.
+        modules.add_module(policy::Compression::builder());
     }
 
     async fn response_filter(

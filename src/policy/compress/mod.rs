@@ -1,14 +1,13 @@
-//! Response compression (`policies.compress`). Pingora's `ResponseCompression` module does
-//! the encoding, streamed chunk by chunk; it sits in every session switched off (level 0),
-//! and [`compress`] switches it on for one response once weir has decided that this
-//! response qualifies and which coding the client gets. The decision is weir's because the
-//! module alone would take the first coding a client lists (ignoring q-values and `q=0`),
-//! and would compress ranges, `no-transform` responses and event streams. Its brotli
-//! streams lack their end, which [`BrotliEnd`] adds.
+//! Response compression (`policies.compress`). Pingora's compression engine does the
+//! encoding, streamed chunk by chunk, in a session module ([`Compression`]) that stays off
+//! until [`compress`] starts it for one response, once weir has decided that this response
+//! qualifies and which coding the client gets. The decision is weir's because the engine
+//! alone would take the first coding a client lists (ignoring q-values and `q=0`), and
+//! would compress ranges, `no-transform` responses and event streams.
 
-mod brotli_end;
+mod module;
 
-pub(crate) use brotli_end::BrotliEnd;
+pub(crate) use module::Compression;
 
 use crate::config::{Compress, Encoding, MediaRange};
 use http::header::{
@@ -17,10 +16,7 @@ use http::header::{
 };
 use http::{HeaderValue, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::modules::http::compression::ResponseCompression;
 use pingora::modules::http::HttpModuleCtx;
-use pingora::protocols::http::compression::ResponseCompressionCtx;
-use std::sync::LazyLock;
 
 /// A q-value in thousandths: `q=0.5` is 500.
 type Quality = u16;
@@ -34,7 +30,7 @@ const EVENT_STREAM: &str = "text/event-stream";
 
 /// The compiled `policies.compress` of a listener or route.
 #[derive(Debug)]
-pub(crate) struct Compression {
+pub(crate) struct CompressPolicy {
     /// Codings offered, weir's preference first.
     algorithms: Vec<Encoding>,
     /// The level of each coding, by [`index`].
@@ -43,7 +39,7 @@ pub(crate) struct Compression {
     types: Vec<MediaRange>,
 }
 
-impl Compression {
+impl CompressPolicy {
     /// Compiles `policy`: each coding gets `level`, or its own default.
     pub(crate) fn new(policy: &Compress) -> Self {
         let mut levels = [0; 3];
@@ -164,7 +160,7 @@ fn quality<'a>(params: impl Iterator<Item = &'a [u8]>) -> Option<Quality> {
 }
 
 /// The position of a coding in per-coding arrays.
-fn index(e: Encoding) -> usize {
+pub(super) fn index(e: Encoding) -> usize {
     match e {
         Encoding::Zstd => 0,
         Encoding::Brotli => 1,
@@ -172,26 +168,14 @@ fn index(e: Encoding) -> usize {
     }
 }
 
-/// What the compression module is told the client accepts once weir has chosen: that one
-/// coding alone, so that the module picks it.
-static OFFERS: LazyLock<[RequestHeader; 3]> = LazyLock::new(|| {
-    [Encoding::Zstd, Encoding::Brotli, Encoding::Gzip].map(|e| {
-        let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts
-            .headers
-            .insert(ACCEPT_ENCODING, HeaderValue::from_static(e.name()));
-        RequestHeader::from(parts)
-    })
-});
-
 /// The response step, after the header rules: when `resp` qualifies under `policy`, adds
 /// `Vary: Accept-Encoding` (whatever this client accepts, the answer depends on it) and, for
-/// a client that accepts one of the offered codings, switches the session's compression
-/// module on with that coding alone at its level. The module then replaces
-/// `Content-Length` with chunked framing, sets `Content-Encoding`, weakens a strong `ETag`
-/// and drops `Accept-Ranges`. Informational responses are left for the final one.
+/// a client that accepts one of the offered codings, starts the session's [`Compression`]
+/// with that coding at its level. It then sets `Content-Encoding`, replaces
+/// `Content-Length` with chunked framing, weakens a strong `ETag` and drops
+/// `Accept-Ranges`. Informational responses are left for the final one.
 pub(crate) fn compress(
-    policy: &Compression,
+    policy: &CompressPolicy,
     req: &RequestHeader,
     resp: &mut ResponseHeader,
     modules: &mut HttpModuleCtx,
@@ -199,23 +183,12 @@ pub(crate) fn compress(
     if resp.status.is_informational() || !policy.qualifies(&req.method, resp) {
         return Ok(());
     }
-    let Some(module) = modules.get_mut::<ResponseCompression>() else {
-        return Ok(());
-    };
-    if !module.is_header_phase() {
-        return Ok(());
-    }
     add_vary(resp)?;
     let Some(encoding) = policy.negotiate(req.headers.get_all(ACCEPT_ENCODING).iter()) else {
         return Ok(());
     };
-    let module: &mut ResponseCompressionCtx = module;
-    *module = ResponseCompressionCtx::new(policy.levels[index(encoding)], false, false);
-    module.request_filter(&OFFERS[index(encoding)]);
-    if encoding == Encoding::Brotli {
-        if let Some(end) = modules.get_mut::<BrotliEnd>() {
-            end.arm();
-        }
+    if let Some(module) = modules.get_mut::<Compression>() {
+        module.start(encoding, policy.levels[index(encoding)]);
     }
     Ok(())
 }
@@ -240,8 +213,8 @@ mod tests {
     use super::*;
     use crate::config::{DEFAULT_COMPRESS_MIN_SIZE, DEFAULT_GZIP_LEVEL};
 
-    fn policy(algorithms: &[Encoding]) -> Compression {
-        Compression::new(&Compress {
+    fn policy(algorithms: &[Encoding]) -> CompressPolicy {
+        CompressPolicy::new(&Compress {
             algorithms: algorithms.to_vec(),
             min_size: DEFAULT_COMPRESS_MIN_SIZE,
             types: vec![MediaRange::Type("text".into())],
@@ -249,7 +222,7 @@ mod tests {
         })
     }
 
-    fn pick(policy: &Compression, accept: &[&str]) -> Option<Encoding> {
+    fn pick(policy: &CompressPolicy, accept: &[&str]) -> Option<Encoding> {
         let values: Vec<HeaderValue> = accept
             .iter()
             .map(|a| HeaderValue::from_str(a).unwrap())

@@ -236,12 +236,12 @@ impl ProxyHttp for Proxy {
         if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
             upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
-        let route = ctx.route.and_then(|m| rt.routes.get(m.route));
-        if let Some(route) = route {
+        if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;
         }
         let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
+        let route = ctx.route.and_then(|m| rt.routes.get(m.route));
         if let Some(compression) = policy::compression(listener, route.map(|r| &r.guard)) {
             let req = session.downstream_session.req_header();
             let modules = &mut session.downstream_modules_ctx;

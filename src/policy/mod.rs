@@ -2,18 +2,21 @@
 //! runtime (a [`Gate`] of consumers, token issuers and password checks, and a [`Guard`] per
 //! listener and route) and run in one fixed order from `request_filter`, each step a function
 //! of its own: [`screen`] (the listener's address rules, then the route's), then [`identify`]
-//! (the route's `auth`, or without one the listener's).
+//! (the route's `auth`, or without one the listener's), with the CORS [`preflight`] between
+//! them; [`cors`] decides the CORS headers of a request's answers.
 //! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
 //! removes from every request first so that a client cannot claim to be one.
 
 mod auth;
 mod consumers;
+mod cors;
 mod ip;
 mod jwks;
 mod jwt;
 mod password;
 
 pub(crate) use consumers::{digest, fingerprint, Registry};
+pub(crate) use cors::{Answer as CorsAnswer, Preflight};
 
 use crate::config::{Config, IpRules, Policies};
 use crate::metrics::Denial;
@@ -70,6 +73,7 @@ impl Gate {
 pub(crate) struct Guard {
     ip: Option<IpRules>,
     auth: Option<AuthPolicy>,
+    cors: Option<cors::Cors>,
 }
 
 impl Guard {
@@ -78,6 +82,7 @@ impl Guard {
         Self {
             ip: policies.ip.clone(),
             auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
+            cors: policies.cors.as_ref().map(cors::Cors::new),
         }
     }
 
@@ -135,6 +140,10 @@ impl<'a> Denied<'a> {
             Denial::UnknownConsumer => (401, "the token names no known consumer"),
             Denial::Forbidden => (403, "this consumer may not use this route"),
             Denial::Ip => (403, "this client address may not use this route"),
+            Denial::Cors => (
+                403,
+                "this origin may not call this route from a browser page",
+            ),
         };
         Self {
             denial,
@@ -156,6 +165,40 @@ pub(crate) fn screen<'a>(
         Ok(())
     } else {
         Err(Denied::new(Denial::Ip, &[]))
+    }
+}
+
+/// The CORS policy of a request: the route's, or else the listener's.
+fn cors_policy<'g>(
+    listener: Option<&'g Guard>,
+    route: Option<&'g Guard>,
+) -> Option<&'g cors::Cors> {
+    route
+        .and_then(|r| r.cors.as_ref())
+        .or(listener.and_then(|l| l.cors.as_ref()))
+}
+
+/// The CORS headers every answer to `req` gets, decided once after routing: `None`
+/// without a `cors` policy.
+pub(crate) fn cors(
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    req: &RequestHeader,
+) -> Option<CorsAnswer> {
+    cors_policy(listener, route).map(|c| c.answer(req))
+}
+
+/// The CORS preflight step, after the address rules and before authentication (browsers
+/// send no credentials on a preflight): `None` unless `req` is a preflight and a `cors`
+/// policy applies; then weir answers it, and it is never forwarded.
+pub(crate) fn preflight<'a>(
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    req: &RequestHeader,
+) -> pingora::Result<Option<Preflight<'a>>> {
+    match cors_policy(listener, route) {
+        Some(cors) => cors.preflight(req),
+        None => Ok(None),
     }
 }
 

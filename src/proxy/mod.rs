@@ -76,14 +76,24 @@ impl ProxyHttp for Proxy {
         let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
         let guard = route.map(|r| &r.guard);
         let name = rt.headers.request_id_header().clone();
+        ctx.cors = policy::cors(listener, guard, req);
         // The policy steps, in the documented order.
         let admitted = match policy::screen(listener, guard, client) {
-            Ok(()) => policy::identify(&rt.gate, listener, guard, req).await,
+            Ok(()) => match policy::preflight(listener, guard, req)? {
+                None => policy::identify(&rt.gate, listener, guard, req).await,
+                Some(policy::Preflight::Answer(answer)) => {
+                    respond::preflight(session, answer, &name, &ctx.request_id).await?;
+                    return Ok(true);
+                }
+                Some(policy::Preflight::Refused(denied)) => Err(denied),
+            },
             Err(denied) => Err(denied),
         };
         match admitted {
             Ok(identity) => ctx.identity = identity,
             Err(denied) => {
+                let headers = ctx.own_headers(&denied.headers);
+                let denied = policy::Denied { headers, ..denied };
                 refuse(session, rt, route, denied, client, &ctx.request_id).await?;
                 return Ok(true);
             }
@@ -95,7 +105,7 @@ impl ProxyHttp for Proxy {
             session,
             404,
             respond::message(404),
-            &[],
+            &ctx.own_headers(&[]),
             &name,
             &ctx.request_id,
         )
@@ -229,6 +239,9 @@ impl ProxyHttp for Proxy {
         if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
             upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
+        if let Some(cors) = &ctx.cors {
+            cors.apply(upstream_response)?;
+        }
         if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;
@@ -268,7 +281,9 @@ impl ProxyHttp for Proxy {
             let name = ctx.runtime.headers.request_id_header().clone();
             let message = respond::message(status);
             let id = &ctx.request_id;
-            if let Err(write) = respond::json_error(session, status, message, &[], &name, id).await
+            let headers = ctx.own_headers(&[]);
+            if let Err(write) =
+                respond::json_error(session, status, message, &headers, &name, id).await
             {
                 log::debug!("could not send the {status} response: {write}");
             }

@@ -66,6 +66,18 @@ pub(super) async fn redirect(
     session.write_response_header(Box::new(resp), true).await
 }
 
+/// Writes weir's answer to a CORS preflight, `answer` (a 204 with its CORS headers), with
+/// the request id header.
+pub(super) async fn preflight(
+    session: &mut Session,
+    mut answer: Box<ResponseHeader>,
+    request_id_header: &http::HeaderName,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    answer.insert_header(request_id_header, request_id)?;
+    session.write_response_header(answer, true).await
+}
+
 /// Writes `{"status":…,"error":…,"request_id":…}` with the request id header and the
 /// `headers` of the refusal (`WWW-Authenticate`, `Retry-After`, `RateLimit-*`, CORS …);
 /// a 503 says when to try again.

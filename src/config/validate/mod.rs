@@ -2,6 +2,7 @@
 //! location instead of stopping at the first. `decode` reads the raw structs; the other
 //! modules each validate one part of the file.
 
+mod cors;
 mod decode;
 mod headers;
 mod listener;

@@ -85,7 +85,11 @@ impl ProxyHttp for Proxy {
                     respond::preflight(session, answer, &name, &ctx.request_id).await?;
                     return Ok(true);
                 }
-                Some(policy::Preflight::Refused(denied)) => Err(denied),
+                Some(policy::Preflight::Refused(denied)) => {
+                    // Without any CORS header, so that the browser blocks the call.
+                    ctx.cors = None;
+                    Err(denied)
+                }
             },
             Err(denied) => Err(denied),
         };

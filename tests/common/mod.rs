@@ -7,6 +7,8 @@
 #![allow(unreachable_pub)] // the harness is shared by test binaries, not exported
 
 mod admin;
+mod backend;
+mod browser;
 mod configs;
 mod http;
 mod instance;
@@ -19,6 +21,8 @@ mod tools;
 mod weir;
 
 pub use admin::AdminApi;
+pub use backend::Backend;
+pub use browser::{Browser, BROWSER_TOOLS};
 pub use configs::{single_upstream, slow_route, weir_test, write_config};
 pub use http::{client, served_by, serving};
 pub use instance::Instance;

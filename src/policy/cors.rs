@@ -65,7 +65,8 @@ fn joined<T: AsRef<str>>(items: &[T]) -> Option<HeaderValue> {
         .map(AsRef::as_ref)
         .collect::<Vec<_>>()
         .join(", ");
-    // Method and header names are tokens: the value is always valid.
+    // Method and header names are tokens: the value is always valid, and there is always
+    // one method (OPTIONS).
     HeaderValue::from_str(&text)
         .ok()
         .filter(|_| !text.is_empty())
@@ -99,27 +100,7 @@ impl Cors {
         };
         listed.iter().any(|rule| match rule {
             CorsOrigin::Exact(exact) => origin.eq_ignore_ascii_case(exact.as_bytes()),
-            CorsOrigin::Subdomains { scheme, suffix } => origin
-                .len()
-                .checked_sub(suffix.len())
-                .filter(|end| *end > scheme.len())
-                .and_then(|end| {
-                    Some((
-                        origin.get(..scheme.len())?,
-                        origin.get(end..)?,
-                        origin.get(scheme.len()..end)?,
-                    ))
-                })
-                .is_some_and(|(start, end, labels)| {
-                    start.eq_ignore_ascii_case(scheme.as_bytes())
-                        && end.eq_ignore_ascii_case(suffix.as_bytes())
-                        && labels.split(|b| *b == b'.').all(|label| {
-                            !label.is_empty()
-                                && label
-                                    .iter()
-                                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
-                        })
-                }),
+            CorsOrigin::Subdomains { scheme, suffix } => is_subdomain(origin, scheme, suffix),
         })
     }
 
@@ -212,7 +193,7 @@ impl Cors {
 /// The CORS headers of one request's answers, decided in `request_filter` and added to the
 /// instance's response and to weir's own (401, 403, 404, 413, 429, 5xx), so that a page on
 /// an allowed origin can read why it was refused.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Answer {
     /// The origin echoed, or `*`; `None` when the request's origin is not allowed (or it
     /// sent none).
@@ -225,7 +206,7 @@ pub(crate) struct Answer {
 
 impl Answer {
     /// The headers, `Vary: Origin` last.
-    pub(crate) fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+    fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
         let allowed = self.allow_origin.as_ref();
         let origin = allowed.map(|o| (ACCESS_CONTROL_ALLOW_ORIGIN, o.clone()));
         let credentials = allowed
@@ -278,6 +259,30 @@ impl Answer {
     }
 }
 
+/// Whether `origin` is `scheme`, one or more labels, then `suffix` (`.domain[:port]`),
+/// compared without case.
+fn is_subdomain(origin: &[u8], scheme: &str, suffix: &str) -> bool {
+    let Some(end) = origin.len().checked_sub(suffix.len()) else {
+        return false;
+    };
+    let (Some(start), Some(labels), Some(tail)) = (
+        origin.get(..scheme.len()),
+        origin.get(scheme.len()..end),
+        origin.get(end..),
+    ) else {
+        return false;
+    };
+    let is_label = |label: &[u8]| {
+        !label.is_empty()
+            && label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+    };
+    start.eq_ignore_ascii_case(scheme.as_bytes())
+        && tail.eq_ignore_ascii_case(suffix.as_bytes())
+        && labels.split(|b| *b == b'.').all(is_label)
+}
+
 /// Whether `resp`'s `Vary` already names `Origin`, or is `*`.
 fn varies_by_origin(resp: &ResponseHeader) -> bool {
     resp.headers.get_all(VARY).iter().any(|v| {
@@ -286,4 +291,69 @@ fn varies_by_origin(resp: &ResponseHeader) -> bool {
             item == b"*" || item.eq_ignore_ascii_case(b"origin")
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cors(origins: Option<Vec<CorsOrigin>>, credentials: bool) -> Cors {
+        Cors::new(&config::Cors {
+            origins,
+            methods: crate::config::DEFAULT_CORS_METHODS.to_vec(),
+            headers: None,
+            expose_headers: Vec::new(),
+            credentials,
+            max_age: None,
+        })
+    }
+
+    #[test]
+    fn exact_origins_match_without_case_and_nothing_longer() {
+        let c = cors(
+            Some(vec![CorsOrigin::Exact("https://app.example.com".into())]),
+            false,
+        );
+        assert!(c.allows(b"https://app.example.com"));
+        assert!(c.allows(b"HTTPS://App.Example.com"));
+        for other in [
+            "https://app.example.com:443",
+            "https://app.example.com.evil.org",
+            "http://app.example.com",
+            "https://app.example.co",
+            "",
+        ] {
+            assert!(!c.allows(other.as_bytes()), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_one_or_more_labels() {
+        let rule = CorsOrigin::Subdomains {
+            scheme: "https://".into(),
+            suffix: ".example.com:8443".into(),
+        };
+        let c = cors(Some(vec![rule]), false);
+        assert!(c.allows(b"https://a.example.com:8443"));
+        assert!(c.allows(b"https://a-1.b.example.com:8443"));
+        for other in [
+            "https://example.com:8443",
+            "https://.example.com:8443",
+            "https://a..example.com:8443",
+            "https://a.example.com",
+            "https://a/b.example.com:8443",
+            "https://user@a.example.com:8443",
+            "http://a.example.com:8443",
+            "https:/",
+        ] {
+            assert!(!c.allows(other.as_bytes()), "{other}");
+        }
+    }
+
+    #[test]
+    fn every_origin_gets_a_star_unless_credentials_ask_for_the_origin() {
+        let origin = HeaderValue::from_static("https://any.example.org");
+        assert_eq!(cors(None, false).allow_origin(&origin), "*");
+        assert_eq!(cors(None, true).allow_origin(&origin), origin);
+    }
 }

@@ -114,7 +114,7 @@ fn origin(raw: &str, path: &str, report: &mut Report) -> Option<CorsOrigin> {
     if !is_host_port(host_port) {
         report.value(
             path,
-            format!("`{raw}` is not scheme://host[:port]; {ORIGIN_FORM}"),
+            format!("`{raw}` has no valid host or port; {ORIGIN_FORM}"),
         );
         return None;
     }

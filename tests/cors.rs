@@ -334,6 +334,44 @@ fn weirs_own_refusals_carry_the_cors_headers_for_an_allowed_origin() {
     assert_eq!(backend.requests(), 1);
 }
 
+#[test]
+fn a_listeners_cors_makes_weirs_404_and_5xx_readable_by_an_allowed_origin() {
+    let dead = refused_address();
+    let yaml = format!(
+        "listeners:\n  - name: web\n    address: \"127.0.0.1:{{port}}\"\n    policies:\n      \
+         cors: {{ origins: [{APP}], credentials: true }}\n\
+         routes:\n  - {{ name: down, paths: [/down], upstream: dead }}\n\
+         upstreams:\n  dead:\n    targets: [{{ address: \"{}\" }}]\n",
+        dead.address()
+    );
+    let weir = Weir::start(&yaml);
+    for (path, failed) in [("/nowhere", false), ("/down", true)] {
+        let resp = client()
+            .get(weir.url(path))
+            .header("Origin", APP)
+            .send()
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(
+            if failed { status >= 502 } else { status == 404 },
+            "{path}: {status}"
+        );
+        assert_eq!(
+            header(&resp, "access-control-allow-origin"),
+            Some(APP),
+            "{path}"
+        );
+        assert_eq!(
+            header(&resp, "access-control-allow-credentials"),
+            Some("true"),
+            "{path}"
+        );
+        assert_eq!(all(&resp, "vary"), ["Origin"], "{path}");
+        let body: Value = resp.json().unwrap();
+        assert_eq!(body["status"], status, "{path}");
+    }
+}
+
 /// A page that says hello, served on an origin of its own.
 fn page() -> Backend {
     Backend::start(

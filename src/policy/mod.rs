@@ -3,11 +3,14 @@
 //! listener and route) and run in one fixed order from `request_filter`, each step a function
 //! of its own: [`screen`] (the listener's address rules, then the route's), then [`identify`]
 //! (the route's `auth`, or without one the listener's), with the CORS [`preflight`] between
-//! them; [`cors`] decides the CORS headers of a request's answers.
+//! them, and after them the body limit ([`check_declared`] on the headers,
+//! [`check_received`] as the body arrives); [`cors`] decides the CORS headers of a
+//! request's answers.
 //! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
 //! removes from every request first so that a client cannot claim to be one.
 
 mod auth;
+mod body_limit;
 mod consumers;
 mod cors;
 mod ip;
@@ -15,6 +18,7 @@ mod jwks;
 mod jwt;
 mod password;
 
+pub(crate) use body_limit::{body_limit, check_declared, check_received, Oversize, BODY_TOO_LARGE};
 pub(crate) use consumers::{digest, fingerprint, Registry};
 pub(crate) use cors::{Answer as CorsAnswer, Preflight};
 
@@ -74,6 +78,8 @@ pub(crate) struct Guard {
     ip: Option<IpRules>,
     auth: Option<AuthPolicy>,
     cors: Option<cors::Cors>,
+    /// `max_body_size`, in bytes.
+    max_body_size: Option<u64>,
 }
 
 impl Guard {
@@ -83,6 +89,7 @@ impl Guard {
             ip: policies.ip.clone(),
             auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
             cors: policies.cors.as_ref().map(cors::Cors::new),
+            max_body_size: policies.max_body_size,
         }
     }
 
@@ -342,6 +349,16 @@ static UNLOGGED: AtomicU64 = AtomicU64::new(0);
 /// Logs a refusal, at most one line a second (a credential-stuffing client must not flood
 /// the log), saying how many were not logged; never the credential.
 pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial: Denial) {
+    log_refused(request_id, client, route, &denial.label());
+}
+
+/// Logs a refusal for `why` as [`log_refusal`] does, sharing its one line a second.
+pub(crate) fn log_refused(
+    request_id: &str,
+    client: IpAddr,
+    route: &str,
+    why: &dyn std::fmt::Display,
+) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -361,8 +378,5 @@ pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial:
     } else {
         String::new()
     };
-    log::warn!(
-        "{request_id} refused: {} from {client} on route `{route}`{also}",
-        denial.label()
-    );
+    log::warn!("{request_id} refused: {why} from {client} on route `{route}`{also}");
 }

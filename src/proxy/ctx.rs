@@ -6,7 +6,7 @@ use crate::listener::ListenerPolicy;
 use crate::policy::{CorsAnswer, Identity};
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
-use crate::upstream::{InflightGuard, Pool, Target, Tried};
+use crate::upstream::{Deadline, InflightGuard, Pool, Target, Tried};
 use http::{HeaderName, HeaderValue};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -41,6 +41,10 @@ pub(crate) struct RequestCtx {
     /// The CORS headers of its answers, when a `cors` policy applies; set in
     /// `request_filter` after routing.
     pub cors: Option<CorsAnswer>,
+    /// The largest body accepted (`max_body_size`); set in `request_filter`.
+    pub body_limit: Option<u64>,
+    /// When the route's `total` runs out; set in `request_filter` once routed.
+    pub deadline: Option<Deadline>,
 }
 
 /// A target chosen for this request.
@@ -81,6 +85,8 @@ impl RequestCtx {
             upstream_started: None,
             _in_flight: InFlight::enter(),
             cors: None,
+            body_limit: None,
+            deadline: None,
         }
     }
 

@@ -324,10 +324,12 @@ impl ProxyHttp for Proxy {
         if status != 413 {
             log_failure(session, e, ctx, status);
         }
-        if status > 0 {
-            // The connection is not reused after a failed proxy attempt: say so, so that
-            // clients do not send their next request into a closing connection.
-            session.set_keepalive(None);
+        // The connection is not reused after a failed proxy attempt: say so, so that clients
+        // do not send their next request into a closing connection.
+        session.set_keepalive(None);
+        // Once a response has started, the connection closing unfinished is the only way
+        // left to say it failed: an error body would end up inside the response's own.
+        if status > 0 && session.response_written().is_none() {
             let name = ctx.runtime.headers.request_id_header().clone();
             let message = respond::describe(e, status);
             let id = &ctx.request_id;

@@ -81,7 +81,10 @@ fn a_declared_body_over_the_limit_never_reaches_the_instance() {
     // Only the head: weir answers without waiting for a body.
     let answer = exchange(&weir, &head("/small", "Content-Length: 1025\r\n"), wait);
     assert_refused(&answer);
-    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
     // The body sent along with the head changes nothing.
     let mut request = head("/small", "Content-Length: 2000\r\n");
     request.extend(std::iter::repeat_n(b'a', 2000));
@@ -94,7 +97,11 @@ fn a_declared_body_over_the_limit_never_reaches_the_instance() {
     );
     assert_refused(&answer);
     assert!(!answer.contains(" 100 "), "{answer}");
-    assert!(backend.connections().is_empty(), "{:?}", backend.connections());
+    assert!(
+        backend.connections().is_empty(),
+        "{:?}",
+        backend.connections()
+    );
     // At the limit, the same request passes (and the instance's 100 comes through).
     let mut request = head(
         "/small",
@@ -104,7 +111,11 @@ fn a_declared_body_over_the_limit_never_reaches_the_instance() {
     let answer = exchange(&weir, &request, Duration::from_secs(2));
     assert!(answer.contains(" 200 OK"), "{answer}");
     let client = client();
-    let r = client.post(weir.url("/small")).body(vec![b'a'; 1000]).send().unwrap();
+    let r = client
+        .post(weir.url("/small"))
+        .body(vec![b'a'; 1000])
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     let complete: usize = backend.connections().iter().map(|c| c.complete).sum();
     assert_eq!(complete, 2);
@@ -116,7 +127,11 @@ fn the_smaller_of_the_listener_and_route_limits_applies() {
     let weir = Weir::start(&config(&backend));
     let client = client();
     let post = |path: &str, size: usize| {
-        let r = client.post(weir.url(path)).body(vec![b'a'; size]).send().unwrap();
+        let r = client
+            .post(weir.url(path))
+            .body(vec![b'a'; size])
+            .send()
+            .unwrap();
         r.status().as_u16()
     };
     assert_eq!(post("/small", 1500), 413, "the route's 1k");
@@ -159,7 +174,10 @@ fn a_chunked_body_crossing_the_limit_never_reaches_the_instance_whole() {
     // One refusal, not retried on another connection.
     assert!(closed.len() <= 1, "{closed:?}");
     assert!(weir
-        .wait_log(&["refused: request body of", "over the limit of 1024"], Duration::from_secs(5))
+        .wait_log(
+            &["refused: request body of", "over the limit of 1024"],
+            Duration::from_secs(5)
+        )
         .is_some());
     // Under the limit, chunked passes whole.
     let mut request = head(
@@ -190,5 +208,9 @@ fn hostile_content_lengths_are_refused_before_the_instance() {
         let answer = exchange(&weir, &head("/small", headers), wait);
         assert_eq!(status(&answer), Some(expected), "{headers}: {answer}");
     }
-    assert!(backend.connections().is_empty(), "{:?}", backend.connections());
+    assert!(
+        backend.connections().is_empty(),
+        "{:?}",
+        backend.connections()
+    );
 }

@@ -72,7 +72,10 @@ fn a_routes_read_timeout_replaces_the_upstreams() {
     assert!(took >= Duration::from_millis(700), "{took:?}");
     let (status, error, hasty) = get(&weir, "/hasty");
     assert_eq!((status, error.as_str()), (504, "the upstream timed out"));
-    assert!(hasty < took, "the route's 200ms: {hasty:?}, the upstream's 800ms: {took:?}");
+    assert!(
+        hasty < took,
+        "the route's 200ms: {hasty:?}, the upstream's 800ms: {took:?}"
+    );
 }
 
 #[test]
@@ -91,7 +94,10 @@ fn total_bounds_every_attempt_and_retry() {
     assert!(status >= 502, "{status}");
     assert!(unbounded >= Duration::from_millis(1500), "{unbounded:?}");
     let (status, error, bounded) = get(&weir, "/bounded");
-    assert_eq!((status, error.as_str()), (504, "the route's total timeout expired"));
+    assert_eq!(
+        (status, error.as_str()),
+        (504, "the route's total timeout expired")
+    );
     assert!(
         bounded >= Duration::from_millis(1100) && bounded < Duration::from_millis(1500),
         "{bounded:?}"

@@ -82,9 +82,12 @@ pub(super) fn routes(
 
 /// `timeouts:` of a route at `path`: each one given must be a duration longer than zero.
 fn route_timeouts(raw: &RawRouteTimeouts, path: &str, report: &mut Report) -> RouteTimeouts {
+    // What a value that does not parse stands for: never used, as the file is refused, but
+    // not zero, which would be reported a second time.
+    const UNREAD: Duration = Duration::MAX;
     let mut timeout = |raw: &Option<RawDuration>, key: &str| {
         raw.as_deref()
-            .map(|d| duration(Some(d), &join_key(path, key), Duration::ZERO, report))
+            .map(|d| duration(Some(d), &join_key(path, key), UNREAD, report))
     };
     RouteTimeouts {
         connect: timeout(&raw.connect, "connect"),

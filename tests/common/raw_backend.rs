@@ -75,10 +75,7 @@ fn serve(mut stream: TcpStream, record: &Mutex<Received>, behaviour: Behaviour) 
         };
         record.lock().unwrap().bytes.extend_from_slice(&buf[..n]);
         pending.extend_from_slice(&buf[..n]);
-        loop {
-            let Some(head) = parse_head(&pending) else {
-                break;
-            };
+        while let Some(head) = parse_head(&pending) {
             if let Behaviour::HangUp(wait) = behaviour {
                 std::thread::sleep(wait);
                 record.lock().unwrap().closed = true;

@@ -214,3 +214,44 @@ fn hostile_content_lengths_are_refused_before_the_instance() {
         backend.connections()
     );
 }
+
+#[test]
+fn over_http2_data_frames_are_counted_the_same() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("site", &["site.test"], &[]);
+    let backend = RawBackend::start(Behaviour::Answer);
+    let weir = Weir::start(&format!(
+        "listeners:\n  - name: secure\n    address: \"127.0.0.1:{{port}}\"\n    protocol: https\n    \
+         tls: {{ certificates: [{{ cert: \"{}\", key: \"{}\" }}] }}\n    \
+         policies: {{ max_body_size: 1k }}\n\
+         routes:\n  - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\" }}]\n",
+        cert.display(),
+        key.display(),
+        backend.address()
+    ));
+    let url = format!("https://site.test:{}/", weir.port);
+    let client = ca.client(&["site.test"]);
+    // Declared: refused before the instance.
+    let r = client.post(&url).body(vec![b'a'; 1025]).send().unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 413);
+    assert!(backend.connections().is_empty());
+    // Streamed without a length: DATA frames counted; the instance never gets all of it.
+    let streamed = |size: usize| {
+        let body = reqwest::blocking::Body::new(std::io::Cursor::new(vec![b'a'; size]));
+        client.post(&url).body(body).send()
+    };
+    match streamed(4096) {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(e) => eprintln!("refused by a reset: {e}"),
+    }
+    let all = poll_until(Duration::from_secs(5), || {
+        let all = backend.connections();
+        all.iter().all(|c| c.closed).then_some(all)
+    })
+    .expect("the connection to the instance is closed");
+    assert!(all.iter().all(|c| c.complete == 0), "{all:?}");
+    // Under the limit, streamed passes.
+    assert_eq!(streamed(1000).unwrap().status(), 200);
+}

@@ -23,7 +23,8 @@ fn config(backend: &RawBackend) -> String {
          - {{ name: small, paths: [/small], upstream: app, policies: {{ max_body_size: 1k }} }}\n  \
          - {{ name: large, paths: [/large], upstream: app, policies: {{ max_body_size: 4k }} }}\n  \
          - {{ name: open, upstream: app }}\n\
-         upstreams:\n  app:\n    retries: 2\n    targets: [{{ address: \"{}\" }}]\n",
+         upstreams:\n  app:\n    retries: 2\n    targets: [{{ address: \"{}\" }}]\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n",
         backend.address()
     )
 }
@@ -141,6 +142,15 @@ fn the_smaller_of_the_listener_and_route_limits_applies() {
     assert_eq!(post("/other", 2049), 413);
     let complete: usize = backend.connections().iter().map(|c| c.complete).sum();
     assert_eq!(complete, 2);
+    // Counted with the route's other answers, as 4xx.
+    let metrics = scrape(weir.port2);
+    let refused = |route| {
+        let labels = [("route", route), ("code_class", "4xx")];
+        sample(&metrics, "weir_requests_total", &labels)
+    };
+    assert_eq!(refused("small"), Some(1.0), "{metrics}");
+    assert_eq!(refused("large"), Some(1.0), "{metrics}");
+    assert_eq!(refused("open"), Some(1.0), "{metrics}");
 }
 
 #[test]

@@ -182,6 +182,7 @@ mod tests {
             headers: HeaderRules::default(),
             access_log: true,
             policies: Default::default(),
+            timeouts: Default::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! it) and the control plane swaps it in whole; each request keeps the snapshot it started
 //! with.
 
-use crate::config::{Config, HeaderRules, Protocol, StreamSettings};
+use crate::config::{Config, HeaderRules, Protocol, RouteTimeouts, StreamSettings};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
 use crate::metrics::{
@@ -57,6 +57,8 @@ pub(crate) struct CompiledRoute {
     pub access_log: bool,
     /// Its address rules and authentication.
     pub guard: Guard,
+    /// Its own timeouts, over its upstream's.
+    pub timeouts: RouteTimeouts,
 }
 
 /// A `tcp` or `tls` listener, resolved to its pool.
@@ -167,6 +169,7 @@ impl Runtime {
                     headers: r.headers.clone(),
                     access_log: r.access_log,
                     guard: Guard::new(&r.policies, &gate),
+                    timeouts: r.timeouts,
                 })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;

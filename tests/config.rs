@@ -156,6 +156,31 @@ fn no_error_names_a_rust_type() {
 }
 
 #[test]
+fn cors_with_every_origin_and_credentials_is_one_error_at_its_line() {
+    // Browsers refuse `Access-Control-Allow-Origin: *` on a credentialed answer, so the pair
+    // is refused where it is written rather than answered with the origin echoed.
+    let (_dir, path) = write_config(
+        "listeners:\n  - { name: web, address: \"127.0.0.1:8080\" }\n\
+         routes:\n  - name: all\n    upstream: app\n    policies:\n      \
+         cors: { origins: [\"*\"], credentials: true }\n\
+         upstreams:\n  app:\n    targets: [{ address: 127.0.0.1:9001 }]\n",
+    );
+    let out = weir_test(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].ends_with(
+            "7:24: routes[0].policies.cors.origins: `*` cannot be used with `credentials: true`: \
+             browsers refuse credentialed answers for every origin; list the origins that may \
+             send credentials"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_compression_level_must_suit_every_listed_algorithm() {
     let check = |compress: &str| {
         let (_dir, path) = write_config(&format!(

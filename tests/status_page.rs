@@ -8,89 +8,11 @@
 mod common;
 
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::{json, Value};
-use std::process::{Command, Stdio};
+use fantoccini::Locator;
+use serde_json::Value;
 use std::time::Duration;
 
 const TOKEN: &str = "page-t0ken";
-
-/// A headless Chromium session, driven from blocking test code.
-struct Browser {
-    io: tokio::runtime::Runtime,
-    client: Client,
-    _driver: Proc,
-}
-
-impl Browser {
-    fn start() -> Self {
-        let (driver, port) = spawn_listening(|port| {
-            let mut driver = Command::new("chromedriver");
-            driver
-                .arg(format!("--port={port}"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            driver
-        });
-        let io = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let capabilities = json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1400,900"],
-            }
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        let client = io
-            .block_on(
-                ClientBuilder::native()
-                    .capabilities(capabilities)
-                    .connect(&format!("http://127.0.0.1:{port}")),
-            )
-            .unwrap();
-        Self {
-            io,
-            client,
-            _driver: driver,
-        }
-    }
-
-    /// Runs `script` in the page; its return value.
-    fn run(&self, script: &str) -> Value {
-        self.io
-            .block_on(self.client.execute(script, Vec::new()))
-            .unwrap()
-    }
-
-    /// The text of the first element matching `selector`, if there is one.
-    fn text(&self, selector: &str) -> Option<String> {
-        let script = format!(
-            "const e = document.querySelector({}); return e ? e.textContent : null;",
-            json!(selector)
-        );
-        self.run(&script).as_str().map(str::to_string)
-    }
-
-    /// Waits until `selector`'s text satisfies `want`.
-    fn wait_text(&self, selector: &str, want: impl Fn(&str) -> bool) {
-        poll_until(Duration::from_secs(15), || {
-            self.text(selector).filter(|t| want(t)).map(|_| ())
-        })
-        .unwrap_or_else(|| panic!("{selector} shows {:?}", self.text(selector)));
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let client = self.client.clone();
-        let _ = self.io.block_on(client.close());
-    }
-}
 
 /// The health cell of instance `id`.
 fn health(id: &str) -> String {
@@ -99,7 +21,7 @@ fn health(id: &str) -> String {
 
 #[test]
 fn the_status_page_shows_instances_follows_a_kill_and_drains_with_the_token() {
-    if !require_tools("status page", &["chromedriver", "/usr/bin/chromium"]) {
+    if !require_tools("status page", &BROWSER_TOOLS) {
         return;
     }
     let (a, b, mut c) = (
@@ -120,10 +42,7 @@ fn the_status_page_shows_instances_follows_a_kill_and_drains_with_the_token() {
     let load = Load::start(weir.url("/"), 2);
 
     let browser = Browser::start();
-    browser
-        .io
-        .block_on(browser.client.goto(&format!("{origin}/")))
-        .unwrap();
+    browser.goto(&format!("{origin}/"));
     for id in ["a", "b", "c"] {
         browser.wait_text(&health(id), |t| t == "healthy");
     }

@@ -71,6 +71,15 @@ pub(crate) const DEFAULT_CONSUMER_CLAIM: &str = "sub";
 pub(crate) const DEFAULT_KEY_NAME: &str = "apikey";
 /// The consumer of requests an `anonymous: true` policy lets through without credentials.
 pub(crate) const ANONYMOUS_CONSUMER: &str = "anonymous";
+/// Methods a CORS preflight may ask for when `cors.methods` is not set (OPTIONS is implied).
+pub(crate) const DEFAULT_CORS_METHODS: [http::Method; 6] = [
+    http::Method::GET,
+    http::Method::HEAD,
+    http::Method::POST,
+    http::Method::PUT,
+    http::Method::PATCH,
+    http::Method::DELETE,
+];
 /// Codings offered when `compress.algorithms` is not set, weir's preference first.
 pub(crate) const DEFAULT_COMPRESS_ALGORITHMS: [&str; 3] = ["zstd", "br", "gzip"];
 /// Smallest `Content-Length` compressed when `compress.min_size` is not set: a smaller body

@@ -306,6 +306,21 @@ pub(crate) struct Route {
     pub access_log: bool,
     /// Who may call, besides its listener's rules.
     pub policies: Policies,
+    /// Its own timeouts, over its upstream's.
+    pub timeouts: RouteTimeouts,
+}
+
+/// `timeouts:` of a route: each one set replaces the upstream's for this route's requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RouteTimeouts {
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// Each read from the upstream.
+    pub read: Option<Duration>,
+    /// Each write to the upstream.
+    pub write: Option<Duration>,
+    /// The whole request from routing on, every attempt and retry included.
+    pub total: Option<Duration>,
 }
 
 /// Header changes for one direction, applied in the order remove → set → add.

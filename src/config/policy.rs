@@ -174,8 +174,41 @@ pub(crate) struct Policies {
     /// The largest request body accepted, in bytes (the smaller of a listener's and a
     /// route's applies).
     pub max_body_size: Option<u64>,
+    /// Cross-origin requests from browsers (a route's replaces its listener's).
+    pub cors: Option<Cors>,
     /// Response compression (a route's replaces its listener's).
     pub compress: Option<super::Compress>,
+}
+
+/// `policies.cors`: which browser pages on other origins may call, and what they may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cors {
+    /// Origins allowed; `None` for `*` (every origin).
+    pub origins: Option<Vec<CorsOrigin>>,
+    /// Methods a preflight may ask for.
+    pub methods: Vec<http::Method>,
+    /// Request headers allowed; `None`: whatever a preflight asks for.
+    pub headers: Option<Vec<HeaderName>>,
+    /// Response headers a page may read besides the CORS-safelisted ones.
+    pub expose_headers: Vec<HeaderName>,
+    /// Whether pages may send credentials (cookies, `Authorization`) and read the answer.
+    pub credentials: bool,
+    /// How long a browser may keep a preflight's answer; the browser's default when `None`.
+    pub max_age: Option<Duration>,
+}
+
+/// One entry of `cors.origins` other than `*`, in lower case (origins compare without case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CorsOrigin {
+    /// `scheme://host[:port]`, as browsers send it.
+    Exact(String),
+    /// `scheme://*.domain[:port]`: one or more labels before `domain`.
+    Subdomains {
+        /// `scheme://`.
+        scheme: String,
+        /// `.domain[:port]`.
+        suffix: String,
+    },
 }
 
 /// `policies.ip`: deny wins; a non-empty allow list refuses everything else.

@@ -220,11 +220,13 @@ pub(crate) enum Denial {
     Forbidden,
     /// A client address the rules refuse.
     Ip,
+    /// A CORS preflight from an origin, or for a method, the route does not allow.
+    Cors,
 }
 
 impl Denial {
     /// Every reason, in label order.
-    pub(crate) const ALL: [Denial; 7] = [
+    pub(crate) const ALL: [Denial; 8] = [
         Self::Missing,
         Self::BadKey,
         Self::BadPassword,
@@ -232,6 +234,7 @@ impl Denial {
         Self::UnknownConsumer,
         Self::Forbidden,
         Self::Ip,
+        Self::Cors,
     ];
 
     /// The label value.
@@ -244,6 +247,7 @@ impl Denial {
             Self::UnknownConsumer => "unknown_consumer",
             Self::Forbidden => "forbidden",
             Self::Ip => "ip",
+            Self::Cors => "cors",
         }
     }
 }
@@ -253,7 +257,7 @@ impl Denial {
 #[derive(Debug)]
 pub(crate) struct Denials {
     route: String,
-    counters: [OnceLock<IntCounter>; 7],
+    counters: [OnceLock<IntCounter>; 8],
     retirement: Retirement,
 }
 

@@ -2,20 +2,27 @@
 //! runtime (a [`Gate`] of consumers, token issuers and password checks, and a [`Guard`] per
 //! listener and route) and run in one fixed order from `request_filter`, each step a function
 //! of its own: [`screen`] (the listener's address rules, then the route's), then [`identify`]
-//! (the route's `auth`, or without one the listener's).
+//! (the route's `auth`, or without one the listener's), with the CORS [`preflight`] between
+//! them, and after them the body limit ([`check_declared`] on the headers,
+//! [`check_received`] as the body arrives); [`cors`] decides the CORS headers of a
+//! request's answers.
 //! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
 //! removes from every request first so that a client cannot claim to be one.
 
 mod auth;
+mod body_limit;
 mod compress;
 mod consumers;
+mod cors;
 mod ip;
 mod jwks;
 mod jwt;
 mod password;
 
+pub(crate) use body_limit::{body_limit, check_declared, check_received, Oversize, BODY_TOO_LARGE};
 pub(crate) use compress::{compress, Compression};
 pub(crate) use consumers::{digest, fingerprint, Registry};
+pub(crate) use cors::{Answer as CorsAnswer, Preflight};
 
 use crate::config::{Config, IpRules, Policies};
 use crate::metrics::Denial;
@@ -72,6 +79,9 @@ impl Gate {
 pub(crate) struct Guard {
     ip: Option<IpRules>,
     auth: Option<AuthPolicy>,
+    cors: Option<cors::Cors>,
+    /// `max_body_size`, in bytes.
+    max_body_size: Option<u64>,
     compress: Option<compress::CompressPolicy>,
 }
 
@@ -81,6 +91,8 @@ impl Guard {
         Self {
             ip: policies.ip.clone(),
             auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
+            cors: policies.cors.as_ref().map(cors::Cors::new),
+            max_body_size: policies.max_body_size,
             compress: policies
                 .compress
                 .as_ref()
@@ -142,6 +154,10 @@ impl<'a> Denied<'a> {
             Denial::UnknownConsumer => (401, "the token names no known consumer"),
             Denial::Forbidden => (403, "this consumer may not use this route"),
             Denial::Ip => (403, "this client address may not use this route"),
+            Denial::Cors => (
+                403,
+                "this origin may not call this route from a browser page",
+            ),
         };
         Self {
             denial,
@@ -163,6 +179,40 @@ pub(crate) fn screen<'a>(
         Ok(())
     } else {
         Err(Denied::new(Denial::Ip, &[]))
+    }
+}
+
+/// The CORS policy of a request: the route's, or else the listener's.
+fn cors_policy<'g>(
+    listener: Option<&'g Guard>,
+    route: Option<&'g Guard>,
+) -> Option<&'g cors::Cors> {
+    route
+        .and_then(|r| r.cors.as_ref())
+        .or(listener.and_then(|l| l.cors.as_ref()))
+}
+
+/// The CORS headers every answer to `req` gets, decided once after routing: `None`
+/// without a `cors` policy.
+pub(crate) fn cors(
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    req: &RequestHeader,
+) -> Option<CorsAnswer> {
+    cors_policy(listener, route).map(|c| c.answer(req))
+}
+
+/// The CORS preflight step, after the address rules and before authentication (browsers
+/// send no credentials on a preflight): `None` unless `req` is a preflight and a `cors`
+/// policy applies; then weir answers it, and it is never forwarded.
+pub(crate) fn preflight<'a>(
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    req: &RequestHeader,
+) -> pingora::Result<Option<Preflight<'a>>> {
+    match cors_policy(listener, route) {
+        Some(cors) => cors.preflight(req),
+        None => Ok(None),
     }
 }
 
@@ -306,6 +356,16 @@ static UNLOGGED: AtomicU64 = AtomicU64::new(0);
 /// Logs a refusal, at most one line a second (a credential-stuffing client must not flood
 /// the log), saying how many were not logged; never the credential.
 pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial: Denial) {
+    log_refused(request_id, client, route, &denial.label());
+}
+
+/// Logs a refusal for `why` as [`log_refusal`] does, sharing its one line a second.
+pub(crate) fn log_refused(
+    request_id: &str,
+    client: IpAddr,
+    route: &str,
+    why: &dyn std::fmt::Display,
+) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -325,10 +385,7 @@ pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial:
     } else {
         String::new()
     };
-    log::warn!(
-        "{request_id} refused: {} from {client} on route `{route}`{also}",
-        denial.label()
-    );
+    log::warn!("{request_id} refused: {why} from {client} on route `{route}`{also}");
 }
 
 /// The compression policy of a response: the route's, or else the listener's.

@@ -3,11 +3,12 @@
 use crate::connections::InFlight;
 use crate::headers::Client;
 use crate::listener::ListenerPolicy;
-use crate::policy::Identity;
+use crate::policy::{CorsAnswer, Identity};
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
-use crate::upstream::{InflightGuard, Pool, Target, Tried};
-use http::HeaderValue;
+use crate::upstream::{Deadline, InflightGuard, Pool, Target, Tried};
+use http::{HeaderName, HeaderValue};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +38,13 @@ pub(crate) struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// Keeps a draining process alive until this request is done.
     _in_flight: InFlight,
+    /// The CORS headers of its answers, when a `cors` policy applies; set in
+    /// `request_filter` after routing.
+    pub cors: Option<CorsAnswer>,
+    /// The largest body accepted (`max_body_size`); set in `request_filter`.
+    pub body_limit: Option<u64>,
+    /// When the route's `total` runs out; set in `request_filter` once routed.
+    pub deadline: Option<Deadline>,
 }
 
 /// A target chosen for this request.
@@ -76,7 +84,21 @@ impl RequestCtx {
             started: Instant::now(),
             upstream_started: None,
             _in_flight: InFlight::enter(),
+            cors: None,
+            body_limit: None,
+            deadline: None,
         }
+    }
+
+    /// `headers` of one of weir's own answers (a refusal, 404, 5xx) with the request's
+    /// CORS headers added, so that a page on an allowed origin can read it.
+    pub(crate) fn own_headers<'a>(
+        &self,
+        headers: &'a [(HeaderName, HeaderValue)],
+    ) -> Cow<'a, [(HeaderName, HeaderValue)]> {
+        self.cors
+            .as_ref()
+            .map_or(Cow::Borrowed(headers), |c| c.added_to(headers))
     }
 
     /// Whether the request goes to the access log: unless its route turned the log off.

@@ -10,8 +10,9 @@ use crate::access_log::{AccessLog, Entry, Served};
 use crate::headers::EditHeaders;
 use crate::policy;
 use crate::runtime::{CompiledRoute, Runtime, SharedRuntime};
-use crate::upstream::{hash_key, InflightGuard};
+use crate::upstream::{deadline, hash_key, Deadline, InflightGuard};
 use async_trait::async_trait;
+use bytes::Bytes;
 use ctx::Chosen;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
@@ -73,21 +74,43 @@ impl ProxyHttp for Proxy {
         }
         ctx.route = rt.table.find(host, req.uri.path());
         let route = ctx.route.and_then(|m| rt.routes.get(m.route));
+        ctx.deadline = route.and_then(|r| r.timeouts.total).map(Deadline::after);
         let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
         let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
         let guard = route.map(|r| &r.guard);
         let name = rt.headers.request_id_header().clone();
+        ctx.cors = policy::cors(listener, guard, req);
         // The policy steps, in the documented order.
         let admitted = match policy::screen(listener, guard, client) {
-            Ok(()) => policy::identify(&rt.gate, listener, guard, req).await,
+            Ok(()) => match policy::preflight(listener, guard, req)? {
+                None => policy::identify(&rt.gate, listener, guard, req).await,
+                Some(policy::Preflight::Answer(answer)) => {
+                    respond::preflight(session, answer, &name, &ctx.request_id).await?;
+                    return Ok(true);
+                }
+                Some(policy::Preflight::Refused(denied)) => {
+                    // Without any CORS header, so that the browser blocks the call.
+                    ctx.cors = None;
+                    Err(denied)
+                }
+            },
             Err(denied) => Err(denied),
         };
         match admitted {
             Ok(identity) => ctx.identity = identity,
             Err(denied) => {
+                let headers = ctx.own_headers(&denied.headers);
+                let denied = policy::Denied { headers, ..denied };
                 refuse(session, rt, route, denied, client, &ctx.request_id).await?;
                 return Ok(true);
             }
+        }
+        ctx.body_limit = policy::body_limit(listener, guard);
+        if let Err(oversize) = policy::check_declared(ctx.body_limit, req) {
+            let headers = ctx.own_headers(&[]);
+            let id = &ctx.request_id;
+            refuse_body(session, rt, route, &oversize, &headers, client, id).await?;
+            return Ok(true);
         }
         if ctx.route.is_some() {
             return Ok(false);
@@ -96,7 +119,7 @@ impl ProxyHttp for Proxy {
             session,
             404,
             respond::message(404),
-            &[],
+            &ctx.own_headers(&[]),
             &name,
             &ctx.request_id,
         )
@@ -124,10 +147,11 @@ impl ProxyHttp for Proxy {
                     format!("upstream `{}` has no available instance", pool.name),
                 )
             })?;
+        let mut peer = Box::new(pick.target.peer.clone());
+        deadline::apply(&mut peer, &route.timeouts, ctx.deadline)?;
         ctx.tried.insert(pick.target.index);
         ctx.attempts += 1;
         ctx.upstream_started = Some(std::time::Instant::now());
-        let peer = Box::new(pick.target.peer.clone());
         ctx.upstream = Some(Chosen {
             _inflight: InflightGuard::new(&pick.target),
             target: pick.target,
@@ -152,7 +176,7 @@ impl ProxyHttp for Proxy {
             ctx.attempts < pool.max_attempts()
         });
         e.set_retry(retry);
-        e
+        deadline::over(e, ctx.deadline)
     }
 
     fn error_while_proxy(
@@ -183,7 +207,26 @@ impl ProxyHttp for Proxy {
         let replayable = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
         e.set_retry(reset && unanswered && replayable && ctx.attempts < pool.max_attempts());
-        e
+        deadline::over(e, ctx.deadline)
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(limit) = ctx.body_limit else {
+            return Ok(());
+        };
+        policy::check_received(limit, session.as_ref().body_bytes_read()).map_err(|oversize| {
+            let route = ctx.route.and_then(|m| ctx.runtime.routes.get(m.route));
+            let id = ctx.request_id.to_str().unwrap_or_default();
+            let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
+            policy::log_refused(id, client, route.map_or("", |r| &r.name), &oversize);
+            oversize.into_error()
+        })
     }
 
     async fn upstream_request_filter(
@@ -236,6 +279,9 @@ impl ProxyHttp for Proxy {
         if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
             upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
+        if let Some(cors) = &ctx.cors {
+            cors.apply(upstream_response)?;
+        }
         if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;
@@ -248,6 +294,20 @@ impl ProxyHttp for Proxy {
             policy::compress(compression, req, upstream_response, modules)?;
         }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        // A response that has started and outlives the route's `total` is cut short.
+        match ctx.deadline {
+            Some(d) if !end_of_stream && d.expired() => Err(Deadline::error(None)),
+            _ => Ok(None),
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
@@ -274,15 +334,22 @@ impl ProxyHttp for Proxy {
     ) -> FailToProxy {
         let panicked = ctx.upstream.as_ref().is_some_and(|c| c.panic);
         let status = respond::status_for(e, panicked);
-        log_failure(session, e, ctx, status);
-        if status > 0 {
-            // The connection is not reused after a failed proxy attempt: say so, so that
-            // clients do not send their next request into a closing connection.
-            session.set_keepalive(None);
+        // A body over its limit was logged as a refusal when it crossed it.
+        if status != 413 {
+            log_failure(session, e, ctx, status);
+        }
+        // The connection is not reused after a failed proxy attempt: say so, so that clients
+        // do not send their next request into a closing connection.
+        session.set_keepalive(None);
+        // Once a response has started, the connection closing unfinished is the only way
+        // left to say it failed: an error body would end up inside the response's own.
+        if status > 0 && session.response_written().is_none() {
             let name = ctx.runtime.headers.request_id_header().clone();
-            let message = respond::message(status);
+            let message = respond::describe(e, status);
             let id = &ctx.request_id;
-            if let Err(write) = respond::json_error(session, status, message, &[], &name, id).await
+            let headers = ctx.own_headers(&[]);
+            if let Err(write) =
+                respond::json_error(session, status, message, &headers, &name, id).await
             {
                 log::debug!("could not send the {status} response: {write}");
             }
@@ -311,6 +378,24 @@ async fn refuse(
     let name = rt.headers.request_id_header();
     let (status, message) = (denied.status, denied.message);
     respond::json_error(session, status, message, &denied.headers, name, request_id).await
+}
+
+/// Answers 413 (with `headers`: the request's CORS ones) to a request that declares a body
+/// over its limit, and logs the refusal.
+async fn refuse_body(
+    session: &mut Session,
+    rt: &Runtime,
+    route: Option<&CompiledRoute>,
+    oversize: &policy::Oversize,
+    headers: &[(http::HeaderName, http::HeaderValue)],
+    client: IpAddr,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    let id = request_id.to_str().unwrap_or_default();
+    policy::log_refused(id, client, route.map_or("", |r| &r.name), oversize);
+    let name = rt.headers.request_id_header();
+    let message = policy::BODY_TOO_LARGE;
+    respond::json_error(session, 413, message, headers, name, request_id).await
 }
 
 /// The access log line of a finished request.

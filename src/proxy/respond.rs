@@ -1,6 +1,7 @@
 //! Responses weir writes itself: 404 for no route and the error statuses, each a small JSON
 //! body with the request id and nothing about the inside of the deployment.
 
+use crate::upstream::deadline;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType, Result};
@@ -15,6 +16,7 @@ pub(super) const RETRY_AFTER_SECS: &str = "1";
 pub(super) fn status_for(e: &Error, panicked: bool) -> u16 {
     match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
+        t if t == &deadline::TOTAL_EXPIRED => 504,
         ErrorType::ConnectRefused
         | ErrorType::ConnectError
         | ErrorType::ConnectNoRoute
@@ -39,11 +41,21 @@ pub(super) fn status_for(e: &Error, panicked: bool) -> u16 {
     }
 }
 
+/// What the body of the `status` answer to the failure `e` says.
+pub(super) fn describe(e: &Error, status: u16) -> &'static str {
+    if e.etype() == &deadline::TOTAL_EXPIRED {
+        deadline::TOTAL_EXPIRED_MESSAGE
+    } else {
+        message(status)
+    }
+}
+
 /// What the body of a `status` answer says when the cause has nothing more precise.
 pub(super) fn message(status: u16) -> &'static str {
     match status {
         400 => "bad request",
         404 => "no route matches this request",
+        413 => crate::policy::BODY_TOO_LARGE,
         502 => "the upstream failed to answer",
         503 => "no upstream instance is available",
         504 => "the upstream timed out",
@@ -64,6 +76,18 @@ pub(super) async fn redirect(
     resp.insert_header(http::header::CONTENT_LENGTH, 0)?;
     resp.insert_header(request_id_header, request_id)?;
     session.write_response_header(Box::new(resp), true).await
+}
+
+/// Writes weir's answer to a CORS preflight, `answer` (a 204 with its CORS headers), with
+/// the request id header.
+pub(super) async fn preflight(
+    session: &mut Session,
+    mut answer: Box<ResponseHeader>,
+    request_id_header: &http::HeaderName,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    answer.insert_header(request_id_header, request_id)?;
+    session.write_response_header(answer, true).await
 }
 
 /// Writes `{"status":…,"error":…,"request_id":…}` with the request id header and the

@@ -10,6 +10,7 @@
 
 mod checks;
 mod connect;
+pub(crate) mod deadline;
 mod discovery;
 mod health;
 mod least_conn;
@@ -18,6 +19,7 @@ mod target;
 
 pub(crate) use checks::Checker;
 pub(crate) use connect::Connect;
+pub(crate) use deadline::Deadline;
 pub(crate) use discovery::{resolve_static, Dns, ResolveError, Resolved};
 pub(crate) use health::now_ms;
 pub(crate) use target::{InflightGuard, Target, TargetState};

@@ -7,6 +7,8 @@
 #![allow(unreachable_pub)] // the harness is shared by test binaries, not exported
 
 mod admin;
+mod backend;
+mod browser;
 mod configs;
 mod http;
 mod instance;
@@ -15,11 +17,14 @@ mod metrics;
 mod origin;
 mod ports;
 mod processes;
+mod raw_backend;
 mod tls;
 mod tools;
 mod weir;
 
 pub use admin::AdminApi;
+pub use backend::Backend;
+pub use browser::{Browser, BROWSER_TOOLS};
 pub use configs::{single_upstream, slow_route, weir_test, write_config};
 pub use http::{client, served_by, serving};
 pub use instance::Instance;
@@ -34,6 +39,7 @@ pub use processes::{
     poll_until, signal, spawn_listening, spawn_listening_on, succeed, weir_bin, Detached, Proc,
     Signal, START_DEADLINE,
 };
+pub use raw_backend::{Behaviour, RawBackend, Received};
 pub use tls::{cert_script, dev_certs, file_serial, s_client, served_serial, TestCa};
 pub use tools::require_tools;
 pub use weir::Weir;

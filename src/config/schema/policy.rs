@@ -108,8 +108,31 @@ pub(in crate::config) struct RawPolicies {
     pub auth: Option<RawAuth>,
     /// The largest request body accepted.
     pub max_body_size: Option<super::RawSize>,
+    /// Cross-origin requests from browsers.
+    pub cors: Option<RawCors>,
     /// Response compression.
     pub compress: Option<RawCompress>,
+}
+
+/// `policies.cors`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawCors {
+    /// Origins allowed: `scheme://host[:port]`, `scheme://*.domain`, or `*`.
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Methods a preflight may ask for.
+    pub methods: Option<Vec<String>>,
+    /// Request headers allowed; the ones a preflight asks for when omitted.
+    pub headers: Option<Vec<String>>,
+    /// Response headers a page may read.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Whether pages may send cookies and read the answer.
+    #[serde(default)]
+    pub credentials: bool,
+    /// How long a browser may keep a preflight's answer.
+    pub max_age: Option<RawDuration>,
 }
 
 /// `policies.ip`.

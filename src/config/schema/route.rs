@@ -28,6 +28,24 @@ pub(in crate::config) struct RawRoute {
     /// Who may call it (added to its listener's).
     #[serde(default)]
     pub policies: super::RawPolicies,
+    /// Timeouts of this route's requests: `connect`, `read` and `write` replace the
+    /// upstream's, `total` bounds the whole request with its retries.
+    #[serde(default)]
+    pub timeouts: RawRouteTimeouts,
+}
+
+/// `timeouts:` of a route.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawRouteTimeouts {
+    /// TCP connect (and TLS handshake) to an instance.
+    pub connect: Option<super::RawDuration>,
+    /// Waiting for each read from the instance.
+    pub read: Option<super::RawDuration>,
+    /// Waiting for each write to the instance.
+    pub write: Option<super::RawDuration>,
+    /// The whole request, from routing to the last byte, every attempt included.
+    pub total: Option<super::RawDuration>,
 }
 
 /// `set` / `add` / `remove` for one direction.

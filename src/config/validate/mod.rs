@@ -3,6 +3,7 @@
 //! modules each validate one part of the file.
 
 mod compress;
+mod cors;
 mod decode;
 mod headers;
 mod listener;

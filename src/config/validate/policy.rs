@@ -389,6 +389,10 @@ pub(super) fn policies(
             .max_body_size
             .as_ref()
             .and_then(|s| size(s, &join_key(&path, "max_body_size"), report)),
+        cors: raw
+            .cors
+            .as_ref()
+            .map(|c| super::cors::cors(c, &join_key(&path, "cors"), report)),
         compress: raw
             .compress
             .as_ref()

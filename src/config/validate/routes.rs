@@ -6,6 +6,7 @@ use super::super::schema::*;
 use super::super::*;
 use super::headers::header_rules;
 use super::policy::{policies, Known};
+use super::values::duration;
 use super::{check_name, check_upstream};
 use std::collections::{HashMap, HashSet};
 
@@ -73,9 +74,27 @@ pub(super) fn routes(
             headers: header_rules(&r.headers, &join_key(&path, "headers"), report),
             access_log: r.access_log.unwrap_or(true),
             policies: policies(&r.policies, &path, known, report),
+            timeouts: route_timeouts(&r.timeouts, &join_key(&path, "timeouts"), report),
         });
     }
     out
+}
+
+/// `timeouts:` of a route at `path`: each one given must be a duration longer than zero.
+fn route_timeouts(raw: &RawRouteTimeouts, path: &str, report: &mut Report) -> RouteTimeouts {
+    // What a value that does not parse stands for: never used, as the file is refused, but
+    // not zero, which would be reported a second time.
+    const UNREAD: Duration = Duration::MAX;
+    let mut timeout = |raw: &Option<RawDuration>, key: &str| {
+        raw.as_deref()
+            .map(|d| duration(Some(d), &join_key(path, key), UNREAD, report))
+    };
+    RouteTimeouts {
+        connect: timeout(&raw.connect, "connect"),
+        read: timeout(&raw.read, "read"),
+        write: timeout(&raw.write, "write"),
+        total: timeout(&raw.total, "total"),
+    }
 }
 
 fn describe_host(h: &HostPattern) -> String {

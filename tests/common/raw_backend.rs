@@ -1,0 +1,170 @@
+//! A backend on a raw socket that records exactly the bytes each connection sent it and
+//! whether a whole request (its final chunk, or all of its `Content-Length`) ever arrived:
+//! what a test needs to show that weir never forwarded a body as if it were complete. It
+//! can also play instances that hang up without answering, or dribble their answer.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the backend does with each whole request it reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    /// Answers `200 ok` (and `100 Continue` first to `Expect: 100-continue`).
+    Answer,
+    /// Waits this long after the request's head, then closes without answering.
+    HangUp(Duration),
+    /// Answers a 100-byte body one byte at a time, this long apart.
+    Dribble(Duration),
+}
+
+/// What one connection sent.
+#[derive(Debug, Clone, Default)]
+pub struct Received {
+    /// Every byte, as read.
+    pub bytes: Vec<u8>,
+    /// Whole requests read.
+    pub complete: usize,
+    /// The peer closed it (or it failed).
+    pub closed: bool,
+}
+
+/// A running raw backend; it stops with the test process.
+pub struct RawBackend {
+    pub port: u16,
+    connections: Arc<Mutex<Vec<Arc<Mutex<Received>>>>>,
+}
+
+impl RawBackend {
+    pub fn start(behaviour: Behaviour) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections: Arc<Mutex<Vec<Arc<Mutex<Received>>>>> = Arc::default();
+        let all = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let record = Arc::new(Mutex::new(Received::default()));
+                all.lock().unwrap().push(record.clone());
+                std::thread::spawn(move || serve(stream, &record, behaviour));
+            }
+        });
+        Self { port, connections }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// What every connection so far sent.
+    pub fn connections(&self) -> Vec<Received> {
+        let all = self.connections.lock().unwrap();
+        all.iter().map(|c| c.lock().unwrap().clone()).collect()
+    }
+}
+
+fn serve(mut stream: TcpStream, record: &Mutex<Received>, behaviour: Behaviour) {
+    let mut pending = Vec::new();
+    let mut continued = false;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        record.lock().unwrap().bytes.extend_from_slice(&buf[..n]);
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(head) = parse_head(&pending) {
+            if let Behaviour::HangUp(wait) = behaviour {
+                std::thread::sleep(wait);
+                record.lock().unwrap().closed = true;
+                return;
+            }
+            if head.expect_continue && !continued {
+                continued = true;
+                let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+            let Some(end) = head.body_end(&pending) else {
+                break;
+            };
+            pending.drain(..end);
+            continued = false;
+            record.lock().unwrap().complete += 1;
+            let answered = match behaviour {
+                Behaviour::Answer => stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .is_ok(),
+                Behaviour::Dribble(gap) => dribble(&mut stream, gap),
+                Behaviour::HangUp(_) => false,
+            };
+            if !answered {
+                break;
+            }
+        }
+    }
+    record.lock().unwrap().closed = true;
+}
+
+/// Sends a 100-byte answer a byte at a time; whether all of it went.
+fn dribble(stream: &mut TcpStream, gap: Duration) -> bool {
+    if stream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    (0..100).all(|_| {
+        std::thread::sleep(gap);
+        stream.write_all(b"x").is_ok()
+    })
+}
+
+/// A request head read whole.
+struct Head {
+    len: usize,
+    content_length: Option<usize>,
+    chunked: bool,
+    expect_continue: bool,
+}
+
+fn parse_head(bytes: &[u8]) -> Option<Head> {
+    let len = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let text = String::from_utf8_lossy(&bytes[..len]).to_ascii_lowercase();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+            .map(str::to_string)
+    };
+    Some(Head {
+        len,
+        content_length: value("content-length").and_then(|v| v.parse().ok()),
+        chunked: value("transfer-encoding").is_some_and(|v| v.contains("chunked")),
+        expect_continue: value("expect").is_some_and(|v| v == "100-continue"),
+    })
+}
+
+impl Head {
+    /// Where the request ends in `bytes`, once all of its body is there.
+    fn body_end(&self, bytes: &[u8]) -> Option<usize> {
+        if !self.chunked {
+            let end = self.len + self.content_length.unwrap_or(0);
+            return (bytes.len() >= end).then_some(end);
+        }
+        let mut at = self.len;
+        loop {
+            let line_end = at + bytes[at..].windows(2).position(|w| w == b"\r\n")?;
+            let size_text = String::from_utf8_lossy(&bytes[at..line_end]);
+            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+            at = line_end + 2;
+            if size == 0 {
+                // No trailers: the blank line that ends the body.
+                return (bytes.len() >= at + 2 && &bytes[at..at + 2] == b"\r\n").then_some(at + 2);
+            }
+            at += size + 2;
+            if bytes.len() < at {
+                return None;
+            }
+        }
+    }
+}

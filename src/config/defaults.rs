@@ -71,3 +71,10 @@ pub(crate) const DEFAULT_CONSUMER_CLAIM: &str = "sub";
 pub(crate) const DEFAULT_KEY_NAME: &str = "apikey";
 /// The consumer of requests an `anonymous: true` policy lets through without credentials.
 pub(crate) const ANONYMOUS_CONSUMER: &str = "anonymous";
+/// Keys the local rate-limit store holds when `rate_limits.local.max_keys` is not set.
+pub(crate) const DEFAULT_RATE_LIMIT_MAX_KEYS: usize = 100_000;
+/// The longest one Redis rate-limit decision may take when `rate_limits.redis.timeout` is
+/// not set.
+pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// Multiplexed Redis connections when `rate_limits.redis.pool_size` is not set.
+pub(crate) const DEFAULT_REDIS_POOL_SIZE: usize = 4;

@@ -3,7 +3,7 @@
 use crate::connections::InFlight;
 use crate::headers::Client;
 use crate::listener::ListenerPolicy;
-use crate::policy::Identity;
+use crate::policy::{Identity, Quota};
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{InflightGuard, Pool, Target, Tried};
@@ -37,6 +37,8 @@ pub(crate) struct RequestCtx {
     pub upstream_started: Option<Instant>,
     /// Keeps a draining process alive until this request is done.
     _in_flight: InFlight,
+    /// What the rate limits that admitted it report in the response's headers.
+    pub rate_limit: Option<Quota>,
 }
 
 /// A target chosen for this request.
@@ -76,6 +78,7 @@ impl RequestCtx {
             started: Instant::now(),
             upstream_started: None,
             _in_flight: InFlight::enter(),
+            rate_limit: None,
         }
     }
 

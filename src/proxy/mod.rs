@@ -88,6 +88,14 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         }
+        let identity = ctx.identity.as_ref();
+        match policy::limit(&rt.gate, listener, guard, req, client, identity).await {
+            Ok(quota) => ctx.rate_limit = quota,
+            Err(refusal) => {
+                limited(session, rt, route, refusal, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        }
         if ctx.route.is_some() {
             return Ok(false);
         }
@@ -229,6 +237,9 @@ impl ProxyHttp for Proxy {
         if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
             upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
+        if let Some(quota) = &ctx.rate_limit {
+            quota.apply(upstream_response)?;
+        }
         if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;
@@ -297,6 +308,28 @@ async fn refuse(
     let name = rt.headers.request_id_header();
     let (status, message) = (denied.status, denied.message);
     respond::json_error(session, status, message, &denied.headers, name, request_id).await
+}
+
+/// Answers a request a rate limit refused (429), or one whose limit could not be decided
+/// with `on_store_error: deny` (503), and counts it.
+async fn limited(
+    session: &mut Session,
+    rt: &Runtime,
+    route: Option<&CompiledRoute>,
+    refusal: policy::Refusal,
+    request_id: &http::HeaderValue,
+) -> Result<()> {
+    let name = rt.headers.request_id_header();
+    let (status, message, headers) = match refusal {
+        policy::Refusal::Limited { by, headers } => {
+            route
+                .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
+                .count_limited(by);
+            (429, "rate limit exceeded", headers)
+        }
+        policy::Refusal::StoreDown => (503, "the rate-limit store is unavailable", Vec::new()),
+    };
+    respond::json_error(session, status, message, &headers, name, request_id).await
 }
 
 /// The access log line of a finished request.

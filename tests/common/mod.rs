@@ -14,6 +14,7 @@ mod load;
 mod metrics;
 mod ports;
 mod processes;
+mod redis;
 mod tls;
 mod tools;
 mod weir;
@@ -32,6 +33,7 @@ pub use processes::{
     poll_until, signal, spawn_listening, spawn_listening_on, succeed, weir_bin, Detached, Proc,
     Signal, START_DEADLINE,
 };
+pub use redis::Redis;
 pub use tls::{cert_script, dev_certs, file_serial, s_client, served_serial, TestCa};
 pub use tools::require_tools;
 pub use weir::Weir;

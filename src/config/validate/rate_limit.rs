@@ -65,7 +65,7 @@ fn rule(raw: &RawRateLimit, path: &str, redis: bool, report: &mut Report) -> Opt
     };
     let burst_path = join_key(path, "burst");
     let burst = raw.burst.unwrap_or(raw.limit);
-    if burst == 0 {
+    if raw.burst == Some(0) {
         report.value(&burst_path, "must be at least 1");
         valid = false;
     } else if burst > raw.limit && raw.limit > 0 {

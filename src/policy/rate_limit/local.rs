@@ -78,3 +78,35 @@ impl LocalStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented bound of one key (docs/policies.md, "Rate limits").
+    const ENTRY_BYTES: usize = 160;
+
+    #[test]
+    fn a_full_store_holds_max_keys_within_the_documented_bytes_each() {
+        let max_keys = 100_000;
+        let store = LocalStore::new(max_keys);
+        let limits = Limits {
+            limit: 10,
+            per_ms: 60_000,
+            burst: 10,
+        };
+        for n in 0..2 * max_keys as u64 {
+            store.decide(store.key(1, &n.to_be_bytes()), limits);
+        }
+        let used = store.windows.memory_used();
+        eprintln!(
+            "{} keys: {} bytes of entries, {} of map, {} a key",
+            store.windows.len(),
+            used.entries,
+            used.map,
+            used.total() / max_keys
+        );
+        assert!(store.windows.len() <= max_keys);
+        assert!(used.total() <= max_keys * ENTRY_BYTES, "{used:?}");
+    }
+}

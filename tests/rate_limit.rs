@@ -273,6 +273,39 @@ fn kong_headers_name_the_period_and_none_hides_them() {
     );
 }
 
+#[test]
+fn a_reload_keeps_the_counts_of_an_unchanged_rule_and_a_changed_rule_starts_afresh() {
+    let inst = Instance::start("i1");
+    let limited = |limit: u32, extra_route: &str| {
+        route(
+            "kept",
+            &format!("{{ rate_limit: [{{ limit: {limit}, per: 1m, by: ip }}] }}"),
+        ) + extra_route
+    };
+    let weir = start(&inst, &limited(3, ""), "");
+    let c = client();
+    let status = || c.get(weir.url("/kept")).send().unwrap().status().as_u16();
+    assert_eq!([status(), status(), status()], [200; 3]);
+    let reloads = |n: f64| {
+        let metrics = || scrape(weir.port2);
+        let labels = [("result", "success")];
+        let done = poll_until(Duration::from_secs(10), || {
+            (sample(&metrics(), "weir_config_reloads_total", &labels) >= Some(n)).then_some(())
+        });
+        assert!(done.is_some(), "reload {n} never came:\n{}", weir.log());
+    };
+    let other = "  - { name: other, paths: [/other], upstream: app }\n";
+    let config = std::fs::read_to_string(weir.config()).unwrap();
+    weir.rewrite(&config.replace(&limited(3, ""), &limited(3, other)));
+    weir.signal(Signal::SIGHUP);
+    reloads(1.0);
+    assert_eq!(status(), 429, "the kept rule kept its counts");
+    weir.rewrite(&config.replace(&limited(3, ""), &limited(4, other)));
+    weir.signal(Signal::SIGHUP);
+    reloads(2.0);
+    assert_eq!(status(), 200, "a changed rule counts afresh");
+}
+
 /// One keep-alive connection sending `GET path` with each of `forwarded` as
 /// `X-Forwarded-For`, reading each answer; returns the statuses seen.
 fn send_forwarded(port: u16, path: &str, forwarded: impl Iterator<Item = String>) -> Vec<u16> {

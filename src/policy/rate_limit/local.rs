@@ -35,8 +35,13 @@ impl LocalStore {
     /// A store of at most `max_keys` keys.
     pub(crate) fn new(max_keys: usize) -> Self {
         LazyLock::force(&EPOCH);
+        let windows = Cache::new(max_keys);
+        // Room for every key at once: growing by doubling would leave the smaller tables
+        // behind in the allocator, doubling what a full store costs the process. Only what
+        // keys fill is resident.
+        windows.reserve(max_keys);
         Self {
-            windows: Cache::new(max_keys),
+            windows,
             hasher: std::hash::RandomState::new(),
             max_keys,
         }

@@ -310,15 +310,15 @@ fn a_reload_keeps_the_counts_of_an_unchanged_rule_and_a_changed_rule_starts_afre
 /// `X-Forwarded-For`, reading each answer; returns the statuses seen.
 fn send_forwarded(port: u16, path: &str, forwarded: impl Iterator<Item = String>) -> Vec<u16> {
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     let mut statuses = Vec::new();
     for address in forwarded {
-        write!(
-            writer,
-            "GET {path} HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: {address}\r\n\r\n"
-        )
-        .unwrap();
+        // One write a request: pieces would wait for delayed ACKs.
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\nX-Forwarded-For: {address}\r\n\r\n");
+        writer.write_all(request.as_bytes()).unwrap();
         let mut line = String::new();
         reader.read_line(&mut line).unwrap();
         statuses.push(line.split(' ').nth(1).unwrap().parse().unwrap());
@@ -361,8 +361,8 @@ const ENTRY_BYTES: u64 = 160;
 /// `rate_limits.local.max_keys` when not set.
 const DEFAULT_MAX_KEYS: u64 = 100_000;
 
-/// In a debug build on a busy 2-core machine the 200,000 requests took 276 s, and RSS grew
-/// by 12 MiB against a cap of 15.3 MiB.
+/// In a debug build on a busy 2-core machine the 200,000 requests took 20 s, and RSS grew
+/// by 12.4 MiB against a cap of 15.3 MiB.
 #[test]
 fn a_flood_of_distinct_addresses_costs_no_more_than_the_documented_cap() {
     let inst = Instance::start("i1");

@@ -115,3 +115,45 @@ fn two_weirs_share_one_limit_and_follow_redis_down_and_back() {
     // The restarted Redis holds no counts: alice starts afresh, and is limited again.
     assert_eq!(alternate(&c, [&allow, &deny], ALICE, 25), (20, 5));
 }
+
+#[test]
+fn the_script_smooths_a_burst_as_the_local_store_does() {
+    if !require_tools("rate_limit_redis", &["redis-server", "redis-cli"]) {
+        return;
+    }
+    let redis = Redis::start();
+    let inst = Instance::start("i1");
+    let weir = Weir::start(&format!(
+        "rate_limits:\n  redis: {{ url: \"redis://127.0.0.1:{}\" }}\n\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         routes:\n  - name: smooth\n    upstream: app\n    policies:\n      \
+         rate_limit:\n        - {{ limit: 10, per: 1m, by: ip, burst: 2, store: redis }}\n        \
+         - {{ limit: 10, per: 1m, by: ip, burst: 2 }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\" }}]\n",
+        redis.port,
+        inst.address()
+    ));
+    let c = client();
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| c.get(weir.url("/")).send().unwrap().status().as_u16())
+        .collect();
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    // The first refusal came from the Redis rule (it is checked first): one more each
+    // per / limit = 6 s.
+    let resp = c.get(weir.url("/")).send().unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((5..=6).contains(&retry), "Retry-After {retry}");
+    let keys = succeed(std::process::Command::new("redis-cli").args([
+        "-p",
+        &redis.port.to_string(),
+        "--scan",
+        "--pattern",
+        "weir:rl:route:smooth.0.10per60000ms.burst2.ip:*",
+    ]));
+    let keys = String::from_utf8(keys.stdout).unwrap();
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+}

@@ -6,7 +6,7 @@
 use super::window::{Limits, Outcome, Window};
 use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use std::hash::BuildHasher;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 use std::time::Instant;
 
 /// The process's clock for local windows: monotonic, shared by every runtime, so that counts
@@ -15,7 +15,8 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// The windows of this process, by key hash.
 pub(crate) struct LocalStore {
-    windows: Cache<u64, Window>,
+    /// Made at the first decision, so that a configuration without local rules costs nothing.
+    windows: OnceLock<Cache<u64, Window>>,
     /// Seeded once per process, so that a client cannot choose a value whose key collides
     /// with another client's.
     hasher: std::hash::RandomState,
@@ -25,7 +26,7 @@ pub(crate) struct LocalStore {
 impl std::fmt::Debug for LocalStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalStore")
-            .field("keys", &self.windows.len())
+            .field("keys", &self.windows.get().map_or(0, Cache::len))
             .field("max_keys", &self.max_keys)
             .finish()
     }
@@ -35,13 +36,8 @@ impl LocalStore {
     /// A store of at most `max_keys` keys.
     pub(crate) fn new(max_keys: usize) -> Self {
         LazyLock::force(&EPOCH);
-        let windows = Cache::new(max_keys);
-        // Room for every key at once: growing by doubling would leave the smaller tables
-        // behind in the allocator, doubling what a full store costs the process. Only what
-        // keys fill is resident.
-        windows.reserve(max_keys);
         Self {
-            windows,
+            windows: OnceLock::new(),
             hasher: std::hash::RandomState::new(),
             max_keys,
         }
@@ -62,10 +58,21 @@ impl LocalStore {
         self.hasher.hash_one(identity)
     }
 
+    fn windows(&self) -> &Cache<u64, Window> {
+        self.windows.get_or_init(|| {
+            let windows = Cache::new(self.max_keys);
+            // Room for every key at once: growing by doubling would leave the smaller
+            // tables behind in the allocator, doubling what a full store costs the process.
+            // Only what keys fill is resident.
+            windows.reserve(self.max_keys);
+            windows
+        })
+    }
+
     /// Decides one request of `key`.
     pub(crate) fn decide(&self, key: u64, limits: Limits) -> Outcome {
         let now = u64::try_from(EPOCH.elapsed().as_micros()).unwrap_or(u64::MAX);
-        match self.windows.entry(&key, None, |_, w| {
+        match self.windows().entry(&key, None, |_, w| {
             EntryAction::Retain(w.decide(limits, now))
         }) {
             EntryResult::Retained(outcome) => outcome,
@@ -103,15 +110,16 @@ mod tests {
         for n in 0..2 * max_keys as u64 {
             store.decide(store.key(1, &n.to_be_bytes()), limits);
         }
-        let used = store.windows.memory_used();
+        let windows = store.windows();
+        let used = windows.memory_used();
         eprintln!(
             "{} keys: {} bytes of entries, {} of map, {} a key",
-            store.windows.len(),
+            windows.len(),
             used.entries,
             used.map,
             used.total() / max_keys
         );
-        assert!(store.windows.len() <= max_keys);
+        assert!(windows.len() <= max_keys);
         assert!(used.total() <= max_keys * ENTRY_BYTES, "{used:?}");
     }
 }

@@ -168,7 +168,7 @@ impl Runtime {
                     strip_prefix: r.strip_prefix,
                     headers: r.headers.clone(),
                     access_log: r.access_log,
-                    guard: Guard::new(&r.policies, &gate),
+                    guard: Guard::new(&r.policies, &gate, &format!("route:{}", r.name)),
                     timeouts: r.timeouts,
                 })
             })
@@ -204,7 +204,7 @@ impl Runtime {
             listener_guards: config
                 .listeners
                 .iter()
-                .map(|l| Guard::new(&l.policies, &gate))
+                .map(|l| Guard::new(&l.policies, &gate, &format!("listener:{}", l.name)))
                 .collect(),
             gate,
             resolved: Arc::new(resolved),

@@ -13,43 +13,6 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// A `redis-server` on a fresh port, without persistence.
-struct Redis {
-    port: u16,
-    _proc: Proc,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let (proc, port) = spawn_listening(|port| {
-            let mut server = Command::new("redis-server");
-            server
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null());
-            server
-        });
-        Self { port, _proc: proc }
-    }
-
-    /// A field of `INFO stats`, as a number.
-    fn stat(&self, field: &str) -> u64 {
-        let out = succeed(Command::new("redis-cli").args([
-            "-p",
-            &self.port.to_string(),
-            "INFO",
-            "stats",
-        ]));
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .unwrap_or_else(|| panic!("no {field} in {text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    }
-}
-
 /// A PostgreSQL server of its own (initdb in a temporary folder, trust authentication for
 /// 127.0.0.1), run as the `postgres` user, which initdb and postgres require.
 struct Postgres {

@@ -216,6 +216,9 @@ fn redact(value: &mut Value, within: Within) {
                     || (within == Within::Headers && SECRET_HEADERS.contains(&lower.as_str()));
                 if secret && !value.is_null() {
                     *value = REDACTED.into();
+                } else if let (true, Value::String(url)) = (lower == "url", &*value) {
+                    // `rate_limits.redis.url` may carry a password.
+                    *value = crate::config::redacted_url(url).into_owned().into();
                 } else {
                     let inner = match key.as_str() {
                         "headers" => Within::Headers,
@@ -271,5 +274,16 @@ mod tests {
         assert_eq!(shown["jwt"][0]["secret"], "<redacted>");
         assert_eq!(shown["jwt"][0]["issuer"], "https://idp/");
         assert!(!shown.to_string().contains("plain-key"), "{shown}");
+    }
+
+    #[test]
+    fn config_hides_the_redis_password() {
+        let yaml = "rate_limits:\n  redis: { url: \"redis://weir:s3cret@cache:6379/2\" }\n";
+        let shown = config(&serde_yaml::from_str(yaml).unwrap());
+        let url = &shown["rate_limits"]["redis"]["url"];
+        assert_eq!(url, "redis://weir:<redacted>@cache:6379/2");
+        let plain = "rate_limits:\n  redis: { url: \"redis://cache:6379\" }\n";
+        let shown = config(&serde_yaml::from_str(plain).unwrap());
+        assert_eq!(shown["rate_limits"]["redis"]["url"], "redis://cache:6379");
     }
 }

@@ -101,3 +101,10 @@ pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 6;
 pub(crate) const DEFAULT_BROTLI_LEVEL: u32 = 4;
 /// Zstandard level when `compress.level` is not set: zstd's own default.
 pub(crate) const DEFAULT_ZSTD_LEVEL: u32 = 3;
+/// Keys the local rate-limit store holds when `rate_limits.local.max_keys` is not set.
+pub(crate) const DEFAULT_RATE_LIMIT_MAX_KEYS: usize = 100_000;
+/// The longest one Redis rate-limit decision may take when `rate_limits.redis.timeout` is
+/// not set.
+pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// Multiplexed Redis connections when `rate_limits.redis.pool_size` is not set.
+pub(crate) const DEFAULT_REDIS_POOL_SIZE: usize = 4;

@@ -2,7 +2,8 @@
 //! (addresses, durations, header names, CIDRs, regexes), never a raw string.
 
 use super::{
-    Consumer, JwtIssuer, Locations, LogFormat, LogLevel, Policies, ProxyVersion, TargetAddr,
+    Consumer, JwtIssuer, Locations, LogFormat, LogLevel, Policies, ProxyVersion, RateLimits,
+    TargetAddr,
 };
 use http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -38,6 +39,8 @@ pub(crate) struct Config {
     pub consumers: Vec<Consumer>,
     /// Trusted JWT issuers, in file order.
     pub jwt: Vec<JwtIssuer>,
+    /// The stores rate limits count in.
+    pub rate_limits: RateLimits,
 }
 
 /// A setting of the file, by its YAML path (`listeners[0].tls.certificates[1]`). It prints

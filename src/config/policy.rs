@@ -178,6 +178,8 @@ pub(crate) struct Policies {
     pub cors: Option<Cors>,
     /// Response compression (a route's replaces its listener's).
     pub compress: Option<super::Compress>,
+    /// Request rates: every rule of the listener and of the route must pass.
+    pub rate_limit: Vec<RateLimitRule>,
 }
 
 /// `policies.cors`: which browser pages on other origins may call, and what they may read.
@@ -252,4 +254,151 @@ pub(crate) struct Auth {
     pub hide_credentials: bool,
     /// Requests without any credential pass as consumer `anonymous`.
     pub anonymous: bool,
+}
+
+/// One entry of `policies.rate_limit`: at most `limit` requests in any interval of `per`,
+/// counted separately for each value of `by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RateLimitRule {
+    /// Requests let through in any interval of `per`; at least 1.
+    pub limit: u64,
+    /// The interval; at least a second.
+    pub per: Duration,
+    /// What is counted separately.
+    pub by: RateKey,
+    /// Requests let through at once when smoothing applies (`burst < limit`); `limit`
+    /// when not written.
+    pub burst: u64,
+    /// Where the counts are kept.
+    pub store: RateStore,
+    /// Which rate headers answers carry.
+    pub headers: RateHeaders,
+}
+
+/// `by:` of a rate-limit rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum RateKey {
+    /// The identified consumer, or the client address when none was identified.
+    Consumer,
+    /// The client address.
+    Ip,
+    /// One count for every request of the route (or of the listener).
+    Route,
+    /// A request header's value, or the client address when the header is absent.
+    Header(HeaderName),
+}
+
+impl RateKey {
+    /// The `by` label of `weir_ratelimited_total`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Self::Consumer => "consumer",
+            Self::Ip => "ip",
+            Self::Route => "route",
+            Self::Header(_) => "header",
+        }
+    }
+}
+
+/// The periods Kong's rate headers name (`X-RateLimit-Limit-Second`, `-Minute`, `-Hour`,
+/// `-Day`): a `headers: kong` rule's `per` is one of them.
+pub(crate) const KONG_PERIODS: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(60),
+    Duration::from_secs(3600),
+    Duration::from_secs(86400),
+];
+
+/// `store:` of a rate-limit rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RateStore {
+    /// This process's memory.
+    #[default]
+    Local,
+    /// `rate_limits.redis`, shared by every weir process using it.
+    Redis,
+}
+
+/// `headers:` of a rate-limit rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RateHeaders {
+    /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`.
+    #[default]
+    Ietf,
+    /// Those and Kong's `X-RateLimit-Limit-Minute`-style ones.
+    Kong,
+    /// None (a 429 still says `Retry-After`).
+    None,
+}
+
+/// `rate_limits.on_store_error`: what a decision does when Redis does not answer in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OnStoreError {
+    /// Let the request through (Kong's `fault_tolerant`).
+    #[default]
+    Allow,
+    /// Answer 503.
+    Deny,
+}
+
+/// Top-level `rate_limits:`: the stores the rules count in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RateLimits {
+    /// Keys the local store holds at most, the least recently used evicted beyond.
+    pub local_max_keys: usize,
+    /// The shared store, when configured.
+    pub redis: Option<RedisStore>,
+    /// What a decision does when Redis fails.
+    pub on_store_error: OnStoreError,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            local_max_keys: super::DEFAULT_RATE_LIMIT_MAX_KEYS,
+            redis: None,
+            on_store_error: OnStoreError::Allow,
+        }
+    }
+}
+
+/// `rate_limits.redis`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RedisStore {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://`).
+    pub url: String,
+    /// The longest one decision may take, connecting included.
+    pub timeout: Duration,
+    /// Multiplexed connections decisions are spread over.
+    pub pool_size: usize,
+}
+
+/// The URL's password never prints.
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &redacted_url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// `url` with the password (whatever follows `:` in its user part) replaced, for logs and
+/// messages.
+pub(crate) fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.into();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.into();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>{}", &rest[at..]).into(),
+        None => url.into(),
+    }
 }

@@ -7,6 +7,9 @@ use std::sync::LazyLock;
 /// Status classes, the last label of [`names::REQUESTS`]; index = status / 100 - 1.
 pub(super) const CODE_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+/// Values of the `by` label of [`names::RATELIMITED`].
+pub(super) const RATE_KEYS: [&str; 4] = ["consumer", "ip", "route", "header"];
+
 /// Values of the `result` label of [`names::RELOADS`].
 pub(super) const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 
@@ -41,6 +44,8 @@ pub(super) struct Families {
     pub(super) tcp_refused: IntCounterVec,
     pub(super) access_log_dropped: IntCounter,
     pub(super) auth_failures: IntCounterVec,
+    pub(super) ratelimited: IntCounterVec,
+    pub(super) ratelimit_store_errors: IntCounter,
 }
 
 pub(super) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
@@ -133,5 +138,14 @@ pub(super) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             "Requests refused by a policy: no or bad credentials, a group or an address rule",
             &["route", "reason"],
         ),
+        ratelimited: counter(
+            names::RATELIMITED,
+            "Requests refused by a rate limit",
+            &["route", "by"],
+        ),
+        ratelimit_store_errors: valid(IntCounter::new(
+            names::RATELIMIT_STORE_ERRORS,
+            "Rate-limit decisions Redis failed to make (error or timeout)",
+        )),
     }
 });

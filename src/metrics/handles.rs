@@ -1,7 +1,7 @@
 //! Label handles, resolved when a runtime is compiled, so that a request or a connection
 //! only increments counters it already holds.
 
-use super::families::{CODE_CLASSES, FAMILIES};
+use super::families::{CODE_CLASSES, FAMILIES, RATE_KEYS};
 use super::Series;
 use prometheus::{Histogram, IntCounter, IntGauge};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -259,6 +259,8 @@ pub(crate) struct Denials {
     route: String,
     counters: [OnceLock<IntCounter>; 8],
     retirement: Retirement,
+    /// Rate-limit refusals, by the `by` of the rule ([`RATE_KEYS`]).
+    limited: [OnceLock<IntCounter>; 4],
 }
 
 impl Denials {
@@ -268,6 +270,7 @@ impl Denials {
             route: route.to_string(),
             counters: Default::default(),
             retirement: retirement.clone(),
+            limited: Default::default(),
         }
     }
 
@@ -279,6 +282,24 @@ impl Denials {
             || FAMILIES.auth_failures.with_label_values(&labels),
             || {
                 let _ = FAMILIES.auth_failures.remove_label_values(&labels);
+            },
+        );
+        if let Some(counter) = counter {
+            counter.inc();
+        }
+    }
+
+    /// Counts a refusal by a rate limit whose key is `by` (its `RateKey::label`).
+    pub(crate) fn count_limited(&self, by: &str) {
+        let Some(i) = RATE_KEYS.iter().position(|k| *k == by) else {
+            return;
+        };
+        let labels = [self.route.as_str(), RATE_KEYS[i]];
+        let counter = self.retirement.get_or_create(
+            &self.limited[i],
+            || FAMILIES.ratelimited.with_label_values(&labels),
+            || {
+                let _ = FAMILIES.ratelimited.remove_label_values(&labels);
             },
         );
         if let Some(counter) = counter {

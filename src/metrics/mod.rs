@@ -29,6 +29,11 @@ pub(crate) fn access_log_dropped() -> IntCounter {
     FAMILIES.access_log_dropped.clone()
 }
 
+/// Counts a rate-limit decision Redis failed to make.
+pub(crate) fn count_ratelimit_store_error() {
+    FAMILIES.ratelimit_store_errors.inc();
+}
+
 /// Counts a configuration reload that `succeeded` or not.
 pub(crate) fn count_reload(succeeded: bool) {
     let result = RELOAD_RESULTS[usize::from(!succeeded)];
@@ -64,6 +69,8 @@ pub(crate) fn registry(targets: Box<dyn LiveTargets>) -> Registry {
         Box::new(f.tcp_refused.clone()),
         Box::new(f.access_log_dropped.clone()),
         Box::new(f.auth_failures.clone()),
+        Box::new(f.ratelimited.clone()),
+        Box::new(f.ratelimit_store_errors.clone()),
         Box::new(Live::new(targets)),
         Box::new(prometheus::process_collector::ProcessCollector::for_self()),
     ];

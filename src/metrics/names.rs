@@ -37,5 +37,10 @@ pub(crate) const RELOADS: &str = "weir_config_reloads_total";
 pub(crate) const ACCESS_LOG_DROPPED: &str = "weir_access_log_dropped_total";
 /// Requests refused by a policy, by route (empty before one matched) and reason.
 pub(crate) const AUTH_FAILURES: &str = "weir_auth_failures_total";
+/// Requests refused by a rate limit (429), by route (empty before one matched) and the
+/// rule's `by` (consumer, ip, route, header).
+pub(crate) const RATELIMITED: &str = "weir_ratelimited_total";
+/// Rate-limit decisions Redis failed to make (an error or no answer within the timeout).
+pub(crate) const RATELIMIT_STORE_ERRORS: &str = "weir_ratelimit_store_errors_total";
 /// Always 1, labelled with the version.
 pub(crate) const BUILD_INFO: &str = "weir_build_info";

@@ -2,7 +2,7 @@
 //! remove those of the routes and targets it took away and the scrape stays as large as
 //! what is served.
 
-use super::families::{CODE_CLASSES, FAMILIES};
+use super::families::{CODE_CLASSES, FAMILIES, RATE_KEYS};
 use super::Denial;
 
 /// The label values of the series one runtime counts into, so that a change can remove
@@ -58,6 +58,9 @@ impl Series {
                 let _ = f.retries.remove_label_values(&labels);
                 for why in Denial::ALL {
                     let _ = f.auth_failures.remove_label_values(&[route, why.label()]);
+                }
+                for by in RATE_KEYS {
+                    let _ = f.ratelimited.remove_label_values(&[route, by]);
                 }
             }
             Self::Requests {

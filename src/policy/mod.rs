@@ -3,9 +3,9 @@
 //! listener and route) and run in one fixed order from `request_filter`, each step a function
 //! of its own: [`screen`] (the listener's address rules, then the route's), then [`identify`]
 //! (the route's `auth`, or without one the listener's), with the CORS [`preflight`] between
-//! them, and after them the body limit ([`check_declared`] on the headers,
-//! [`check_received`] as the body arrives); [`cors`] decides the CORS headers of a
-//! request's answers.
+//! them, then [`limit`] (the rate limits of the listener and of the route, all of which must
+//! pass), then the body limit ([`check_declared`] on the headers, [`check_received`] as the
+//! body arrives); [`cors`] decides the CORS headers of a request's answers.
 //! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
 //! removes from every request first so that a client cannot claim to be one.
 
@@ -18,11 +18,13 @@ mod ip;
 mod jwks;
 mod jwt;
 mod password;
+mod rate_limit;
 
 pub(crate) use body_limit::{body_limit, check_declared, check_received, Oversize, BODY_TOO_LARGE};
 pub(crate) use compress::{compress, Compression};
 pub(crate) use consumers::{digest, fingerprint, Registry};
 pub(crate) use cors::{Answer as CorsAnswer, Preflight};
+pub(crate) use rate_limit::{Quota, Refusal};
 
 use crate::config::{Config, IpRules, Policies};
 use crate::metrics::Denial;
@@ -45,6 +47,9 @@ pub(crate) enum PolicyError {
     /// A JWT issuer's keys.
     #[error(transparent)]
     Issuer(#[from] IssuerError),
+    /// `rate_limits.redis.url`, which validation accepted.
+    #[error("rate_limits.redis.url: {0}")]
+    RateLimitStore(#[from] redis::RedisError),
 }
 
 /// What every policy of a runtime checks credentials against.
@@ -54,6 +59,8 @@ pub(crate) struct Gate {
     pub registry: Registry,
     issuers: Issuers,
     verifier: Verifier,
+    /// The stores rate limits count in.
+    rate: rate_limit::Stores,
 }
 
 impl Gate {
@@ -64,6 +71,7 @@ impl Gate {
             registry: Registry::build(&config.consumers)?,
             issuers: Issuers::build(&config.jwt, previous.map(|p| &p.issuers))?,
             verifier: Verifier::default(),
+            rate: rate_limit::Stores::build(&config.rate_limits, previous.map(|p| &p.rate))?,
         })
     }
 
@@ -83,11 +91,13 @@ pub(crate) struct Guard {
     /// `max_body_size`, in bytes.
     max_body_size: Option<u64>,
     compress: Option<compress::CompressPolicy>,
+    rate_limit: Vec<rate_limit::Rule>,
 }
 
 impl Guard {
-    /// Compiles `policies` against the consumers of `gate`.
-    pub(crate) fn new(policies: &Policies, gate: &Gate) -> Self {
+    /// Compiles the `policies` of `owner` (`route:NAME` or `listener:NAME`, which names
+    /// its rate limits' counts) against the consumers and stores of `gate`.
+    pub(crate) fn new(policies: &Policies, gate: &Gate, owner: &str) -> Self {
         Self {
             ip: policies.ip.clone(),
             auth: policies.auth.as_ref().map(|a| AuthPolicy::new(a, gate)),
@@ -97,6 +107,7 @@ impl Guard {
                 .compress
                 .as_ref()
                 .map(compress::CompressPolicy::new),
+            rate_limit: rate_limit::compile(&policies.rate_limit, owner, &gate.rate),
         }
     }
 
@@ -238,6 +249,35 @@ pub(crate) async fn identify<'a>(
         identity.hide = auth.credentials(req);
     }
     Ok(Some(identity))
+}
+
+/// The rate-limit step: the listener's rules, then the route's, for a request from `client`
+/// that the authentication step identified as `identity`. `Ok(None)` when no rule applies;
+/// otherwise the numbers the response's rate headers report.
+pub(crate) async fn limit(
+    gate: &Gate,
+    listener: Option<&Guard>,
+    route: Option<&Guard>,
+    request: &RequestHeader,
+    client: IpAddr,
+    identity: Option<&Identity>,
+) -> Result<Option<Quota>, Refusal> {
+    let rules = [listener, route].map(|g| g.map_or(&[][..], |g| &g.rate_limit[..]));
+    if rules.iter().all(|r| r.is_empty()) {
+        return Ok(None);
+    }
+    // `anonymous` is no one in particular: counted by address, as unidentified requests.
+    let consumer = identity
+        .and_then(|i| gate.registry.get(i.consumer))
+        .map(|m| m.name.as_str());
+    let subject = rate_limit::Subject {
+        client,
+        consumer,
+        request,
+    };
+    rate_limit::check(&gate.rate, rules, subject)
+        .await
+        .map(Some)
 }
 
 /// `path` as the access log shows it: the values of the query parameters that carry API

@@ -3,7 +3,7 @@
 use crate::connections::InFlight;
 use crate::headers::Client;
 use crate::listener::ListenerPolicy;
-use crate::policy::{CorsAnswer, Identity};
+use crate::policy::{CorsAnswer, Identity, Quota};
 use crate::routing::RouteMatch;
 use crate::runtime::Runtime;
 use crate::upstream::{Deadline, InflightGuard, Pool, Target, Tried};
@@ -45,6 +45,8 @@ pub(crate) struct RequestCtx {
     pub body_limit: Option<u64>,
     /// When the route's `total` runs out; set in `request_filter` once routed.
     pub deadline: Option<Deadline>,
+    /// What the rate limits that admitted it report in the response's headers.
+    pub rate_limit: Option<Quota>,
 }
 
 /// A target chosen for this request.
@@ -87,6 +89,7 @@ impl RequestCtx {
             cors: None,
             body_limit: None,
             deadline: None,
+            rate_limit: None,
         }
     }
 

@@ -105,6 +105,17 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         }
+        let identity = ctx.identity.as_ref();
+        match policy::limit(&rt.gate, listener, guard, req, client, identity).await {
+            Ok(quota) => ctx.rate_limit = quota,
+            Err(refusal) => {
+                let (status, message, headers) = limited(rt, route, refusal);
+                let headers = ctx.own_headers(&headers);
+                respond::json_error(session, status, message, &headers, &name, &ctx.request_id)
+                    .await?;
+                return Ok(true);
+            }
+        }
         ctx.body_limit = policy::body_limit(listener, guard);
         if let Err(oversize) = policy::check_declared(ctx.body_limit, req) {
             let headers = ctx.own_headers(&[]);
@@ -282,6 +293,9 @@ impl ProxyHttp for Proxy {
         if let Some(cors) = &ctx.cors {
             cors.apply(upstream_response)?;
         }
+        if let Some(quota) = &ctx.rate_limit {
+            quota.apply(upstream_response)?;
+        }
         if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
             upstream_response.apply(&rt.pools[route.pool].headers.response)?;
             upstream_response.apply(&route.headers.response)?;
@@ -396,6 +410,28 @@ async fn refuse_body(
     let name = rt.headers.request_id_header();
     let message = policy::BODY_TOO_LARGE;
     respond::json_error(session, 413, message, headers, name, request_id).await
+}
+
+/// What a request a rate limit refused is answered (429), or one whose limit could not be
+/// decided with `on_store_error: deny` (503): status, message and headers; counted.
+fn limited(
+    rt: &Runtime,
+    route: Option<&CompiledRoute>,
+    refusal: policy::Refusal,
+) -> (
+    u16,
+    &'static str,
+    Vec<(http::HeaderName, http::HeaderValue)>,
+) {
+    match refusal {
+        policy::Refusal::Limited { by, headers } => {
+            route
+                .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
+                .count_limited(by);
+            (429, "rate limit exceeded", headers)
+        }
+        policy::Refusal::StoreDown => (503, "the rate-limit store is unavailable", Vec::new()),
+    }
 }
 
 /// The access log line of a finished request.

@@ -18,6 +18,7 @@ mod origin;
 mod ports;
 mod processes;
 mod raw_backend;
+mod redis;
 mod tls;
 mod tools;
 mod weir;
@@ -40,6 +41,7 @@ pub use processes::{
     Signal, START_DEADLINE,
 };
 pub use raw_backend::{Behaviour, RawBackend, Received};
+pub use redis::Redis;
 pub use tls::{cert_script, dev_certs, file_serial, s_client, served_serial, TestCa};
 pub use tools::require_tools;
 pub use weir::Weir;

@@ -45,6 +45,8 @@ pub(super) struct RawConfig {
     pub consumers: Vec<Option<RawConsumer>>,
     /// Trusted JWT issuers; `None` for one that could not be read.
     pub jwt: Vec<Option<RawJwtIssuer>>,
+    /// The stores of rate limits; none when the section is missing.
+    pub rate_limits: Option<RawRateLimits>,
 }
 
 /// `access_log:`.

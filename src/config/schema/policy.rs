@@ -112,6 +112,9 @@ pub(in crate::config) struct RawPolicies {
     pub cors: Option<RawCors>,
     /// Response compression.
     pub compress: Option<RawCompress>,
+    /// Request rates; every rule must pass.
+    #[serde(default)]
+    pub rate_limit: Vec<RawRateLimit>,
 }
 
 /// `policies.cors`.
@@ -184,4 +187,88 @@ pub(in crate::config) struct RawCompress {
     pub types: Option<Vec<String>>,
     /// One level for every algorithm; each algorithm's default when omitted.
     pub level: Option<u32>,
+}
+
+/// One entry of `policies.rate_limit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawRateLimit {
+    /// Requests let through in any interval of `per`.
+    pub limit: u64,
+    /// The interval.
+    pub per: RawDuration,
+    /// What is counted separately: `consumer`, `ip`, `route` or `{ header: NAME }`.
+    pub by: RawRateKey,
+    /// Requests let through at once; smoothing applies below `limit`.
+    pub burst: Option<u64>,
+    /// `local` (default) or `redis`.
+    #[serde(default)]
+    pub store: crate::config::RateStore,
+    /// `ietf` (default), `kong` or `none`.
+    #[serde(default)]
+    pub headers: crate::config::RateHeaders,
+}
+
+/// `by:` of a rate-limit rule as written.
+#[derive(Debug)]
+pub(in crate::config) enum RawRateKey {
+    /// `consumer`, `ip`, `route`, or a misspelling validation reports.
+    Named(String),
+    /// `{ header: NAME }`.
+    Header(String),
+}
+
+/// What `by:` may be, for a value that is neither a name nor `{ header: NAME }`.
+const RATE_KEY_FORMS: &str = "`by` is consumer, ip, route or { header: NAME }";
+
+/// Read by hand, as `keys:` entries are, so that the message names both forms.
+impl<'de> Deserialize<'de> for RawRateKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ByHeader {
+            header: String,
+        }
+        match serde_yaml::Value::deserialize(d)? {
+            serde_yaml::Value::String(name) => Ok(Self::Named(name)),
+            map @ serde_yaml::Value::Mapping(_) => serde_yaml::from_value::<ByHeader>(map)
+                .map(|b| Self::Header(b.header))
+                .map_err(|_| D::Error::custom(RATE_KEY_FORMS)),
+            _ => Err(D::Error::custom(RATE_KEY_FORMS)),
+        }
+    }
+}
+
+/// Top-level `rate_limits:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawRateLimits {
+    /// The store of `store: local` rules.
+    pub local: Option<RawLocalStore>,
+    /// The store of `store: redis` rules.
+    pub redis: Option<RawRedisStore>,
+    /// `allow` (default) or `deny` when Redis fails.
+    #[serde(default)]
+    pub on_store_error: crate::config::OnStoreError,
+}
+
+/// `rate_limits.local`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawLocalStore {
+    /// Keys held at most.
+    pub max_keys: Option<usize>,
+}
+
+/// `rate_limits.redis`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(in crate::config) struct RawRedisStore {
+    /// `redis://…` or `rediss://…`.
+    pub url: String,
+    /// The longest one decision may take.
+    pub timeout: Option<RawDuration>,
+    /// Multiplexed connections.
+    pub pool_size: Option<usize>,
 }

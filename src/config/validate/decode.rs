@@ -24,6 +24,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "access_log",
     "consumers",
     "jwt",
+    "rate_limits",
 ];
 
 /// Decodes each section, list item and upstream on its own, so one bad element reports its
@@ -64,6 +65,7 @@ pub(crate) fn decode(value: Value, report: &mut Report) -> RawConfig {
             "access_log" => raw.access_log = Some(one(value, key, report).unwrap_or_default()),
             "consumers" => raw.consumers = list(value, key, report, one),
             "jwt" => raw.jwt = list(value, key, report, one),
+            "rate_limits" => raw.rate_limits = Some(one(value, key, report).unwrap_or_default()),
             other => {
                 let message = unknown(other, "key", TOP_LEVEL_KEYS);
                 report.key(other, message);

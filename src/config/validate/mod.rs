@@ -9,6 +9,7 @@ mod headers;
 mod listener;
 mod messages;
 mod policy;
+mod rate_limit;
 mod routes;
 mod server;
 mod set_aside;
@@ -39,7 +40,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
     let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
     let consumers = consumers(path, &raw.consumers, report);
     let jwt = issuers(path, &raw.jwt, report);
-    let known = Known::new(&consumers, &jwt);
+    let known = Known::new(&consumers, &jwt)
+        .with_redis(raw.rate_limits.as_ref().is_some_and(|r| r.redis.is_some()));
     let listeners = listeners(
         path,
         raw.listeners.as_deref(),
@@ -64,6 +66,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
         access_log: raw.access_log.as_ref().map(|a| access_log(path, a, report)),
         consumers,
         jwt,
+        rate_limits: rate_limit::stores(raw.rate_limits.as_ref(), report),
     };
     stream_upstreams(
         &config,

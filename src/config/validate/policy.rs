@@ -18,6 +18,8 @@ pub(super) struct Known<'a> {
     consumers: &'a [Consumer],
     groups: HashSet<&'a str>,
     issuers: bool,
+    /// Whether `rate_limits.redis` is configured, for `store: redis` rules.
+    redis: bool,
 }
 
 impl<'a> Known<'a> {
@@ -30,7 +32,13 @@ impl<'a> Known<'a> {
                 .flat_map(|c| c.groups.iter().map(String::as_str))
                 .collect(),
             issuers: !issuers.is_empty(),
+            redis: false,
         }
+    }
+
+    /// The same, knowing whether `rate_limits.redis` is configured.
+    pub(super) fn with_redis(self, redis: bool) -> Self {
+        Self { redis, ..self }
     }
 }
 
@@ -397,6 +405,12 @@ pub(super) fn policies(
             .compress
             .as_ref()
             .map(|c| super::compress::compress(c, &join_key(&path, "compress"), report)),
+        rate_limit: super::rate_limit::rules(
+            &raw.rate_limit,
+            &join_key(&path, "rate_limit"),
+            known.redis,
+            report,
+        ),
     }
 }
 

@@ -265,3 +265,36 @@ fn over_http2_data_frames_are_counted_the_same() {
     // Under the limit, streamed passes.
     assert_eq!(streamed(1000).unwrap().status(), 200);
 }
+
+#[test]
+fn an_upgraded_connection_is_not_a_body_and_outlives_the_limit() {
+    let backend = RawBackend::start(Behaviour::Upgrade);
+    let weir = Weir::start(&config(&backend));
+    let mut stream = TcpStream::connect(("127.0.0.1", weir.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let upgrade = "GET /small HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\n\
+                   Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    stream.write_all(upgrade.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            stream.read(&mut byte).unwrap(),
+            1,
+            "weir closed before the 101"
+        );
+        head.push(byte[0]);
+    }
+    assert_eq!(status(&String::from_utf8_lossy(&head)), Some(101));
+    // Four times the route's 1k limit, a kilobyte at a time, each echoed back whole.
+    for round in 0..4u8 {
+        let frame = vec![b'a' + round; 1024];
+        stream.write_all(&frame).unwrap();
+        let mut echoed = vec![0u8; frame.len()];
+        stream.read_exact(&mut echoed).unwrap();
+        assert_eq!(echoed, frame, "round {round}");
+    }
+}

@@ -74,7 +74,9 @@ impl ProxyHttp for Proxy {
         }
         ctx.route = rt.table.find(host, req.uri.path());
         let route = ctx.route.and_then(|m| rt.routes.get(m.route));
-        ctx.deadline = route.and_then(|r| r.timeouts.total).map(Deadline::after);
+        ctx.deadline = route
+            .and_then(|r| r.timeouts.total)
+            .and_then(Deadline::after);
         let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
         let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
         let guard = route.map(|r| &r.guard);
@@ -228,7 +230,8 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(limit) = ctx.body_limit else {
+        // Bytes after a 101 are a WebSocket's (or another protocol's), not a request body.
+        let Some(limit) = ctx.body_limit.filter(|_| !session.as_ref().was_upgraded()) else {
             return Ok(());
         };
         policy::check_received(limit, session.as_ref().body_bytes_read()).map_err(|oversize| {
@@ -290,10 +293,12 @@ impl ProxyHttp for Proxy {
         if let Some(hsts) = ctx.listener().and_then(|l| l.hsts.as_ref()) {
             upstream_response.insert_header(http::header::STRICT_TRANSPORT_SECURITY, hsts)?;
         }
-        if let Some(cors) = &ctx.cors {
+        // A `100 Continue` is not the answer: the policies' headers go on the final one.
+        let last = !upstream_response.status.is_informational();
+        if let Some(cors) = ctx.cors.as_ref().filter(|_| last) {
             cors.apply(upstream_response)?;
         }
-        if let Some(quota) = &ctx.rate_limit {
+        if let Some(quota) = ctx.rate_limit.as_ref().filter(|_| last) {
             quota.apply(upstream_response)?;
         }
         if let Some(route) = ctx.route.and_then(|m| rt.routes.get(m.route)) {
@@ -302,7 +307,8 @@ impl ProxyHttp for Proxy {
         }
         let listener = ctx.listener.and_then(|i| rt.listener_guards.get(i));
         let route = ctx.route.and_then(|m| rt.routes.get(m.route));
-        if let Some(compression) = policy::compression(listener, route.map(|r| &r.guard)) {
+        let compression = policy::compression(listener, route.map(|r| &r.guard));
+        if let Some(compression) = compression.filter(|_| last) {
             let req = session.downstream_session.req_header();
             let modules = &mut session.downstream_modules_ctx;
             policy::compress(compression, req, upstream_response, modules)?;
@@ -312,14 +318,17 @@ impl ProxyHttp for Proxy {
 
     fn upstream_response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
-        // A response that has started and outlives the route's `total` is cut short.
+        // A response that has started and outlives the route's `total` is cut short; an
+        // upgraded connection (a WebSocket) is not a response, and `total` does not bound it.
         match ctx.deadline {
-            Some(d) if !end_of_stream && d.expired() => Err(Deadline::error(None)),
+            Some(d) if !end_of_stream && d.expired() && !session.as_ref().was_upgraded() => {
+                Err(Deadline::error(None))
+            }
             _ => Ok(None),
         }
     }

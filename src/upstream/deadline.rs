@@ -23,9 +23,10 @@ const TIMER_TICK: Duration = Duration::from_millis(10);
 pub(crate) struct Deadline(Instant);
 
 impl Deadline {
-    /// `total` from now.
-    pub(crate) fn after(total: Duration) -> Self {
-        Self(Instant::now() + total)
+    /// `total` from now; `None` for a `total` too long to fall within the clock's range
+    /// (no deadline, rather than a panic).
+    pub(crate) fn after(total: Duration) -> Option<Self> {
+        Instant::now().checked_add(total).map(Self)
     }
 
     /// What remains, `None` once (nearly) nothing does.
@@ -124,7 +125,7 @@ mod tests {
     #[test]
     fn every_timeout_is_capped_at_what_remains() {
         let mut p = peer();
-        let deadline = Deadline::after(Duration::from_secs(3));
+        let deadline = Deadline::after(Duration::from_secs(3)).unwrap();
         assert!(apply(&mut p, &RouteTimeouts::default(), Some(deadline)).is_ok());
         let options = &p.options;
         for t in [
@@ -151,7 +152,12 @@ mod tests {
         let e = over(cause, Some(past));
         assert_eq!(e.etype(), &TOTAL_EXPIRED);
         let cause = Error::explain(ErrorType::ReadTimedout, "read");
-        let later = Some(Deadline::after(Duration::from_secs(60)));
+        let later = Deadline::after(Duration::from_secs(60));
         assert_eq!(over(cause, later).etype(), &ErrorType::ReadTimedout);
+    }
+
+    #[test]
+    fn a_total_beyond_the_clock_is_no_deadline() {
+        assert!(Deadline::after(Duration::MAX).is_none());
     }
 }

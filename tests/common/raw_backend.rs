@@ -17,6 +17,8 @@ pub enum Behaviour {
     HangUp(Duration),
     /// Answers a 100-byte body one byte at a time, this long apart.
     Dribble(Duration),
+    /// Answers `101 Switching Protocols`, then echoes every byte (a WebSocket's frames).
+    Upgrade,
 }
 
 /// What one connection sent.
@@ -81,6 +83,10 @@ fn serve(mut stream: TcpStream, record: &Mutex<Received>, behaviour: Behaviour) 
                 record.lock().unwrap().closed = true;
                 return;
             }
+            if let Behaviour::Upgrade = behaviour {
+                echo_upgraded(&mut stream, &pending[head.len..], record);
+                return;
+            }
             if head.expect_continue && !continued {
                 continued = true;
                 let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -96,12 +102,30 @@ fn serve(mut stream: TcpStream, record: &Mutex<Received>, behaviour: Behaviour) 
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                     .is_ok(),
                 Behaviour::Dribble(gap) => dribble(&mut stream, gap),
-                Behaviour::HangUp(_) => false,
+                Behaviour::HangUp(_) | Behaviour::Upgrade => false,
             };
             if !answered {
                 break;
             }
         }
+    }
+    record.lock().unwrap().closed = true;
+}
+
+/// Switches protocols, then echoes `early` (bytes that came with the head) and everything
+/// after it until the peer closes.
+fn echo_upgraded(stream: &mut TcpStream, early: &[u8], record: &Mutex<Received>) {
+    let switched =
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    if stream.write_all(switched).is_err() || stream.write_all(early).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 16 * 1024];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 || stream.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        record.lock().unwrap().bytes.extend_from_slice(&buf[..n]);
     }
     record.lock().unwrap().closed = true;
 }

@@ -12,6 +12,20 @@ use super::values::{duration, duration_or_zero};
 /// something.
 const MIN_PER: Duration = Duration::from_secs(1);
 
+/// The longest `per`: a year. Longer windows are not rate limits, and the arithmetic in
+/// microseconds stays far from overflowing.
+const MAX_PER: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The largest `limit`: a window counts in 32-bit slots.
+const MAX_LIMIT: u64 = u32::MAX as u64;
+
+/// The most keys a local store may hold: its table is reserved whole at the first decision
+/// (about 160 bytes a key), so a mistyped value must not take the machine's memory.
+const MAX_LOCAL_KEYS: usize = 10_000_000;
+
+/// The most Redis connections: each is a multiplexed connection, so a few serve any load.
+const MAX_POOL_SIZE: usize = 64;
+
 /// The named values of `by`.
 const RATE_KEYS: [&str; 3] = ["consumer", "ip", "route"];
 
@@ -37,10 +51,20 @@ fn rule(raw: &RawRateLimit, path: &str, redis: bool, report: &mut Report) -> Opt
         );
         valid = false;
     }
+    if raw.limit > MAX_LIMIT {
+        report.value(
+            &join_key(path, "limit"),
+            format!("must be at most {MAX_LIMIT}"),
+        );
+        valid = false;
+    }
     let per_path = join_key(path, "per");
     let per = duration_or_zero(Some(&raw.per), &per_path, MIN_PER, report);
     if per < MIN_PER {
         report.value(&per_path, "must be at least 1s");
+        valid = false;
+    } else if per > MAX_PER {
+        report.value(&per_path, "must be at most 366d");
         valid = false;
     }
     let by_path = join_key(path, "by");
@@ -116,11 +140,14 @@ pub(super) fn stores(raw: Option<&RawRateLimits>, report: &mut Report) -> RateLi
         .as_ref()
         .and_then(|l| l.max_keys)
         .unwrap_or(DEFAULT_RATE_LIMIT_MAX_KEYS);
-    if max_keys == 0 {
-        report.value("rate_limits.local.max_keys", "must be at least 1");
+    if !(1..=MAX_LOCAL_KEYS).contains(&max_keys) {
+        report.value(
+            "rate_limits.local.max_keys",
+            format!("must be from 1 to {MAX_LOCAL_KEYS}"),
+        );
     }
     RateLimits {
-        local_max_keys: max_keys.max(1),
+        local_max_keys: max_keys.clamp(1, MAX_LOCAL_KEYS),
         redis: raw.redis.as_ref().map(|r| redis(r, report)),
         on_store_error: raw.on_store_error,
     }
@@ -142,8 +169,11 @@ fn redis(raw: &RawRedisStore, report: &mut Report) -> RedisStore {
         );
     }
     let pool_size = raw.pool_size.unwrap_or(DEFAULT_REDIS_POOL_SIZE);
-    if pool_size == 0 {
-        report.value(&join_key(path, "pool_size"), "must be at least 1");
+    if !(1..=MAX_POOL_SIZE).contains(&pool_size) {
+        report.value(
+            &join_key(path, "pool_size"),
+            format!("must be from 1 to {MAX_POOL_SIZE}"),
+        );
     }
     RedisStore {
         url: raw.url.clone(),
@@ -153,6 +183,6 @@ fn redis(raw: &RawRedisStore, report: &mut Report) -> RedisStore {
             DEFAULT_REDIS_TIMEOUT,
             report,
         ),
-        pool_size: pool_size.max(1),
+        pool_size: pool_size.clamp(1, MAX_POOL_SIZE),
     }
 }

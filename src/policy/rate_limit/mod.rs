@@ -13,7 +13,6 @@ use http::{HeaderName, HeaderValue};
 use local::LocalStore;
 use pingora::http::{RequestHeader, ResponseHeader};
 use redis::RedisStore;
-use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 use window::{Limits, Outcome};
@@ -248,12 +247,9 @@ pub(crate) async fn check(
         let value = key_value(&rule.by, &subject, &mut buffer);
         let outcome = match (rule.store, &stores.redis) {
             (RateStore::Redis, Some(redis)) => {
-                let digest = openssl::sha::sha256(value);
-                let mut key = String::with_capacity(rule.redis_prefix.len() + 16);
-                key.push_str(&rule.redis_prefix);
-                for b in &digest[..8] {
-                    let _ = write!(key, "{b:02x}");
-                }
+                // The same 16 hex digits that name a key elsewhere; OpenSSL's one-shot
+                // `sha256` would take a global lock.
+                let key = rule.redis_prefix.clone() + &super::fingerprint(&super::digest(value));
                 match redis.decide(key, rule.limits).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
@@ -275,7 +271,11 @@ pub(crate) async fn check(
                 http::header::RETRY_AFTER,
                 HeaderValue::from(outcome.wait_ms.div_ceil(1000).max(1)),
             )];
-            quota.each(|name, value| headers.push((name.clone(), HeaderValue::from(value))));
+            // The refusing rule's numbers (it has none left, so it is the tightest), unless
+            // it hides them.
+            if rule.headers != RateHeaders::None {
+                quota.each(|name, value| headers.push((name.clone(), HeaderValue::from(value))));
+            }
             return Err(Refusal::Limited {
                 by: rule.by.label(),
                 headers,

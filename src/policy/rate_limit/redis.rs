@@ -114,12 +114,15 @@ impl RedisStore {
     /// Decides one request of `key`, within the timeout.
     pub(crate) async fn decide(&self, key: String, limits: Limits) -> Result<Outcome, StoreError> {
         let result = self.ask(key, limits).await;
+        // Read before written: the flag changes once per transition, and a write on every
+        // decision would bounce its cache line between the request threads.
+        let down = self.down.load(Ordering::Relaxed);
         match &result {
-            Ok(_) if self.down.swap(false, Ordering::Relaxed) => log::info!(
+            Ok(_) if down && self.down.swap(false, Ordering::Relaxed) => log::info!(
                 "rate limits: Redis at {} answers again; shared limits apply",
                 redacted_url(&self.settings.url)
             ),
-            Err(e) if !self.down.swap(true, Ordering::Relaxed) => log::warn!(
+            Err(e) if !down && !self.down.swap(true, Ordering::Relaxed) => log::warn!(
                 "rate limits: Redis at {} failed ({e}); `on_store_error` decides until it answers",
                 redacted_url(&self.settings.url)
             ),

@@ -26,11 +26,11 @@ pub(crate) fn body_limit(listener: Option<&Guard>, route: Option<&Guard>) -> Opt
 #[error("request body of {size} bytes {how} over the limit of {limit}")]
 pub(crate) struct Oversize {
     /// What the request declared, or what it had sent so far.
-    pub size: u64,
+    size: u64,
     /// "declared" or "received".
     how: &'static str,
     /// The limit.
-    pub limit: u64,
+    limit: u64,
 }
 
 /// The body limit step, before anything goes upstream: refuses a `Content-Length` over

@@ -24,10 +24,10 @@ pub(crate) use body_limit::{body_limit, check_declared, check_received, Oversize
 pub(crate) use compress::{compress, Compression};
 pub(crate) use consumers::{digest, fingerprint, Registry};
 pub(crate) use cors::{Answer as CorsAnswer, Preflight};
-pub(crate) use rate_limit::{Quota, Refusal};
+pub(crate) use rate_limit::Quota;
 
 use crate::config::{Config, IpRules, Policies};
-use crate::metrics::Denial;
+use crate::metrics::{Denial, Denials};
 use auth::AuthPolicy;
 use consumers::ConsumerError;
 use http::{HeaderName, HeaderValue};
@@ -142,12 +142,26 @@ struct Hidden {
     authorization: bool,
 }
 
-/// A request a policy refused.
+/// What a refusal is counted and logged as.
+#[derive(Debug)]
+pub(crate) enum Cause {
+    /// An address, credential or CORS rule: `weir_auth_failures_total{reason}` and a log line.
+    Policy(Denial),
+    /// A rate limit whose key is `by`: `weir_ratelimited_total{by}`; not logged (a client
+    /// over its limit would flood the log; the access log has its 429s).
+    RateLimited(&'static str),
+    /// Redis failed under `on_store_error: deny`, counted as a store error already.
+    StoreDown,
+    /// A declared body over the limit: a log line.
+    Oversize(Oversize),
+}
+
+/// A request a policy refused: what it is answered, and why.
 #[derive(Debug)]
 pub(crate) struct Denied<'a> {
     /// Why.
-    pub denial: Denial,
-    /// 401 or 403.
+    pub cause: Cause,
+    /// 401, 403, 413, 429 or 503.
     pub status: u16,
     /// What the answer's body says.
     pub message: &'static str,
@@ -171,10 +185,54 @@ impl<'a> Denied<'a> {
             ),
         };
         Self {
-            denial,
+            cause: Cause::Policy(denial),
             status,
             message,
             headers: Cow::Borrowed(if status == 401 { challenges } else { &[] }),
+        }
+    }
+
+    /// Counts the refusal in `denials` (its route's, or the unrouted ones) and logs it when
+    /// its cause is worth a line.
+    pub(crate) fn record(&self, denials: &Denials, request_id: &str, client: IpAddr, route: &str) {
+        match &self.cause {
+            Cause::Policy(denial) => {
+                denials.count(*denial);
+                log_refused(request_id, client, route, &denial.label());
+            }
+            Cause::RateLimited(by) => denials.count_limited(by),
+            Cause::StoreDown => {}
+            Cause::Oversize(oversize) => log_refused(request_id, client, route, oversize),
+        }
+    }
+}
+
+impl From<rate_limit::Refusal> for Denied<'_> {
+    fn from(refusal: rate_limit::Refusal) -> Self {
+        match refusal {
+            rate_limit::Refusal::Limited { by, headers } => Self {
+                cause: Cause::RateLimited(by),
+                status: 429,
+                message: "rate limit exceeded",
+                headers: Cow::Owned(headers),
+            },
+            rate_limit::Refusal::StoreDown => Self {
+                cause: Cause::StoreDown,
+                status: 503,
+                message: "the rate-limit store is unavailable",
+                headers: Cow::Borrowed(&[]),
+            },
+        }
+    }
+}
+
+impl From<Oversize> for Denied<'_> {
+    fn from(oversize: Oversize) -> Self {
+        Self {
+            cause: Cause::Oversize(oversize),
+            status: 413,
+            message: BODY_TOO_LARGE,
+            headers: Cow::Borrowed(&[]),
         }
     }
 }
@@ -261,7 +319,7 @@ pub(crate) async fn limit(
     request: &RequestHeader,
     client: IpAddr,
     identity: Option<&Identity>,
-) -> Result<Option<Quota>, Refusal> {
+) -> Result<Option<Quota>, Denied<'static>> {
     let rules = [listener, route].map(|g| g.map_or(&[][..], |g| &g.rate_limit[..]));
     if rules.iter().all(|r| r.is_empty()) {
         return Ok(None);
@@ -278,6 +336,7 @@ pub(crate) async fn limit(
     rate_limit::check(&gate.rate, rules, subject)
         .await
         .map(Some)
+        .map_err(Denied::from)
 }
 
 /// `path` as the access log shows it: the values of the query parameters that carry API
@@ -393,13 +452,8 @@ pub(crate) fn forward(
 static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
 static UNLOGGED: AtomicU64 = AtomicU64::new(0);
 
-/// Logs a refusal, at most one line a second (a credential-stuffing client must not flood
-/// the log), saying how many were not logged; never the credential.
-pub(crate) fn log_refusal(request_id: &str, client: IpAddr, route: &str, denial: Denial) {
-    log_refused(request_id, client, route, &denial.label());
-}
-
-/// Logs a refusal for `why` as [`log_refusal`] does, sharing its one line a second.
+/// Logs a refusal for `why`, at most one line a second (a credential-stuffing client must not
+/// flood the log), saying how many were not logged; never the credential.
 pub(crate) fn log_refused(
     request_id: &str,
     client: IpAddr,

@@ -9,7 +9,7 @@ pub(crate) use ctx::RequestCtx;
 use crate::access_log::{AccessLog, Entry, Served};
 use crate::headers::EditHeaders;
 use crate::policy;
-use crate::runtime::{CompiledRoute, Runtime, SharedRuntime};
+use crate::runtime::SharedRuntime;
 use crate::upstream::{deadline, hash_key, Deadline, InflightGuard};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -82,48 +82,34 @@ impl ProxyHttp for Proxy {
         let guard = route.map(|r| &r.guard);
         let name = rt.headers.request_id_header().clone();
         ctx.cors = policy::cors(listener, guard, req);
+        ctx.body_limit = policy::body_limit(listener, guard);
         // The policy steps, in the documented order.
-        let admitted = match policy::screen(listener, guard, client) {
-            Ok(()) => match policy::preflight(listener, guard, req)? {
-                None => policy::identify(&rt.gate, listener, guard, req).await,
-                Some(policy::Preflight::Answer(answer)) => {
-                    respond::preflight(session, answer, &name, &ctx.request_id).await?;
-                    return Ok(true);
-                }
-                Some(policy::Preflight::Refused(denied)) => {
-                    // Without any CORS header, so that the browser blocks the call.
-                    ctx.cors = None;
-                    Err(denied)
-                }
-            },
-            Err(denied) => Err(denied),
-        };
-        match admitted {
-            Ok(identity) => ctx.identity = identity,
-            Err(denied) => {
-                let headers = ctx.own_headers(&denied.headers);
-                let denied = policy::Denied { headers, ..denied };
-                refuse(session, rt, route, denied, client, &ctx.request_id).await?;
+        if let Err(denied) = policy::screen(listener, guard, client) {
+            return refuse(session, ctx, denied).await;
+        }
+        match policy::preflight(listener, guard, req)? {
+            None => {}
+            Some(policy::Preflight::Answer(answer)) => {
+                respond::preflight(session, answer, &name, &ctx.request_id).await?;
                 return Ok(true);
             }
+            Some(policy::Preflight::Refused(denied)) => {
+                // Without any CORS header, so that the browser blocks the call.
+                ctx.cors = None;
+                return refuse(session, ctx, denied).await;
+            }
+        }
+        match policy::identify(&rt.gate, listener, guard, req).await {
+            Ok(identity) => ctx.identity = identity,
+            Err(denied) => return refuse(session, ctx, denied).await,
         }
         let identity = ctx.identity.as_ref();
         match policy::limit(&rt.gate, listener, guard, req, client, identity).await {
             Ok(quota) => ctx.rate_limit = quota,
-            Err(refusal) => {
-                let (status, message, headers) = limited(rt, route, refusal);
-                let headers = ctx.own_headers(&headers);
-                respond::json_error(session, status, message, &headers, &name, &ctx.request_id)
-                    .await?;
-                return Ok(true);
-            }
+            Err(denied) => return refuse(session, ctx, denied).await,
         }
-        ctx.body_limit = policy::body_limit(listener, guard);
         if let Err(oversize) = policy::check_declared(ctx.body_limit, req) {
-            let headers = ctx.own_headers(&[]);
-            let id = &ctx.request_id;
-            refuse_body(session, rt, route, &oversize, &headers, client, id).await?;
-            return Ok(true);
+            return refuse(session, ctx, oversize.into()).await;
         }
         if ctx.route.is_some() {
             return Ok(false);
@@ -384,63 +370,24 @@ impl ProxyHttp for Proxy {
     }
 }
 
-/// Answers a request a policy refused, and counts and logs the refusal.
+/// Answers a request a policy refused, with the request's CORS headers (so that a page on an
+/// allowed origin can read why), and counts and logs the refusal; `Ok(true)`: answered.
 async fn refuse(
     session: &mut Session,
-    rt: &Runtime,
-    route: Option<&CompiledRoute>,
+    ctx: &RequestCtx,
     denied: policy::Denied<'_>,
-    client: IpAddr,
-    request_id: &http::HeaderValue,
-) -> Result<()> {
-    route
-        .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
-        .count(denied.denial);
-    let id = request_id.to_str().unwrap_or_default();
-    policy::log_refusal(id, client, route.map_or("", |r| &r.name), denied.denial);
+) -> Result<bool> {
+    let rt = &ctx.runtime;
+    let route = ctx.route.and_then(|m| rt.routes.get(m.route));
+    let denials = route.map_or(&rt.unrouted_denials, |r| &r.metrics.denials);
+    let client = ctx.client.map_or(UNKNOWN_PEER, |c| c.ip);
+    let id = ctx.request_id.to_str().unwrap_or_default();
+    denied.record(denials, id, client, route.map_or("", |r| &r.name));
+    let headers = ctx.own_headers(&denied.headers);
     let name = rt.headers.request_id_header();
     let (status, message) = (denied.status, denied.message);
-    respond::json_error(session, status, message, &denied.headers, name, request_id).await
-}
-
-/// Answers 413 (with `headers`: the request's CORS ones) to a request that declares a body
-/// over its limit, and logs the refusal.
-async fn refuse_body(
-    session: &mut Session,
-    rt: &Runtime,
-    route: Option<&CompiledRoute>,
-    oversize: &policy::Oversize,
-    headers: &[(http::HeaderName, http::HeaderValue)],
-    client: IpAddr,
-    request_id: &http::HeaderValue,
-) -> Result<()> {
-    let id = request_id.to_str().unwrap_or_default();
-    policy::log_refused(id, client, route.map_or("", |r| &r.name), oversize);
-    let name = rt.headers.request_id_header();
-    let message = policy::BODY_TOO_LARGE;
-    respond::json_error(session, 413, message, headers, name, request_id).await
-}
-
-/// What a request a rate limit refused is answered (429), or one whose limit could not be
-/// decided with `on_store_error: deny` (503): status, message and headers; counted.
-fn limited(
-    rt: &Runtime,
-    route: Option<&CompiledRoute>,
-    refusal: policy::Refusal,
-) -> (
-    u16,
-    &'static str,
-    Vec<(http::HeaderName, http::HeaderValue)>,
-) {
-    match refusal {
-        policy::Refusal::Limited { by, headers } => {
-            route
-                .map_or(&rt.unrouted_denials, |r| &r.metrics.denials)
-                .count_limited(by);
-            (429, "rate limit exceeded", headers)
-        }
-        policy::Refusal::StoreDown => (503, "the rate-limit store is unavailable", Vec::new()),
-    }
+    respond::json_error(session, status, message, &headers, name, &ctx.request_id).await?;
+    Ok(true)
 }
 
 /// The access log line of a finished request.

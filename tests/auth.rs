@@ -30,31 +30,6 @@ fn fingerprint(key: &str) -> String {
         .collect()
 }
 
-/// One listener on `{port}`, the admin listener on `{port2}`, `consumers` (YAML list items,
-/// none if empty), `routes` (list items) and the upstream `app` of `instance`, then `extra`.
-fn config(instance: &Instance, consumers: &str, routes: &str, extra: &str) -> String {
-    let consumers = if consumers.is_empty() {
-        String::new()
-    } else {
-        format!("consumers:\n{consumers}")
-    };
-    format!(
-        "server: {{ pid_file: \"{{dir}}/weir.pid\" }}\n\
-         {consumers}\
-         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
-         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
-         routes:\n{routes}\
-         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n{extra}",
-        instance.address(),
-        instance.id
-    )
-}
-
-/// A route named `name` on the path `/name` to `app`, with `policies`.
-fn route(name: &str, policies: &str) -> String {
-    format!("  - {{ name: {name}, paths: [/{name}], upstream: app, policies: {policies} }}\n")
-}
-
 /// The two consumers most tests use: inventory-app (group internal, key from the
 /// environment) and partner (no group, key in the file).
 fn consumers() -> String {
@@ -116,7 +91,7 @@ fn total(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// inventory key in its environment.
 fn start(instance: &Instance, consumers: &str, routes: &str, extra: &str, level: &str) -> Weir {
     Weir::start_with_env(
-        &config(instance, consumers, routes, extra),
+        &gateway(instance, consumers, routes, extra),
         level,
         &[(KEY_VAR, KEY)],
     )
@@ -133,8 +108,8 @@ const FORGED: [(&str, &str); 4] = [
 #[test]
 fn key_auth_refuses_without_a_right_key_and_names_the_consumer_upstream() {
     let inst = Instance::start("i1");
-    let routes =
-        route("keyed", "{ auth: { methods: [key] } }") + "  - { name: open, upstream: app }\n";
+    let routes = policy_route("keyed", "{ auth: { methods: [key] } }")
+        + "  - { name: open, upstream: app }\n";
     let weir = start(&inst, &consumers(), &routes, "", "error");
     let c = client();
     let url = weir.url("/keyed/items");
@@ -195,7 +170,7 @@ fn key_auth_refuses_without_a_right_key_and_names_the_consumer_upstream() {
 #[test]
 fn hide_credentials_false_forwards_the_key() {
     let inst = Instance::start("i1");
-    let routes = route(
+    let routes = policy_route(
         "visible",
         "{ auth: { methods: [key], hide_credentials: false } }",
     );
@@ -214,8 +189,8 @@ fn hide_credentials_false_forwards_the_key() {
 #[test]
 fn a_key_in_the_query_counts_only_where_allowed_and_is_stripped() {
     let inst = Instance::start("i1");
-    let routes = route("keyed", "{ auth: { methods: [key] } }")
-        + &route(
+    let routes = policy_route("keyed", "{ auth: { methods: [key] } }")
+        + &policy_route(
             "query",
             "{ auth: { methods: [key], key_names: [apikey, X-API-Key], key_in_query: true } }",
         );
@@ -265,10 +240,10 @@ fn keys_come_from_a_keys_file_read_at_start_and_at_every_reload() {
     let first = outside.path().join("ops.keys");
     std::fs::write(&first, "# ops team\n\nops-key-one\n  \nops-key-two\n").unwrap();
     let filed = |keys_file: &str| {
-        config(
+        gateway(
             &inst,
             &format!("  - {{ name: ops, keys_file: \"{keys_file}\" }}\n"),
-            &route("keyed", "{ auth: { methods: [key] } }"),
+            &policy_route("keyed", "{ auth: { methods: [key] } }"),
             "",
         )
     };
@@ -329,9 +304,9 @@ fn basic_auth_checks_hashes_htpasswd_makes() {
          - {{ name: legacy, basic: {{ user: bob, password: \"{apr1}\" }} }}\n  \
          - {{ name: partner, keys: [\"{PARTNER_KEY}\"] }}\n"
     );
-    let routes = route("basic", "{ auth: { methods: [basic] } }")
-        + &route("either", "{ auth: { methods: [key, basic] } }");
-    let weir = Weir::start(&config(&inst, &consumers, &routes, ""));
+    let routes = policy_route("basic", "{ auth: { methods: [basic] } }")
+        + &policy_route("either", "{ auth: { methods: [key, basic] } }");
+    let weir = Weir::start(&gateway(&inst, &consumers, &routes, ""));
     let c = client();
     let url = weir.url("/basic");
 
@@ -435,13 +410,13 @@ fn status_from(weir: &Weir, ip: [u8; 4], path: &str, forwarded: Option<&str>) ->
 
 /// Routes with IP rules: /deny3 allows 127/8 but denies 127.0.0.3 (deny wins), /only2
 /// allows 127.0.0.2 alone; a second listener on `{port3}` denies 127.0.0.3 before routing.
-fn ip_config(inst: &Instance, extra: &str) -> String {
-    let routes = route(
+fn ip_gateway(inst: &Instance, extra: &str) -> String {
+    let routes = policy_route(
         "deny3",
         "{ ip: { allow: [127.0.0.0/8], deny: [127.0.0.3] } }",
-    ) + &route("only2", "{ ip: { allow: [127.0.0.2/32] } }")
+    ) + &policy_route("only2", "{ ip: { allow: [127.0.0.2/32] } }")
         + "  - { name: open, upstream: app }\n";
-    config(inst, "", &routes, extra).replace(
+    gateway(inst, "", &routes, extra).replace(
         "admin:",
         "  - { name: guarded, address: \"127.0.0.1:{port3}\", policies: { ip: { deny: [127.0.0.3/32] } } }\nadmin:",
     )
@@ -450,7 +425,7 @@ fn ip_config(inst: &Instance, extra: &str) -> String {
 #[test]
 fn ip_rules_decide_on_the_client_address_a_spoofed_header_cannot_change() {
     let inst = Instance::start("i1");
-    let weir = Weir::start(&ip_config(&inst, ""));
+    let weir = Weir::start(&ip_gateway(&inst, ""));
     let cases = [
         // (from, path, X-Forwarded-For, expected)
         ([127, 0, 0, 1], "/deny3", None, 200),
@@ -498,7 +473,7 @@ fn ip_rules_decide_on_the_client_address_a_spoofed_header_cannot_change() {
 #[test]
 fn a_trusted_proxys_forwarded_address_decides() {
     let inst = Instance::start("i1");
-    let weir = Weir::start(&ip_config(
+    let weir = Weir::start(&ip_gateway(
         &inst,
         "headers:\n  trusted_proxies: [127.0.0.1/32]\n",
     ));
@@ -526,7 +501,7 @@ fn a_trusted_proxy_is_trusted_on_a_dual_stack_listener_too() {
     // On `[::]`, an IPv4 peer arrives as `::ffff:127.0.0.1`: still the trusted proxy, so the
     // address it forwards decides (not its own, which the allow lists may well name).
     let inst = Instance::start("i1");
-    let yaml = ip_config(&inst, "headers:\n  trusted_proxies: [127.0.0.1/32]\n").replacen(
+    let yaml = ip_gateway(&inst, "headers:\n  trusted_proxies: [127.0.0.1/32]\n").replacen(
         "\"127.0.0.1:{port}\"",
         "\"[::]:{port}\"",
         1,
@@ -554,13 +529,13 @@ fn a_trusted_proxy_is_trusted_on_a_dual_stack_listener_too() {
 #[test]
 fn groups_and_consumer_lists_decide_who_passes() {
     let inst = Instance::start("i1");
-    let routes = route(
+    let routes = policy_route(
         "internal",
         "{ auth: { methods: [key], groups: [internal] } }",
-    ) + &route(
+    ) + &policy_route(
         "named",
         "{ auth: { methods: [key], consumers: [partner] } }",
-    ) + &route(
+    ) + &policy_route(
         "either",
         "{ auth: { methods: [key], groups: [internal], consumers: [partner] } }",
     );
@@ -589,8 +564,8 @@ fn groups_and_consumer_lists_decide_who_passes() {
 #[test]
 fn metrics_count_requests_by_consumer_and_failures_by_reason() {
     let inst = Instance::start("i1");
-    let routes =
-        route("keyed", "{ auth: { methods: [key] } }") + "  - { name: open, upstream: app }\n";
+    let routes = policy_route("keyed", "{ auth: { methods: [key] } }")
+        + "  - { name: open, upstream: app }\n";
     let weir = start(&inst, &consumers(), &routes, "", "error");
     let c = client();
     for _ in 0..3 {
@@ -670,13 +645,13 @@ fn twenty_reloads_changing_consumers_keep_serving_and_a_removed_key_stops_at_onc
     let inst = Instance::start("i1");
     let with_keys = |keys: &[&str]| {
         let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
-        config(
+        gateway(
             &inst,
             &format!(
                 "  - {{ name: inventory-app, keys: [{}] }}\n  - {{ name: partner, keys: [\"{PARTNER_KEY}\"] }}\n",
                 keys.join(", ")
             ),
-            &route("keyed", "{ auth: { methods: [key] } }"),
+            &policy_route("keyed", "{ auth: { methods: [key] } }"),
             "",
         )
     };
@@ -731,9 +706,9 @@ fn a_listeners_auth_guards_unrouted_paths_and_a_routes_own_replaces_it() {
             "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
         );
     let routes = "  - { name: inherits, paths: [/inherits], upstream: app }\n".to_string()
-        + &route("basic", "{ auth: { methods: [basic] } }")
-        + &route("anon", "{ auth: { methods: [key], anonymous: true } }");
-    let yaml = config(&inst, &consumers, &routes, "").replace(
+        + &policy_route("basic", "{ auth: { methods: [basic] } }")
+        + &policy_route("anon", "{ auth: { methods: [key], anonymous: true } }");
+    let yaml = gateway(&inst, &consumers, &routes, "").replace(
         "address: \"127.0.0.1:{port}\" }",
         "address: \"127.0.0.1:{port}\", policies: { auth: { methods: [key] } } }",
     );
@@ -800,7 +775,7 @@ fn refusals_are_logged_at_most_once_a_second_and_never_with_the_credential() {
         + &format!(
             "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
         );
-    let routes = route("keyed", "{ auth: { methods: [key, basic] } }");
+    let routes = policy_route("keyed", "{ auth: { methods: [key, basic] } }");
     let weir = start(&inst, &consumers, &routes, "", "warn");
     let c = client();
     let keyed = || c.get(weir.url("/keyed"));
@@ -844,10 +819,10 @@ fn every_credential_of_the_routes_methods_is_hidden_not_only_the_one_that_proved
         + &format!(
             "  - {{ name: web-team, basic: {{ user: alice, password: \"{ALICE_HASH}\" }} }}\n"
         );
-    let routes = route(
+    let routes = policy_route(
         "query",
         "{ auth: { methods: [key], key_names: [apikey, X-API-Key], key_in_query: true } }",
-    ) + &route("either", "{ auth: { methods: [key, basic] } }");
+    ) + &policy_route("either", "{ auth: { methods: [key, basic] } }");
     let weir = start(&inst, &consumers, &routes, "", "error");
     let c = client();
 
@@ -897,7 +872,7 @@ fn every_credential_of_the_routes_methods_is_hidden_not_only_the_one_that_proved
 #[test]
 fn a_key_in_the_query_is_redacted_from_the_access_log_where_the_query_is_not_read() {
     let inst = Instance::start("i1");
-    let routes = route("anon", "{ auth: { methods: [key], anonymous: true } }");
+    let routes = policy_route("anon", "{ auth: { methods: [key], anonymous: true } }");
     let weir = start(
         &inst,
         &consumers(),

@@ -17,24 +17,11 @@ use std::time::{Duration, Instant};
 const KEY: &str = "rl-test-key-0a1b2c3d";
 const OTHER_KEY: &str = "rl-test-key-9f8e7d6c";
 
-/// weir on `{port}` (admin on `{port2}`) with `routes` (list items) to `instance`, two
-/// consumers, and `extra` at the top level.
+/// weir with `routes` (list items) to `instance`, two consumers, and `extra` at the top level.
 fn start(instance: &Instance, routes: &str, extra: &str) -> Weir {
-    Weir::start(&format!(
-        "server: {{ pid_file: \"{{dir}}/weir.pid\" }}\n\
-         consumers:\n  - {{ name: alice, keys: [{KEY}] }}\n  - {{ name: bob, keys: [{OTHER_KEY}] }}\n\
-         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
-         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
-         routes:\n{routes}\
-         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n{extra}",
-        instance.address(),
-        instance.id
-    ))
-}
-
-/// A route named `name` on `/name` with `policies`.
-fn route(name: &str, policies: &str) -> String {
-    format!("  - {{ name: {name}, paths: [/{name}], upstream: app, policies: {policies} }}\n")
+    let consumers =
+        format!("  - {{ name: alice, keys: [{KEY}] }}\n  - {{ name: bob, keys: [{OTHER_KEY}] }}\n");
+    Weir::start(&gateway(instance, &consumers, routes, extra))
 }
 
 /// A client whose connections come from `address`.
@@ -69,7 +56,7 @@ fn a_burst_from_one_address_passes_up_to_the_limit_and_others_are_unaffected() {
     let inst = Instance::start("i1");
     let weir = start(
         &inst,
-        &route("ip", "{ rate_limit: [{ limit: 10, per: 1s, by: ip }] }"),
+        &policy_route("ip", "{ rate_limit: [{ limit: 10, per: 1s, by: ip }] }"),
         "",
     );
     let client = client_from(Ipv4Addr::LOCALHOST);
@@ -131,7 +118,7 @@ fn no_interval_of_per_admits_more_than_the_limit_across_window_edges() {
     let (limit, per) = (5, Duration::from_secs(1));
     let weir = start(
         &inst,
-        &route("edge", "{ rate_limit: [{ limit: 5, per: 1s, by: ip }] }"),
+        &policy_route("edge", "{ rate_limit: [{ limit: 5, per: 1s, by: ip }] }"),
         "",
     );
     let url = weir.url("/edge");
@@ -178,10 +165,10 @@ fn no_interval_of_per_admits_more_than_the_limit_across_window_edges() {
 #[test]
 fn consumers_and_header_values_are_counted_apart() {
     let inst = Instance::start("i1");
-    let routes = route(
+    let routes = policy_route(
         "keyed",
         "{ auth: { methods: [key] }, rate_limit: [{ limit: 3, per: 1m, by: consumer }] }",
-    ) + &route(
+    ) + &policy_route(
         "tenant",
         "{ rate_limit: [{ limit: 2, per: 1m, by: { header: X-Tenant } }] }",
     );
@@ -226,11 +213,11 @@ fn consumers_and_header_values_are_counted_apart() {
 #[test]
 fn kong_headers_name_the_period_and_none_hides_them() {
     let inst = Instance::start("i1");
-    let routes = route(
+    let routes = policy_route(
         "kong",
         "{ rate_limit: [{ limit: 5, per: 1m, by: ip, headers: kong }, \
          { limit: 100, per: 1h, by: ip, headers: kong }] }",
-    ) + &route(
+    ) + &policy_route(
         "quiet",
         "{ rate_limit: [{ limit: 1, per: 1m, by: ip, headers: none }] }",
     );
@@ -277,7 +264,7 @@ fn kong_headers_name_the_period_and_none_hides_them() {
 fn a_reload_keeps_the_counts_of_an_unchanged_rule_and_a_changed_rule_starts_afresh() {
     let inst = Instance::start("i1");
     let limited = |limit: u32, extra_route: &str| {
-        route(
+        policy_route(
             "kept",
             &format!("{{ rate_limit: [{{ limit: {limit}, per: 1m, by: ip }}] }}"),
         ) + extra_route

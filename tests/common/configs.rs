@@ -42,6 +42,31 @@ pub fn single_upstream(balance: &str, targets: &[(&Instance, u32)], extra: &str)
     yaml
 }
 
+/// A gateway for policy tests: one listener on `{port}`, the admin listener on `{port2}`,
+/// `consumers` (YAML list items, none if empty), `routes` (list items, see [`policy_route`])
+/// and the upstream `app` of `instance`, then `extra` at the top level.
+pub fn gateway(instance: &Instance, consumers: &str, routes: &str, extra: &str) -> String {
+    let consumers = if consumers.is_empty() {
+        String::new()
+    } else {
+        format!("consumers:\n{consumers}")
+    };
+    format!(
+        "server: {{ pid_file: \"{{dir}}/weir.pid\" }}\n\
+         {consumers}\
+         listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n\
+         routes:\n{routes}\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\", name: {} }}]\n{extra}",
+        instance.address(),
+        instance.id
+    )
+}
+
+/// A route named `name` on the path `/name` to `app`, with `policies`.
+pub fn policy_route(name: &str, policies: &str) -> String {
+    format!("  - {{ name: {name}, paths: [/{name}], upstream: app, policies: {policies} }}\n")
+}
 /// Runs `weir --config FILE --test`.
 pub fn weir_test(path: &Path) -> Output {
     Command::new(weir_bin())

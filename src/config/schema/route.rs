@@ -44,7 +44,8 @@ pub(in crate::config) struct RawRouteTimeouts {
     pub read: Option<super::RawDuration>,
     /// Waiting for each write to the instance.
     pub write: Option<super::RawDuration>,
-    /// The whole request, from routing to the last byte, every attempt included.
+    /// The whole request from routing, every attempt included (docs/configuration.md says
+    /// how an answer already coming is cut).
     pub total: Option<super::RawDuration>,
 }
 

@@ -1,33 +1,37 @@
-//! Policies: the gateway layer. Address rules and authentication are compiled into the
-//! runtime (a [`Gate`] of consumers, token issuers and password checks, and a [`Guard`] per
+//! Policies: the gateway layer. Address rules, CORS, authentication, rate limits, body
+//! limits and compression are compiled into the runtime (a [`Gate`] of consumers, token issuers and password checks, and a [`Guard`] per
 //! listener and route) and run in one fixed order from `request_filter`, each step a function
 //! of its own: [`screen`] (the listener's address rules, then the route's), then [`identify`]
 //! (the route's `auth`, or without one the listener's), with the CORS [`preflight`] between
 //! them, then [`limit`] (the rate limits of the listener and of the route, all of which must
 //! pass), then the body limit ([`check_declared`] on the headers, [`check_received`] as the
 //! body arrives); [`cors`] decides the CORS headers of a request's answers.
-//! The consumer they identify travels upstream in `X-Consumer-*` headers, which weir
-//! removes from every request first so that a client cannot claim to be one.
+//! A refused request becomes a [`Denied`] (module `refusal`); the consumer they identify
+//! travels upstream in `X-Consumer-*` headers (module `forward`).
 
 mod auth;
 mod body_limit;
 mod compress;
 mod consumers;
 mod cors;
+mod forward;
 mod ip;
 mod jwks;
 mod jwt;
 mod password;
 mod rate_limit;
+mod refusal;
 
 pub(crate) use body_limit::{body_limit, check_declared, check_received, Oversize, BODY_TOO_LARGE};
 pub(crate) use compress::{compress, Compression};
 pub(crate) use consumers::{digest, fingerprint, Registry};
 pub(crate) use cors::{Answer as CorsAnswer, Preflight};
+pub(crate) use forward::forward;
 pub(crate) use rate_limit::Quota;
+pub(crate) use refusal::{log_refused, Denied};
 
 use crate::config::{Config, IpRules, Policies};
-use crate::metrics::{Denial, Denials};
+use crate::metrics::Denial;
 use auth::AuthPolicy;
 use consumers::ConsumerError;
 use http::{HeaderName, HeaderValue};
@@ -36,7 +40,6 @@ use password::Verifier;
 use pingora::http::RequestHeader;
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Why the policies of a configuration could not be compiled.
 #[derive(Debug, thiserror::Error)]
@@ -140,101 +143,6 @@ struct Hidden {
     params: Vec<String>,
     /// `Authorization`, with a scheme of a listed method.
     authorization: bool,
-}
-
-/// What a refusal is counted and logged as.
-#[derive(Debug)]
-pub(crate) enum Cause {
-    /// An address, credential or CORS rule: `weir_auth_failures_total{reason}` and a log line.
-    Policy(Denial),
-    /// A rate limit whose key is `by`: `weir_ratelimited_total{by}`; not logged (a client
-    /// over its limit would flood the log; the access log has its 429s).
-    RateLimited(&'static str),
-    /// Redis failed under `on_store_error: deny`, counted as a store error already.
-    StoreDown,
-    /// A declared body over the limit: a log line.
-    Oversize(Oversize),
-}
-
-/// A request a policy refused: what it is answered, and why.
-#[derive(Debug)]
-pub(crate) struct Denied<'a> {
-    /// Why.
-    pub cause: Cause,
-    /// 401, 403, 413, 429 or 503.
-    pub status: u16,
-    /// What the answer's body says.
-    pub message: &'static str,
-    /// Headers of the answer: `WWW-Authenticate` of a 401.
-    pub headers: Cow<'a, [(HeaderName, HeaderValue)]>,
-}
-
-impl<'a> Denied<'a> {
-    fn new(denial: Denial, challenges: &'a [(HeaderName, HeaderValue)]) -> Self {
-        let (status, message) = match denial {
-            Denial::Missing => (401, "credentials are required"),
-            Denial::BadKey => (401, "the API key is not valid"),
-            Denial::BadPassword => (401, "the user name or password is not valid"),
-            Denial::BadToken => (401, "the token is not valid"),
-            Denial::UnknownConsumer => (401, "the token names no known consumer"),
-            Denial::Forbidden => (403, "this consumer may not use this route"),
-            Denial::Ip => (403, "this client address may not use this route"),
-            Denial::Cors => (
-                403,
-                "this origin may not call this route from a browser page",
-            ),
-        };
-        Self {
-            cause: Cause::Policy(denial),
-            status,
-            message,
-            headers: Cow::Borrowed(if status == 401 { challenges } else { &[] }),
-        }
-    }
-
-    /// Counts the refusal in `denials` (its route's, or the unrouted ones) and logs it when
-    /// its cause is worth a line.
-    pub(crate) fn record(&self, denials: &Denials, request_id: &str, client: IpAddr, route: &str) {
-        match &self.cause {
-            Cause::Policy(denial) => {
-                denials.count(*denial);
-                log_refused(request_id, client, route, &denial.label());
-            }
-            Cause::RateLimited(by) => denials.count_limited(by),
-            Cause::StoreDown => {}
-            Cause::Oversize(oversize) => log_refused(request_id, client, route, oversize),
-        }
-    }
-}
-
-impl From<rate_limit::Refusal> for Denied<'_> {
-    fn from(refusal: rate_limit::Refusal) -> Self {
-        match refusal {
-            rate_limit::Refusal::Limited { by, headers } => Self {
-                cause: Cause::RateLimited(by),
-                status: 429,
-                message: "rate limit exceeded",
-                headers: Cow::Owned(headers),
-            },
-            rate_limit::Refusal::StoreDown => Self {
-                cause: Cause::StoreDown,
-                status: 503,
-                message: "the rate-limit store is unavailable",
-                headers: Cow::Borrowed(&[]),
-            },
-        }
-    }
-}
-
-impl From<Oversize> for Denied<'_> {
-    fn from(oversize: Oversize) -> Self {
-        Self {
-            cause: Cause::Oversize(oversize),
-            status: 413,
-            message: BODY_TOO_LARGE,
-            headers: Cow::Borrowed(&[]),
-        }
-    }
 }
 
 /// The first policy step: the address rules of `listener` and `route` for a request from
@@ -353,133 +261,6 @@ pub(crate) fn loggable_path<'p>(
         .zip(path.split_once('?'))
         .and_then(|(auth, (before, query))| Some(format!("{before}?{}", auth.redacted(query)?)));
     redacted.map_or(Cow::Borrowed(path), Cow::Owned)
-}
-
-/// The headers weir alone sets upstream: as names to remove, and as the spelling they are
-/// sent with (static, so that setting one allocates no name).
-const CONSUMER: (HeaderName, &str) = (
-    HeaderName::from_static("x-consumer-username"),
-    "X-Consumer-Username",
-);
-const GROUPS: (HeaderName, &str) = (
-    HeaderName::from_static("x-consumer-groups"),
-    "X-Consumer-Groups",
-);
-const CREDENTIAL: (HeaderName, &str) = (
-    HeaderName::from_static("x-credential-identifier"),
-    "X-Credential-Identifier",
-);
-const ANONYMOUS: (HeaderName, &str) = (
-    HeaderName::from_static("x-anonymous-consumer"),
-    "X-Anonymous-Consumer",
-);
-
-/// Tells the instance who called: removes any `X-Consumer-*` header the client sent, sets
-/// them for `identity`, and removes the request's credentials when the policy hides them.
-pub(crate) fn forward(
-    upstream: &mut RequestHeader,
-    identity: Option<&Identity>,
-    gate: &Gate,
-) -> pingora::Result<()> {
-    for (name, _) in [&CONSUMER, &GROUPS, &CREDENTIAL, &ANONYMOUS] {
-        // Looked up first: removing also searches the map of header spellings.
-        if upstream.headers.contains_key(name) {
-            upstream.remove_header(name);
-        }
-    }
-    // CGI, PHP and WSGI servers read `X_Consumer_Username` as `X-Consumer-Username` (both
-    // become HTTP_X_CONSUMER_USERNAME), so such spellings go too, as nginx drops every
-    // header with an underscore by default.
-    let lookalikes: Vec<HeaderName> = upstream
-        .headers
-        .keys()
-        .filter(|k| k.as_str().contains('_'))
-        .filter(|k| {
-            let dashed = k.as_str().replace('_', "-");
-            [&CONSUMER, &GROUPS, &CREDENTIAL, &ANONYMOUS]
-                .iter()
-                .any(|(name, _)| name.as_str() == dashed)
-        })
-        .cloned()
-        .collect();
-    for name in &lookalikes {
-        upstream.remove_header(name);
-    }
-    let Some(identity) = identity else {
-        return Ok(());
-    };
-    match gate.registry.get(identity.consumer) {
-        Some(known) => {
-            upstream.insert_header(CONSUMER.1, &known.name_header)?;
-            if let Some(groups) = &known.groups_header {
-                upstream.insert_header(GROUPS.1, groups)?;
-            }
-        }
-        None => {
-            upstream.insert_header(CONSUMER.1, crate::config::ANONYMOUS_CONSUMER)?;
-            upstream.insert_header(ANONYMOUS.1, "true")?;
-        }
-    }
-    if let Some(credential) = &identity.credential {
-        upstream.insert_header(CREDENTIAL.1, credential)?;
-    }
-    let hide = &identity.hide;
-    for name in &hide.headers {
-        upstream.remove_header(name);
-    }
-    if hide.authorization {
-        upstream.remove_header(&http::header::AUTHORIZATION);
-    }
-    if !hide.params.is_empty() {
-        let path = upstream.uri.path();
-        let rest = upstream
-            .uri
-            .query()
-            .and_then(|q| auth::without_params(q, &hide.params));
-        let uri = match rest {
-            Some(query) => format!("{path}?{query}"),
-            None => path.to_string(),
-        };
-        let uri = http::Uri::try_from(uri).map_err(|e| {
-            pingora::Error::because(pingora::ErrorType::InternalError, "hiding the key", e)
-        })?;
-        upstream.set_uri(uri);
-    }
-    Ok(())
-}
-
-/// Seconds since the epoch of the last refusal logged, and refusals not logged since.
-static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
-static UNLOGGED: AtomicU64 = AtomicU64::new(0);
-
-/// Logs a refusal for `why`, at most one line a second (a credential-stuffing client must not
-/// flood the log), saying how many were not logged; never the credential.
-pub(crate) fn log_refused(
-    request_id: &str,
-    client: IpAddr,
-    route: &str,
-    why: &dyn std::fmt::Display,
-) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = LAST_LOGGED.load(Ordering::Relaxed);
-    if now <= last
-        || LAST_LOGGED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        UNLOGGED.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
-    let route = if route.is_empty() { "-" } else { route };
-    let also = if unlogged > 0 {
-        format!(" ({unlogged} more refusal(s) not logged in the last second)")
-    } else {
-        String::new()
-    };
-    log::warn!("{request_id} refused: {why} from {client} on route `{route}`{also}");
 }
 
 /// The compression policy of a response: the route's, or else the listener's.

@@ -7,6 +7,7 @@ mod respond;
 pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
+use crate::head::path::{self, PathError, PathRules};
 use crate::headers::EditHeaders;
 use crate::policy;
 use crate::runtime::SharedRuntime;
@@ -19,6 +20,7 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
+use std::borrow::Cow;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The HTTP proxy of every HTTP and HTTPS listener.
@@ -57,8 +59,18 @@ impl ProxyHttp for Proxy {
             .map_or(UNKNOWN_PEER, |a| a.ip());
         ctx.request_id = rt.headers.request_id(req);
         ctx.client = Some(rt.headers.client(peer, req));
-        let local = session.server_addr().and_then(|a| a.as_inet());
-        ctx.listener = rt.listeners.find(local);
+        let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+        ctx.listener = rt.listeners.find(local.as_ref());
+        // Everything after this sees the normalized path, the upstream included.
+        match path::normalize_target(&req.method, req.uri.path(), PathRules::default()) {
+            Ok(Cow::Borrowed(_)) => {}
+            Ok(Cow::Owned(normal)) => {
+                let uri = with_path(&req.uri, &normal)?;
+                session.req_header_mut().set_uri(uri);
+            }
+            Err(refused) => return refuse_path(session, ctx, refused).await,
+        }
+        let req = session.req_header();
         let host = req
             .uri
             .host()
@@ -390,6 +402,17 @@ async fn refuse(
     Ok(true)
 }
 
+/// Answers a request whose path weir refuses: 400, and the connection closes, since a client
+/// that sends such a path is probing rather than browsing.
+async fn refuse_path(session: &mut Session, ctx: &RequestCtx, refused: PathError) -> Result<bool> {
+    session.set_keepalive(None);
+    let name = ctx.runtime.headers.request_id_header();
+    let message = refused.to_string();
+    let headers = ctx.own_headers(&[]);
+    respond::json_error(session, 400, &message, &headers, name, &ctx.request_id).await?;
+    Ok(true)
+}
+
 /// The access log line of a finished request.
 fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a> {
     let req = session.req_header();
@@ -457,20 +480,32 @@ fn log_failure(session: &Session, e: &Error, ctx: &RequestCtx, status: u16) {
 
 /// Removes the first `len` bytes of the path, keeping the query; the result starts with `/`.
 fn strip_prefix(req: &mut RequestHeader, len: usize) -> Result<()> {
-    let path = req.uri.path();
-    let rest = path.get(len..).unwrap_or_default();
-    let query = req.uri.query();
-    let mut new = String::with_capacity(rest.len() + 2 + query.map_or(0, str::len));
-    if !rest.starts_with('/') {
-        new.push('/');
-    }
-    new.push_str(rest);
-    if let Some(q) = query {
-        new.push('?');
-        new.push_str(q);
-    }
-    let uri = http::Uri::try_from(new)
-        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))?;
+    let rest = req.uri.path().get(len..).unwrap_or_default();
+    let uri = with_path(&req.uri, rest)?;
     req.set_uri(uri);
     Ok(())
+}
+
+/// `uri` with its path replaced by `path` (with a `/` put first if it has none), keeping its
+/// query, and its scheme and authority where it has them (an HTTP/2 request's), so that
+/// routing by host is unchanged.
+fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri> {
+    let query = uri.query();
+    let mut target = String::with_capacity(path.len() + 2 + query.map_or(0, str::len));
+    if !path.starts_with('/') {
+        target.push('/');
+    }
+    target.push_str(path);
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut parts = uri.clone().into_parts();
+    http::uri::PathAndQuery::try_from(target)
+        .map_err(http::Error::from)
+        .and_then(|p| {
+            parts.path_and_query = Some(p);
+            http::Uri::from_parts(parts).map_err(http::Error::from)
+        })
+        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))
 }

@@ -101,23 +101,24 @@ fn scan(path: &str, rules: PathRules) -> Result<bool, PathError> {
     let mut normal = true;
     let mut segment = 1;
     let mut at = 1;
-    while let Some(&byte) = bytes.get(at) {
-        match byte {
-            b'/' => {
-                let merged = at == segment && rules.merge_slashes;
-                normal &= !(merged || is_dots(&bytes[segment..at]));
-                segment = at + 1;
-            }
-            b'%' => {
-                let escape = Escape::read(bytes, at, rules)?;
-                normal &= escape.canonical && !is_unreserved(escape.byte);
-                at += 3;
-                continue;
-            }
-            0 => return Err(PathError::Nul),
-            _ => {}
+    // Straight to the next byte that matters: most bytes of most paths are plain.
+    while let Some(skip) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(is_special))
+    {
+        at += skip;
+        if bytes[at] == b'/' {
+            let merged = at == segment && rules.merge_slashes;
+            normal &= !(merged || is_dots(&bytes[segment..at]));
+            segment = at + 1;
+            at += 1;
+        } else if bytes[at] == b'%' {
+            let escape = Escape::read(bytes, at, rules)?;
+            normal &= escape.canonical && !is_unreserved(escape.byte);
+            at += 3;
+        } else {
+            return Err(PathError::Nul);
         }
-        at += 1;
     }
     Ok(normal && !is_dots(&bytes[segment..]))
 }
@@ -223,6 +224,11 @@ fn hex(digit: u8) -> Option<u8> {
 /// RFC 3986 §2.3's unreserved characters: the ones an escape never needs to hide.
 fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// A byte [`scan`] stops at: a separator, an escape or a NUL.
+fn is_special(byte: &u8) -> bool {
+    matches!(byte, b'/' | b'%' | 0)
 }
 
 /// A `.` or `..` segment.

@@ -247,3 +247,46 @@ fn the_access_log_shows_the_normalized_path() {
         "a refused path is logged as it came"
     );
 }
+
+#[test]
+fn over_http2_a_rewritten_path_keeps_its_authority() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("site", &["site.test"], &[]);
+    let (pinned, any) = (Instance::start("pinned"), Instance::start("any"));
+    let weir = Weir::start(&format!(
+        "listeners:\n  - name: secure\n    address: \"127.0.0.1:{{port}}\"\n    protocol: https\n    \
+         tls: {{ certificates: [{{ cert: \"{}\", key: \"{}\" }}] }}\n\
+         routes:\n  - {{ name: pinned, hosts: [site.test], paths: [/admin], upstream: pinned }}\n  \
+         - {{ name: svc, hosts: [site.test], paths: [/svc], upstream: any, strip_prefix: true }}\n  \
+         - {{ name: any, upstream: any }}\n\
+         upstreams:\n  pinned: {{ targets: [{{ address: \"{}\", name: pinned }}] }}\n  \
+         any: {{ targets: [{{ address: \"{}\", name: any }}] }}\n",
+        cert.display(),
+        key.display(),
+        pinned.address(),
+        any.address()
+    ));
+    let authority = format!("site.test:{}", weir.port);
+    let resolve = format!("{authority}:127.0.0.1");
+    let ca_file = ca.ca().display().to_string();
+    // HTTP/2 has no Host header: the host is the request's `:authority`, in its URI, and
+    // routing by host and the upstream's `Host` need it after the path is rewritten.
+    for (path, instance, upstream) in [
+        ("/public/../%61dmin/x", "pinned", "/admin/x"),
+        ("/svc/./x/../y", "any", "/y"),
+    ] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--http2", "--path-as-is", "--resolve", &resolve])
+            .args(["--cacert", &ca_file, "-w", "\n%{http_version} %{http_code}"])
+            .arg(format!("https://{authority}{path}"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        assert_eq!(status, "2 200", "{path}: {text}");
+        let echo: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(echo["instance"], instance, "{path}: {body}");
+        assert_eq!(echo["path"], upstream, "{path}");
+        assert_eq!(echo["headers"]["host"], authority.as_str(), "{path}");
+    }
+}

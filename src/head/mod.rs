@@ -18,7 +18,7 @@ pub(crate) enum Reason {
     HeaderCount,
     /// The request target is over `max_uri_length`.
     UriLength,
-    /// An HTTP/1.1 request without a Host, or any with two, or one that is not a host.
+    /// An HTTP/1.1 request without a Host, or a Host that is not a host.
     Host,
     /// The head did not arrive within `header_timeout`.
     HeaderTimeout,

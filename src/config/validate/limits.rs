@@ -17,7 +17,10 @@ pub(super) fn limits(raw: &RawLimits, base: &Limits, path: &str, report: &mut Re
         match usize::try_from(bytes).ok().filter(|b| *b <= max) {
             Some(bytes) => bytes,
             None => {
-                report.value(&path, format!("must be at most {max} bytes (the parser's own limit)"));
+                report.value(
+                    &path,
+                    format!("must be at most {max} bytes (the parser's own limit)"),
+                );
                 base
             }
         }

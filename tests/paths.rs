@@ -1,6 +1,6 @@
 //! Path normalization through the real binary: the path routing matches, the upstream
-//! receives and the access log shows is the normalized one, and paths weir refuses are a
-//! 400 that reaches no upstream. Requests go over raw TCP: a client crate would remove dot
+//! receives and the access log shows is the normalized one, a listener's `limits` say how
+//! slashes are read, and paths weir refuses are a counted 400 that reaches no upstream. Requests go over raw TCP: a client crate would remove dot
 //! segments or fix escapes itself, and the test would prove nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
@@ -192,10 +192,11 @@ fn refused_paths_are_a_400_with_the_request_id_that_reach_no_upstream() {
     let weir = Weir::start(&format!(
         "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\" }}\n\
          routes:\n  - {{ name: all, paths: [/], upstream: app }}\n\
-         upstreams:\n  app: {{ targets: [{{ address: \"{}\" }}] }}\n",
+         upstreams:\n  app: {{ targets: [{{ address: \"{}\" }}] }}\n\
+         admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n",
         backend.address()
     ));
-    for (target, error) in [
+    let refusals = [
         ("/../x", "the path climbs above `/`"),
         ("/%2e%2e/x", "the path climbs above `/`"),
         ("/a/.%2E/../x", "the path climbs above `/`"),
@@ -206,7 +207,8 @@ fn refused_paths_are_a_400_with_the_request_id_that_reach_no_upstream() {
         ("/a%", "the path contains a malformed percent-escape"),
         ("/a%1", "the path contains a malformed percent-escape"),
         ("*", "the path does not start with `/`"),
-    ] {
+    ];
+    for (target, error) in refusals {
         let answer = get(weir.port, target, "test");
         assert_eq!(answer.status, 400, "{target}: {}", answer.body);
         assert_eq!(answer.header("content-type"), "application/json");
@@ -219,9 +221,29 @@ fn refused_paths_are_a_400_with_the_request_id_that_reach_no_upstream() {
         assert!(answer.closed(), "{target}: the connection stays open");
     }
     assert_eq!(backend.requests(), 0, "a refused path reached the upstream");
+    let labels = [("listener", "web"), ("reason", "bad_path")];
+    let counted = sample(&scrape(weir.port2), "weir_rejected_requests_total", &labels);
+    assert_eq!(counted, Some(refusals.len() as f64));
     let served = get(weir.port, "/still/../served", "test");
     assert_eq!(served.status, 200);
     assert_eq!(backend.requests(), 1);
+}
+
+#[test]
+fn a_listener_may_allow_encoded_slashes_and_keep_double_slashes() {
+    let routes = Routes::start(", limits: { allow_encoded_slashes: true, merge_slashes: false }");
+    for (target, upstream) in [
+        ("/admin/a%2fb", "/admin/a%2Fb"),
+        // An encoded slash is no separator: `a%2F..` is not a `..` segment.
+        ("/admin/a%2F../b", "/admin/a%2F../b"),
+        ("/admin//x/./y", "/admin//x/y"),
+    ] {
+        routes.assert_served(target, "test", "admin", upstream);
+    }
+    let unmerged = get(routes.weir.port, "//admin", "test");
+    assert_eq!(unmerged.status, 404, "`//admin` is not `/admin` unmerged");
+    let climbing = get(routes.weir.port, "/admin/../../x", "test");
+    assert_eq!(climbing.status, 400, "{}", climbing.body);
 }
 
 #[test]

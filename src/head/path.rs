@@ -27,6 +27,8 @@
 //! A path that is already normal (nearly all of them) is checked in one scan and returned
 //! borrowed, without allocating.
 
+use super::{Reason, Rejection};
+use crate::config::Limits;
 use std::borrow::Cow;
 
 /// How a listener normalizes paths: its `merge_slashes` and `allow_encoded_slashes` limits.
@@ -36,6 +38,15 @@ pub(crate) struct PathRules {
     pub merge_slashes: bool,
     /// `%2F` is accepted (kept encoded, not a separator) rather than refused (default off).
     pub allow_encoded_slashes: bool,
+}
+
+impl From<&Limits> for PathRules {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            merge_slashes: limits.merge_slashes,
+            allow_encoded_slashes: limits.allow_encoded_slashes,
+        }
+    }
 }
 
 impl Default for PathRules {
@@ -48,24 +59,43 @@ impl Default for PathRules {
     }
 }
 
-/// Why a path is refused (answered 400).
+/// Why a path is refused: answered 400, counted as `reason="bad_path"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.message())]
 pub(crate) enum PathError {
     /// Neither `/…` nor the asterisk-form of an OPTIONS request.
-    #[error("the path does not start with `/`")]
     NotAbsolute,
     /// More `..` segments than there are segments before them: `/../x`.
-    #[error("the path climbs above `/`")]
     AboveRoot,
     /// `%2F` where the listener does not allow encoded slashes.
-    #[error("the path contains an encoded `/`")]
     EncodedSlash,
     /// A raw NUL byte or `%00`.
-    #[error("the path contains a NUL byte")]
     Nul,
     /// A `%` not followed by two hex digits.
-    #[error("the path contains a malformed percent-escape")]
     BadEscape,
+}
+
+impl PathError {
+    /// What the client is told, without echoing its bytes.
+    fn message(self) -> &'static str {
+        match self {
+            Self::NotAbsolute => "the path does not start with `/`",
+            Self::AboveRoot => "the path climbs above `/`",
+            Self::EncodedSlash => "the path contains an encoded `/`",
+            Self::Nul => "the path contains a NUL byte",
+            Self::BadEscape => "the path contains a malformed percent-escape",
+        }
+    }
+}
+
+impl From<PathError> for Rejection {
+    fn from(refused: PathError) -> Self {
+        Self {
+            status: 400,
+            message: refused.message(),
+            reason: Reason::BadPath,
+        }
+    }
 }
 
 /// The request target's path (`uri.path()`, no query) as weir routes and forwards it:

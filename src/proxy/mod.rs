@@ -1,14 +1,18 @@
 //! The `ProxyHttp` implementation: the only code that sees a Pingora session. Each phase
 //! hands off to routing, upstream selection or header rules and keeps no logic of its own.
 
+mod connection;
 mod ctx;
 mod respond;
 
+pub(crate) use connection::HttpConnections;
 pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
-use crate::head::path::{self, PathError, PathRules};
+use crate::head::path::{self, PathRules};
+use crate::head::{self, Rejection};
 use crate::headers::EditHeaders;
+use crate::metrics;
 use crate::policy;
 use crate::runtime::SharedRuntime;
 use crate::upstream::{deadline, hash_key, Deadline, InflightGuard};
@@ -51,6 +55,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        connection::head_received();
         let rt = &ctx.runtime;
         let req = session.req_header();
         let peer = session
@@ -61,14 +66,18 @@ impl ProxyHttp for Proxy {
         ctx.client = Some(rt.headers.client(peer, req));
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         ctx.listener = rt.listeners.find(local.as_ref());
+        let limits = rt.limits(ctx.listener);
+        if let Err(rejection) = head::check(req, limits) {
+            return reject(session, ctx, rejection).await;
+        }
         // Everything after this sees the normalized path, the upstream included.
-        match path::normalize_target(&req.method, req.uri.path(), PathRules::default()) {
+        match path::normalize_target(&req.method, req.uri.path(), PathRules::from(limits)) {
             Ok(Cow::Borrowed(_)) => {}
             Ok(Cow::Owned(normal)) => {
                 let uri = with_path(&req.uri, &normal)?;
                 session.req_header_mut().set_uri(uri);
             }
-            Err(refused) => return refuse_path(session, ctx, refused).await,
+            Err(refused) => return reject(session, ctx, refused.into()).await,
         }
         let req = session.req_header();
         let host = req
@@ -402,14 +411,17 @@ async fn refuse(
     Ok(true)
 }
 
-/// Answers a request whose path weir refuses: 400, and the connection closes, since a client
-/// that sends such a path is probing rather than browsing.
-async fn refuse_path(session: &mut Session, ctx: &RequestCtx, refused: PathError) -> Result<bool> {
+/// Answers a request head refused before routing, counts it, and closes the connection.
+async fn reject(session: &mut Session, ctx: &RequestCtx, rejection: Rejection) -> Result<bool> {
+    let rt = &ctx.runtime;
+    let listener = ctx.listener.and_then(|i| rt.config.listeners.get(i));
+    let listener = listener.map_or("", |l| l.name.as_str());
+    metrics::rejected(listener, rejection.reason.label()).inc();
+    let (status, message) = (rejection.status, rejection.message);
+    log::debug!("{:?} on `{listener}`: {status} {message}", ctx.request_id);
     session.set_keepalive(None);
-    let name = ctx.runtime.headers.request_id_header();
-    let message = refused.to_string();
-    let headers = ctx.own_headers(&[]);
-    respond::json_error(session, 400, &message, &headers, name, &ctx.request_id).await?;
+    let name = rt.headers.request_id_header();
+    respond::json_error(session, status, message, &[], name, &ctx.request_id).await?;
     Ok(true)
 }
 

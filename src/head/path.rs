@@ -31,7 +31,8 @@ use super::{Reason, Rejection};
 use crate::config::Limits;
 use std::borrow::Cow;
 
-/// How a listener normalizes paths: its `merge_slashes` and `allow_encoded_slashes` limits.
+/// How a listener normalizes paths: its `merge_slashes` and `allow_encoded_slashes` limits
+/// (defaults: merged, refused, as nginx).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PathRules {
     /// Runs of `/` become one `/` (nginx's `merge_slashes`, default on).
@@ -45,16 +46,6 @@ impl From<&Limits> for PathRules {
         Self {
             merge_slashes: limits.merge_slashes,
             allow_encoded_slashes: limits.allow_encoded_slashes,
-        }
-    }
-}
-
-impl Default for PathRules {
-    /// nginx's defaults: slashes merged, encoded slashes refused.
-    fn default() -> Self {
-        Self {
-            merge_slashes: true,
-            allow_encoded_slashes: false,
         }
     }
 }
@@ -280,8 +271,13 @@ mod tests {
         allow_encoded_slashes: true,
     };
 
+    /// The rules of the default `limits`.
+    fn defaults() -> PathRules {
+        PathRules::from(&Limits::default())
+    }
+
     fn normal(path: &str) -> Result<Cow<'_, str>, PathError> {
-        normalize(path, PathRules::default())
+        normalize(path, defaults())
     }
 
     #[test]
@@ -397,7 +393,7 @@ mod tests {
 
     #[test]
     fn only_options_may_use_the_asterisk_form() {
-        let rules = PathRules::default();
+        let rules = defaults();
         let options = normalize_target(&http::Method::OPTIONS, "*", rules);
         assert_eq!(options.as_deref(), Ok("*"));
         let get = normalize_target(&http::Method::GET, "*", rules);

@@ -7,8 +7,10 @@ mod respond;
 pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
+use crate::head::framing;
 use crate::headers::EditHeaders;
 use crate::policy;
+use crate::routing;
 use crate::runtime::SharedRuntime;
 use crate::upstream::{deadline, hash_key, Deadline, InflightGuard};
 use async_trait::async_trait;
@@ -49,6 +51,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        session.downstream_session.set_pipelining_enabled(true);
         let rt = &ctx.runtime;
         let req = session.req_header();
         let peer = session
@@ -59,10 +62,15 @@ impl ProxyHttp for Proxy {
         ctx.client = Some(rt.headers.client(peer, req));
         let local = session.server_addr().and_then(|a| a.as_inet());
         ctx.listener = rt.listeners.find(local);
-        let host = req
-            .uri
-            .host()
-            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if let Err(ambiguous) = framing::check(req, raw.as_deref()) {
+            let name = rt.headers.request_id_header().clone();
+            session.set_keepalive(None);
+            let (message, headers) = (ambiguous.message(), ctx.own_headers(&[]));
+            respond::json_error(session, 400, message, &headers, &name, &ctx.request_id).await?;
+            return Ok(true);
+        }
+        let host = routing::request_host(req);
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let redirect = ctx
             .listener()
@@ -399,7 +407,7 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     };
-    let host = req.uri.host().unwrap_or(header(http::header::HOST));
+    let host = routing::request_host(req).unwrap_or_default();
     let chosen = ctx.upstream.as_ref();
     let rt = &ctx.runtime;
     let route = ctx.route.and_then(|m| rt.routes.get(m.route));

@@ -85,6 +85,20 @@ impl Setup {
         }
     }
 
+    /// Runs every case, each checked for itself; fails naming every case that failed (each
+    /// one's own message is printed as it fails).
+    fn check_all(&self, cases: &[Case]) {
+        let failed: Vec<&str> = cases
+            .iter()
+            .filter(|case| {
+                let run = std::panic::AssertUnwindSafe(|| self.check(case));
+                std::panic::catch_unwind(run).is_err()
+            })
+            .map(|case| case.name)
+            .collect();
+        assert!(failed.is_empty(), "failed: {failed:?}");
+    }
+
     /// Runs `case` and checks everything it must and must not have caused.
     fn check(&self, case: &Case) {
         let name = case.name;
@@ -461,10 +475,7 @@ fn ambiguous_framing_and_malformed_fields_never_reach_an_instance() {
             Forwarded("hello"),
         ),
     ];
-    let setup = Setup::start();
-    for case in &cases {
-        setup.check(case);
-    }
+    Setup::start().check_all(&cases);
 }
 
 /// A TLS 1.3 ClientHello record (one cipher suite, no extensions).
@@ -497,10 +508,7 @@ fn what_is_not_http_1_is_refused_and_weir_keeps_serving() {
         case("http/1.1", version("http/1.1"), Refused),
         case("no version", "GET /v\r\n\r\n", Refused),
     ];
-    let setup = Setup::start();
-    for case in &cases {
-        setup.check(case);
-    }
+    Setup::start().check_all(&cases);
 }
 
 #[test]
@@ -519,10 +527,7 @@ fn an_http_1_1_request_without_one_host_is_refused() {
             Forwarded(""),
         ),
     ];
-    let setup = Setup::start();
-    for case in &cases {
-        setup.check(case);
-    }
+    Setup::start().check_all(&cases);
 }
 
 #[test]
@@ -548,4 +553,131 @@ fn an_absolute_form_target_routes_by_its_own_host() {
         Outcome::Refused,
     ));
     assert_eq!(setup.b.requests().len(), 2);
+}
+
+/// Requests written to weir in one write, and what must come of them.
+struct Pipeline {
+    name: &'static str,
+    requests: String,
+    /// Each answer in order: its status, the target the instance answered (`-` when weir
+    /// answered itself), and the payload the instance received for it.
+    answers: Vec<(u16, String, &'static str)>,
+    /// weir closes the connection after the last answer.
+    closes: bool,
+}
+
+/// A GET of `path` to instance `a`, with `fields` (each ending in CRLF).
+fn get(path: &str, fields: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: app\r\n{fields}\r\n")
+}
+
+/// `path` answered by the instance, which received `payload`.
+fn served(path: &str, payload: &'static str) -> (u16, String, &'static str) {
+    (200, path.to_string(), payload)
+}
+
+/// A status weir answered itself.
+fn refused(status: u16) -> (u16, String, &'static str) {
+    (status, "-".to_string(), "")
+}
+
+#[test]
+fn pipelined_requests_are_all_answered_in_order() {
+    let twenty: Vec<String> = (1..=20).map(|i| format!("/n{i}")).collect();
+    let pipelines = [
+        Pipeline {
+            name: "three GETs",
+            requests: [get("/p1", ""), get("/p2", ""), get("/p3", "")].concat(),
+            answers: vec![served("/p1", ""), served("/p2", ""), served("/p3", "")],
+            closes: false,
+        },
+        Pipeline {
+            name: "bodies framed by Content-Length and chunked",
+            requests: [
+                "POST /b1 HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\n\r\nhello",
+                "POST /b2 HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                &get("/b3", ""),
+            ]
+            .concat(),
+            answers: vec![
+                served("/b1", "hello"),
+                served("/b2", "hello world"),
+                served("/b3", ""),
+            ],
+            closes: false,
+        },
+        Pipeline {
+            name: "a 404 in the middle",
+            requests: [
+                get("/e1", ""),
+                "GET /e2 HTTP/1.1\r\nHost: nowhere\r\n\r\n".to_string(),
+                get("/e3", ""),
+            ]
+            .concat(),
+            answers: vec![served("/e1", ""), refused(404), served("/e3", "")],
+            closes: false,
+        },
+        Pipeline {
+            name: "a refused request in the middle closes the connection",
+            requests: [
+                get("/r1", ""),
+                "POST /r2 HTTP/1.1\r\nHost: app\r\nContent-Length: 5\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                    .to_string(),
+                SMUGGLED.to_string(),
+            ]
+            .concat(),
+            answers: vec![served("/r1", ""), refused(400)],
+            closes: true,
+        },
+        Pipeline {
+            name: "Connection: close on the last",
+            requests: [
+                get("/c1", ""),
+                get("/c2", "Connection: close\r\n"),
+                SMUGGLED.to_string(),
+            ]
+            .concat(),
+            answers: vec![served("/c1", ""), served("/c2", "")],
+            closes: true,
+        },
+        Pipeline {
+            name: "twenty GETs",
+            requests: twenty.iter().map(|p| get(p, "")).collect(),
+            answers: twenty.iter().map(|p| served(p, "")).collect(),
+            closes: false,
+        },
+    ];
+    let setup = Setup::start();
+    for pipeline in &pipelines {
+        let name = pipeline.name;
+        let before = setup.a.requests().len();
+        let want = if pipeline.closes {
+            usize::MAX
+        } else {
+            pipeline.answers.len()
+        };
+        let answer = setup.exchange(pipeline.requests.as_bytes(), want);
+        let statuses: Vec<u16> = pipeline.answers.iter().map(|a| a.0).collect();
+        let targets: Vec<&str> = pipeline.answers.iter().map(|a| a.1.as_str()).collect();
+        assert_eq!(answer.statuses(), statuses, "{name}: {answer:?}");
+        assert_eq!(answer.targets(), targets, "{name}: {answer:?}");
+        assert_eq!(answer.closed, pipeline.closes, "{name}: {answer:?}");
+        setup.still_serves();
+        let mut received = setup.a.requests().split_off(before);
+        received.pop();
+        let received: Vec<(&str, Option<Vec<u8>>)> = received
+            .iter()
+            .map(|r| (r.target(), body_payload(r)))
+            .collect();
+        let forwarded: Vec<(&str, Option<Vec<u8>>)> = pipeline
+            .answers
+            .iter()
+            .filter(|a| a.1 != "-")
+            .map(|a| (a.1.as_str(), Some(a.2.as_bytes().to_vec())))
+            .collect();
+        assert_eq!(received, forwarded, "{name}");
+        setup.nothing_smuggled(name);
+    }
 }

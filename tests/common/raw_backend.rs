@@ -54,11 +54,11 @@ impl RawRequest {
         self.line().split(' ').nth(1).unwrap_or_default()
     }
 
-    /// Whether the head carries a field named `name` (any case).
-    pub fn has_header(&self, name: &str) -> bool {
-        self.head.lines().skip(1).any(|l| {
-            l.split_once(':')
-                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+    /// The value of the head's first field named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
         })
     }
 }

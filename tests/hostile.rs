@@ -23,7 +23,7 @@ const EXCHANGE_DEADLINE: Duration = Duration::from_secs(5);
 const MARK: &[u8] = b"smuggled";
 
 /// weir with two instances: hosts `app` and `a.example` route to `a`, `b.example` to `b`;
-/// any other host has no route (404).
+/// any other host has no route (404). Its metrics are on `port2`.
 struct Setup {
     weir: Weir,
     a: RawBackend,
@@ -43,7 +43,8 @@ impl Setup {
              - {{ name: b, hosts: [b.example], upstream: b }}\n\
              upstreams:\n  \
              a:\n    targets: [{{ address: \"{}\" }}]\n  \
-             b:\n    targets: [{{ address: \"{}\" }}]\n",
+             b:\n    targets: [{{ address: \"{}\" }}]\n\
+             admin: {{ address: \"127.0.0.1:{{port2}}\" }}\n",
             a.address(),
             b.address()
         ));
@@ -492,7 +493,13 @@ fn ambiguous_framing_and_malformed_fields_never_reach_an_instance() {
             Forwarded("/x", "hello"),
         ),
     ];
-    Setup::start().check_all(&cases);
+    let setup = Setup::start();
+    setup.check_all(&cases);
+    // Pingora's parser refuses the rest; these four are weir's own refusals, counted.
+    let metrics = scrape(setup.weir.port2);
+    let labels = [("listener", "web"), ("reason", "framing")];
+    let framing = sample(&metrics, "weir_rejected_requests_total", &labels);
+    assert_eq!(framing, Some(4.0), "{metrics}");
 }
 
 /// A TLS 1.3 ClientHello record (one cipher suite, no extensions).

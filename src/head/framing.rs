@@ -5,36 +5,14 @@
 //! what it accepts of the rest, this module refuses, as nginx does (RFC 9112 §6.1 allows a
 //! server to refuse a request with both fields, and a sender may apply `chunked` only once).
 
+use super::{Reason, Rejection};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use pingora::http::RequestHeader;
 
-/// A request whose body's length cannot be read one way only; answered 400 and the
-/// connection closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Ambiguous {
-    /// `Content-Length` and `Transfer-Encoding` both sent (Pingora drops the first from the
-    /// parsed head, so it is looked for in the head's raw bytes).
-    LengthAndEncoding,
-    /// `chunked` listed more than once, in one field or across repeated fields.
-    ChunkedTwice,
-}
-
-impl Ambiguous {
-    /// What the 400's body says.
-    pub(crate) fn message(self) -> &'static str {
-        match self {
-            Self::LengthAndEncoding => {
-                "a request may not carry both Content-Length and Transfer-Encoding"
-            }
-            Self::ChunkedTwice => "chunked may be applied only once",
-        }
-    }
-}
-
-/// Checks the framing of `req`, whose head arrived as `raw` (HTTP/1; `None` for HTTP/2,
-/// which has no `Transfer-Encoding`). Runs first in `request_filter`; costs nothing for a
-/// request without `Transfer-Encoding`.
-pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Result<(), Ambiguous> {
+/// `Err` when `req`, whose head arrived as `raw` (HTTP/1; `None` for HTTP/2, which has no
+/// `Transfer-Encoding`), gives its body's length two ways: 400, and the connection closed.
+/// Costs nothing for a request without `Transfer-Encoding`.
+pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Result<(), Rejection> {
     let encodings = req.headers.get_all(TRANSFER_ENCODING);
     if encodings.iter().next().is_none() {
         return Ok(());
@@ -45,12 +23,26 @@ pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Result<(), Ambig
         .filter(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
         .count();
     if chunked > 1 {
-        return Err(Ambiguous::ChunkedTwice);
+        return Err(refused(
+            "chunked may be applied to a request body only once",
+        ));
     }
+    // Pingora drops Content-Length from the parsed head when Transfer-Encoding is there
+    // too: the raw head still shows it.
     if req.headers.contains_key(CONTENT_LENGTH) || raw.is_some_and(has_content_length) {
-        return Err(Ambiguous::LengthAndEncoding);
+        return Err(refused(
+            "a request may not carry both Content-Length and Transfer-Encoding",
+        ));
     }
     Ok(())
+}
+
+fn refused(message: &'static str) -> Rejection {
+    Rejection {
+        status: 400,
+        message,
+        reason: Reason::Framing,
+    }
 }
 
 /// Whether the raw head `raw` (request line, fields, blank line; CRLF or LF line ends, as
@@ -65,7 +57,12 @@ fn has_content_length(raw: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn refused(req: &RequestHeader, raw: Option<&[u8]>) -> Option<&'static str> {
+        check(req, raw).err().map(|r| r.message)
+    }
 
     fn head(fields: &[(&str, &str)]) -> RequestHeader {
         let mut req = RequestHeader::build("POST", b"/", None).unwrap();
@@ -78,30 +75,29 @@ mod tests {
     #[test]
     fn one_chunked_coding_passes_and_twice_is_refused() {
         let te = |v| head(&[("Transfer-Encoding", v)]);
-        assert_eq!(check(&te("chunked"), None), Ok(()));
-        assert_eq!(check(&te("gzip, Chunked"), None), Ok(()));
-        assert_eq!(
-            check(&te("chunked , chunked"), None),
-            Err(Ambiguous::ChunkedTwice)
-        );
-        let twice = head(&[
+        let twice = Some("chunked may be applied to a request body only once");
+        assert_eq!(refused(&te("chunked"), None), None);
+        assert_eq!(refused(&te("gzip, Chunked"), None), None);
+        assert_eq!(refused(&te("chunked , chunked"), None), twice);
+        let fields = [
             ("Transfer-Encoding", "chunked"),
             ("Transfer-Encoding", "chunked"),
-        ]);
-        assert_eq!(check(&twice, None), Err(Ambiguous::ChunkedTwice));
+        ];
+        assert_eq!(refused(&head(&fields), None), twice);
     }
 
     #[test]
     fn content_length_beside_transfer_encoding_is_refused_from_the_raw_head() {
         let req = head(&[("Transfer-Encoding", "chunked")]);
         let raw = b"POST / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(check(&req, Some(raw)), Err(Ambiguous::LengthAndEncoding));
+        let both = Some("a request may not carry both Content-Length and Transfer-Encoding");
+        assert_eq!(refused(&req, Some(raw)), both);
         let lf = b"POST / HTTP/1.1\nTransfer-Encoding: chunked\nContent-Length: 5\n\n";
-        assert_eq!(check(&req, Some(lf)), Err(Ambiguous::LengthAndEncoding));
+        assert_eq!(refused(&req, Some(lf)), both);
         let clean = b"POST / HTTP/1.1\r\nHost: a\r\nX-Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
-        assert_eq!(check(&req, Some(clean)), Ok(()));
+        assert_eq!(refused(&req, Some(clean)), None);
         // Without Transfer-Encoding, Content-Length alone is Pingora's to check.
         let cl = head(&[("Content-Length", "5")]);
-        assert_eq!(check(&cl, Some(raw)), Ok(()));
+        assert_eq!(refused(&cl, Some(raw)), None);
     }
 }

@@ -1,14 +1,17 @@
 //! The `ProxyHttp` implementation: the only code that sees a Pingora session. Each phase
 //! hands off to routing, upstream selection or header rules and keeps no logic of its own.
 
+mod connection;
 mod ctx;
 mod respond;
 
+pub(crate) use connection::HttpConnections;
 pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
-use crate::head::framing;
+use crate::head::{self, Rejection};
 use crate::headers::EditHeaders;
+use crate::metrics;
 use crate::policy;
 use crate::routing;
 use crate::runtime::SharedRuntime;
@@ -51,7 +54,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        session.downstream_session.set_pipelining_enabled(true);
+        connection::head_received();
         let rt = &ctx.runtime;
         let req = session.req_header();
         let peer = session
@@ -62,13 +65,12 @@ impl ProxyHttp for Proxy {
         ctx.client = Some(rt.headers.client(peer, req));
         let local = session.server_addr().and_then(|a| a.as_inet());
         ctx.listener = rt.listeners.find(local);
+        if let Err(rejection) = head::check(req, rt.limits(ctx.listener)) {
+            return reject(session, ctx, rejection).await;
+        }
         let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
-        if let Err(ambiguous) = framing::check(req, raw.as_deref()) {
-            let name = rt.headers.request_id_header().clone();
-            session.set_keepalive(None);
-            let (message, headers) = (ambiguous.message(), ctx.own_headers(&[]));
-            respond::json_error(session, 400, message, &headers, &name, &ctx.request_id).await?;
-            return Ok(true);
+        if let Err(rejection) = head::check_framing(req, raw.as_deref()) {
+            return reject(session, ctx, rejection).await;
         }
         let host = routing::request_host(req);
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -395,6 +397,20 @@ async fn refuse(
     let name = rt.headers.request_id_header();
     let (status, message) = (denied.status, denied.message);
     respond::json_error(session, status, message, &headers, name, &ctx.request_id).await?;
+    Ok(true)
+}
+
+/// Answers a request head refused before routing, counts it, and closes the connection.
+async fn reject(session: &mut Session, ctx: &RequestCtx, rejection: Rejection) -> Result<bool> {
+    let rt = &ctx.runtime;
+    let listener = ctx.listener.and_then(|i| rt.config.listeners.get(i));
+    let listener = listener.map_or("", |l| l.name.as_str());
+    metrics::rejected(listener, rejection.reason.label()).inc();
+    let (status, message) = (rejection.status, rejection.message);
+    log::debug!("{:?} on `{listener}`: {status} {message}", ctx.request_id);
+    session.set_keepalive(None);
+    let name = rt.headers.request_id_header();
+    respond::json_error(session, status, message, &[], name, &ctx.request_id).await?;
     Ok(true)
 }
 

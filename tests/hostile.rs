@@ -168,6 +168,7 @@ enum Outcome {
     Forwarded(&'static str, &'static str),
 }
 
+/// The case `name`: `request`, sent in one write, must end in `outcome`.
 fn case(name: &'static str, request: impl Into<Vec<u8>>, outcome: Outcome) -> Case {
     Case {
         name,
@@ -198,6 +199,7 @@ struct Response {
 }
 
 impl Response {
+    /// The value of the first field named `name` (any case).
     fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
@@ -215,6 +217,7 @@ struct Answer {
 }
 
 impl Answer {
+    /// Each response's status, in order.
     fn statuses(&self) -> Vec<u16> {
         self.responses.iter().map(|r| r.status).collect()
     }
@@ -495,7 +498,8 @@ fn ambiguous_framing_and_malformed_fields_never_reach_an_instance() {
     ];
     let setup = Setup::start();
     setup.check_all(&cases);
-    // Pingora's parser refuses the rest; these four are weir's own refusals, counted.
+    // Pingora refuses the rest; the four with both lengths or chunked twice are weir's own
+    // refusals, and counted.
     let metrics = scrape(setup.weir.port2);
     let labels = [("listener", "web"), ("reason", "framing")];
     let framing = sample(&metrics, "weir_rejected_requests_total", &labels);

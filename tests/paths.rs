@@ -49,11 +49,20 @@ impl Answer {
 /// Sends `GET target` as written, on a keep-alive connection, with `Host: host`; reads one
 /// answer (by its `Content-Length`).
 fn get(port: u16, target: &str, host: &str) -> Answer {
+    send(
+        port,
+        &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+    )
+}
+
+/// Sends `head` as written; reads one answer (by its `Content-Length`).
+fn send(port: u16, head: &str) -> Answer {
+    let target = head.lines().next().unwrap_or_default();
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    write!(stream, "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
     let mut bytes = Vec::new();
     let mut buf = [0u8; 8192];
     let (head_len, length) = loop {
@@ -178,9 +187,17 @@ fn routing_and_the_upstream_see_the_normalized_path() {
     ] {
         routes.assert_served(target, "test", route, upstream);
     }
-    // The absolute-form routes by its authority, with the normalized path.
-    let absolute = "http://pinned.test/public/../admin/x";
-    routes.assert_served(absolute, "pinned.test", "pinned", "/admin/x");
+    // The absolute-form routes by its authority, with the normalized path, even without
+    // a Host (HTTP/1.0), and is forwarded in absolute-form.
+    let absolute = "http://pinned.test/public/../admin/x?q=1";
+    routes.assert_served(absolute, "pinned.test", "pinned", "/admin/x?q=1");
+    let without_host = send(
+        routes.weir.port,
+        &format!("GET {absolute} HTTP/1.0\r\n\r\n"),
+    );
+    assert_eq!(without_host.status, 200, "{}", without_host.body);
+    assert_eq!(without_host.header("x-upstream-instance"), "pinned");
+    assert_eq!(without_host.json()["path"], "/admin/x?q=1");
     // A way out of `/public` that leads nowhere is no route, never `public`.
     let nowhere = get(routes.weir.port, "/public/../secret", "test");
     assert_eq!(nowhere.status, 404, "{}", nowhere.body);

@@ -3,9 +3,11 @@
 //! head is a [`Rejection`]: a status, a message for the client, and the reason it is
 //! counted under in `weir_rejected_requests_total{listener,reason}`.
 
+mod framing;
 mod limits;
 pub(crate) mod path;
 
+pub(crate) use framing::check as check_framing;
 pub(crate) use limits::check;
 
 /// Why a request was refused before routing; the metric's `reason` label.
@@ -23,19 +25,23 @@ pub(crate) enum Reason {
     Host,
     /// The head did not arrive within `header_timeout`.
     HeaderTimeout,
+    /// The body's length given two ways (`Content-Length` beside `Transfer-Encoding`,
+    /// `chunked` twice): the shapes of request smuggling.
+    Framing,
     /// A path [`path::normalize`] refuses: above `/`, an encoded `/` or NUL, a bad escape.
     BadPath,
 }
 
 impl Reason {
     /// Every reason, so that each listener's series exist from the start.
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::HeaderSize,
         Self::HeaderLine,
         Self::HeaderCount,
         Self::UriLength,
         Self::Host,
         Self::HeaderTimeout,
+        Self::Framing,
         Self::BadPath,
     ];
 
@@ -48,6 +54,7 @@ impl Reason {
             Self::UriLength => "uri_length",
             Self::Host => "host",
             Self::HeaderTimeout => "header_timeout",
+            Self::Framing => "framing",
             Self::BadPath => "bad_path",
         }
     }

@@ -14,6 +14,7 @@ use crate::head::{self, Rejection};
 use crate::headers::EditHeaders;
 use crate::metrics;
 use crate::policy;
+use crate::routing;
 use crate::runtime::SharedRuntime;
 use crate::upstream::{deadline, hash_key, Deadline, InflightGuard};
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use ctx::Chosen;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
+use pingora::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::borrow::Cow;
@@ -70,20 +72,18 @@ impl ProxyHttp for Proxy {
         if let Err(rejection) = head::check(req, limits) {
             return reject(session, ctx, rejection).await;
         }
+        let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if let Err(rejection) = head::check_framing(req, raw.as_deref()) {
+            return reject(session, ctx, rejection).await;
+        }
         // Everything after this sees the normalized path, the upstream included.
         match path::normalize_target(&req.method, req.uri.path(), PathRules::from(limits)) {
             Ok(Cow::Borrowed(_)) => {}
-            Ok(Cow::Owned(normal)) => {
-                let uri = with_path(&req.uri, &normal)?;
-                session.req_header_mut().set_uri(uri);
-            }
+            Ok(Cow::Owned(normal)) => set_path(session.req_header_mut(), &normal)?,
             Err(refused) => return reject(session, ctx, refused.into()).await,
         }
         let req = session.req_header();
-        let host = req
-            .uri
-            .host()
-            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        let host = routing::request_host(req);
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let redirect = ctx
             .listener()
@@ -434,7 +434,7 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     };
-    let host = req.uri.host().unwrap_or(header(http::header::HOST));
+    let host = routing::request_host(req).unwrap_or_default();
     let chosen = ctx.upstream.as_ref();
     let rt = &ctx.runtime;
     let route = ctx.route.and_then(|m| rt.routes.get(m.route));
@@ -492,32 +492,47 @@ fn log_failure(session: &Session, e: &Error, ctx: &RequestCtx, status: u16) {
 
 /// Removes the first `len` bytes of the path, keeping the query; the result starts with `/`.
 fn strip_prefix(req: &mut RequestHeader, len: usize) -> Result<()> {
-    let rest = req.uri.path().get(len..).unwrap_or_default();
-    let uri = with_path(&req.uri, rest)?;
-    req.set_uri(uri);
-    Ok(())
+    let rest = req.uri.path().get(len..).unwrap_or_default().to_owned();
+    set_path(req, &rest)
 }
 
-/// `uri` with its path replaced by `path` (with a `/` put first if it has none), keeping its
-/// query, and its scheme and authority where it has them (an HTTP/2 request's), so that
-/// routing by host is unchanged.
-fn with_path(uri: &http::Uri, path: &str) -> Result<http::Uri> {
-    let query = uri.query();
-    let mut target = String::with_capacity(path.len() + 2 + query.map_or(0, str::len));
+/// Replaces the request's path with `path` (with a `/` put first if it has none), keeping
+/// its query and the rest of its target: an absolute-form target keeps its scheme and
+/// authority (what routes a request without `Host`, and what is forwarded), an HTTP/2
+/// request's URI its scheme and authority (its host).
+fn set_path(req: &mut RequestHeader, path: &str) -> Result<()> {
+    let raw = req.raw_path();
+    let origin = match raw_target_authority(raw) {
+        RawTargetAuthority::Absolute { path_and_query, .. } => raw
+            .len()
+            .checked_sub(path_and_query.len())
+            .and_then(|end| raw.get(..end))
+            .unwrap_or_default(),
+        RawTargetAuthority::None | RawTargetAuthority::AmbiguousAuthority => &[],
+    };
+    let query = req.uri.query();
+    let length = origin.len() + path.len() + 2 + query.map_or(0, str::len);
+    let mut target = Vec::with_capacity(length);
+    target.extend_from_slice(origin);
     if !path.starts_with('/') {
-        target.push('/');
+        target.push(b'/');
     }
-    target.push_str(path);
+    target.extend_from_slice(path.as_bytes());
     if let Some(q) = query {
-        target.push('?');
-        target.push_str(q);
+        target.push(b'?');
+        target.extend_from_slice(q.as_bytes());
     }
-    let mut parts = uri.clone().into_parts();
-    http::uri::PathAndQuery::try_from(target)
+    if !origin.is_empty() {
+        return req.set_raw_path(&target);
+    }
+    let mut parts = req.uri.clone().into_parts();
+    let uri = http::uri::PathAndQuery::try_from(target)
         .map_err(http::Error::from)
         .and_then(|p| {
             parts.path_and_query = Some(p);
             http::Uri::from_parts(parts).map_err(http::Error::from)
         })
-        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))
+        .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))?;
+    req.set_uri(uri);
+    Ok(())
 }

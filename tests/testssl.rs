@@ -1,0 +1,82 @@
+//! testssl.sh (Debian's `testssl`) against an https listener, as an auditor would run it:
+//! no finding may be rated HIGH or CRITICAL. The certificate is issued as a public CA issues
+//! one (full chain, a CRL distribution point) by a test CA testssl is told to trust, so what
+//! is rated is weir's TLS setup, not the test certificate's provenance. Localhost only: no
+//! DNS lookups, no revocation fetches.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// How long a `--fast` run may take on a busy machine (about a minute when idle).
+const TESTSSL_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Severities that fail the test.
+const REFUSED: [&str; 2] = ["HIGH", "CRITICAL"];
+
+#[test]
+fn testssl_rates_nothing_high_or_critical() {
+    if !require_tools("testssl_rates_nothing_high_or_critical", &["testssl"]) {
+        return;
+    }
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(
+        "localhost",
+        &["localhost", "127.0.0.1"],
+        &["-r", "http://127.0.0.1/weir-dev.crl"],
+    );
+    let app = Instance::start("app-1");
+    let weir = Weir::start(&format!(
+        "server: {{ pid_file: \"{{dir}}/weir.pid\" }}\n\
+         listeners:\n  - name: secure\n    address: \"127.0.0.1:{{port}}\"\n    protocol: https\n\
+         \x20   tls:\n      certificates:\n        - {{ cert: \"{}\", key: \"{}\" }}\n\
+         routes:\n  - {{ name: all, upstream: app }}\n\
+         upstreams:\n  app:\n    targets: [{{ address: \"{}\" }}]\n",
+        cert.display(),
+        key.display(),
+        app.address()
+    ));
+    let report = tempfile::tempdir().unwrap();
+    let json = report.path().join("testssl.json");
+    let mut run = Proc(
+        Command::new("testssl")
+            .args(["--quiet", "--fast", "--warnings", "off", "--color", "0"])
+            .args(["--nodns", "none", "--ip", "127.0.0.1"])
+            .args(["--connect-timeout", "10", "--openssl-timeout", "10"])
+            .arg("--add-ca")
+            .arg(ca.path("ca.crt"))
+            .arg("--jsonfile")
+            .arg(&json)
+            .arg(format!("https://127.0.0.1:{}", weir.port))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status = poll_until(TESTSSL_DEADLINE, || run.0.try_wait().unwrap());
+    assert!(
+        status.is_some(),
+        "testssl did not finish in {TESTSSL_DEADLINE:?}"
+    );
+    let text = std::fs::read_to_string(&json)
+        .unwrap_or_else(|e| panic!("testssl wrote no report ({status:?}): {e}"));
+    let findings: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert!(
+        findings.iter().any(|f| f["id"] == "cipher_order"),
+        "testssl did not rate the server's ciphers:\n{text}"
+    );
+    let refused: Vec<String> = findings
+        .iter()
+        .filter(|f| REFUSED.iter().any(|s| f["severity"] == *s))
+        .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["finding"]))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "testssl rated weir's TLS:\n{}",
+        refused.join("\n")
+    );
+}

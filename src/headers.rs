@@ -71,23 +71,19 @@ impl HeaderPolicy {
         let trusted = self.is_trusted(peer);
         let mut ip = peer;
         if trusted {
-            // Right to left without collecting: header lines last-first, entries last-first.
-            let entries = req
-                .headers
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .rev()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.rsplit(','));
-            for entry in entries {
-                match entry.trim().parse::<IpAddr>() {
-                    Ok(addr) => {
-                        ip = addr;
-                        if !self.is_trusted(addr) {
-                            break;
-                        }
+            // Right to left: header lines last-first, entries last-first. Whatever is not an
+            // address (a malformed entry, a line that is not text) ends the walk: nothing to
+            // its left can be vouched for.
+            'lines: for line in req.headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+                let Ok(text) = line.to_str() else { break };
+                for entry in text.rsplit(',') {
+                    let Ok(addr) = entry.trim().parse::<IpAddr>() else {
+                        break 'lines;
+                    };
+                    ip = addr;
+                    if !self.is_trusted(addr) {
+                        break 'lines;
                     }
-                    Err(_) => break,
                 }
             }
         }
@@ -211,3 +207,6 @@ macro_rules! impl_edit_headers {
 }
 
 impl_edit_headers!(RequestHeader, ResponseHeader);
+
+#[cfg(test)]
+mod proptests;

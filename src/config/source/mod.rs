@@ -38,7 +38,11 @@ fn parse_with(
         }]));
     }
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let at = e.location().map_or(Pos::START, |l| Pos {
+            line: l.line(),
+            column: l.column(),
+        });
+        let Pos { line, column } = in_file(text, at);
         ConfigErrors(vec![ConfigError {
             file: file.to_path_buf(),
             line,
@@ -91,6 +95,27 @@ fn too_deep(text: &str) -> Option<Pos> {
         }
     }
     None
+}
+
+/// The lines of `text` as YAML counts them: a line ends at `\n`, `\r\n` or a lone `\r`.
+pub(super) fn lines(text: &str) -> Vec<&str> {
+    text.split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
+        .collect()
+}
+
+/// `at` kept inside the file: the YAML parser places an error at the end of a file that
+/// lacks a final newline on the line after the last, where no editor can go; it is moved
+/// to just past the last character.
+fn in_file(text: &str, at: Pos) -> Pos {
+    let lines = lines(text);
+    if at.line <= lines.len() {
+        return at;
+    }
+    Pos {
+        line: lines.len(),
+        column: lines.last().map_or(0, |l| l.chars().count()) + 1,
+    }
 }
 
 /// serde_yaml appends " at line X column Y" to its messages; the location is printed in

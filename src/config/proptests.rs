@@ -286,6 +286,27 @@ const CONFIG: Shape = Map(&[
     ("limits", LIMITS),
 ]);
 
+/// Keys without which their mapping is refused: generated nearly always, so that the
+/// rest of the mapping is read rather than set aside.
+const REQUIRED: &[&str] = &[
+    "listeners",
+    "name",
+    "address",
+    "upstream",
+    "targets",
+    "issuer",
+    "url",
+    "limit",
+    "per",
+    "by",
+    "cert",
+    "key",
+    "id",
+    "sha256",
+    "user",
+    "password",
+];
+
 /// Scalars as a weir file writes them, right and wrong: names the file itself uses,
 /// addresses, durations, sizes, patterns, enum values, variables, and edge numbers.
 const WORDS: &[&str] = &[
@@ -403,7 +424,7 @@ const WORDS: &[&str] = &[
 /// a short arbitrary string.
 fn scalar() -> BoxedStrategy<Value> {
     prop_oneof![
-        4 => prop::sample::select(WORDS).prop_map(|w| Value::String(w.to_string())),
+        8 => prop::sample::select(WORDS).prop_map(|w| Value::String(w.to_string())),
         1 => any::<bool>().prop_map(Value::Bool),
         1 => Just(Value::Null),
         1 => prop::sample::select(&[0, 1, 2, 100, 255, 256, 65535, 65536, 4_294_967_296][..])
@@ -464,22 +485,18 @@ fn shaped(shape: &'static Shape) -> BoxedStrategy<Value> {
     let fitting = match shape {
         Scalar => return prop_oneof![6 => scalar(), 1 => any_value()].boxed(),
         Map(entries) => {
-            let entry = (0..entries.len()).prop_flat_map(move |i| {
-                let (key, inner) = &entries[i];
-                (Just(*key), shaped(inner))
-            });
-            let extra = (any_key(), any_value());
-            (
-                prop::collection::vec(entry, 0..6),
-                prop::collection::vec(extra, 0..2),
-            )
-                .prop_map(|(entries, extra)| {
-                    let mut map: Mapping = entries
-                        .into_iter()
-                        .map(|(k, v)| (Value::String(k.to_string()), v))
-                        .collect();
-                    map.extend(extra);
-                    Value::Mapping(map)
+            let fields: Vec<_> = entries
+                .iter()
+                .map(|(key, inner)| {
+                    let likely = if REQUIRED.contains(key) { 0.9 } else { 0.3 };
+                    prop::option::weighted(likely, shaped(inner))
+                        .prop_map(|v| v.map(|v| (Value::String(key.to_string()), v)))
+                })
+                .collect();
+            let stray = prop::option::weighted(0.1, (any_key(), any_value()));
+            (fields, stray)
+                .prop_map(|(fields, stray)| {
+                    Value::Mapping(fields.into_iter().flatten().chain(stray).collect())
                 })
                 .boxed()
         }

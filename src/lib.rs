@@ -15,6 +15,7 @@ mod config;
 mod connections;
 mod control;
 mod demo;
+mod head;
 mod headers;
 mod l4;
 mod listener;

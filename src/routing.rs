@@ -7,8 +7,24 @@
 //! host-less route.
 
 use crate::config::{HostPattern, PathPattern, Route};
+use pingora::http::RequestHeader;
+use pingora::protocols::http::authority::raw_target_authority;
 use regex::Regex;
 use std::collections::HashMap;
+
+/// The host `req` is for, which routing and the access log go by: the URI's (HTTP/2's
+/// `:authority`), else `Host`, else an absolute-form target's authority (RFC 9112 §3.2.2;
+/// HTTP/1.0 may send one without `Host`). Pingora refuses a `Host` that differs from the
+/// target's authority, so the two never disagree here.
+pub(crate) fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.uri
+        .host()
+        .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok())
+        .or_else(|| {
+            let authority = raw_target_authority(req.raw_path()).authority()?;
+            std::str::from_utf8(authority).ok()
+        })
+}
 
 /// A route chosen for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

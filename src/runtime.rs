@@ -3,7 +3,7 @@
 //! it) and the control plane swaps it in whole; each request keeps the snapshot it started
 //! with.
 
-use crate::config::{Config, HeaderRules, Protocol, RouteTimeouts, StreamSettings};
+use crate::config::{Config, HeaderRules, Limits, Protocol, RouteTimeouts, StreamSettings};
 use crate::headers::HeaderPolicy;
 use crate::listener::Listeners;
 use crate::metrics::{
@@ -107,6 +107,13 @@ pub(crate) struct Runtime {
 }
 
 impl Runtime {
+    /// The limits of the listener at `listener` (the top level's for an unknown one).
+    pub(crate) fn limits(&self, listener: Option<usize>) -> &Limits {
+        listener
+            .and_then(|i| self.config.listeners.get(i))
+            .map_or(&self.config.limits, |l| &l.limits)
+    }
+
     /// Compiles a validated configuration with its targets' addresses. Targets whose upstream
     /// and address also exist in `previous` keep their live state (in-flight counts, health,
     /// check schedule); new ones slow-start when there is a `previous`.

@@ -8,7 +8,7 @@ use crate::connections::Connections;
 use crate::control::{self, LiveConfig, LoadError, Supervisor};
 use crate::l4::TcpProxy;
 use crate::process::{scratch_pid_file, Housekeeping, Lifecycle, Listening, IDLE_LINGER};
-use crate::proxy::Proxy;
+use crate::proxy::{HttpConnections, Proxy};
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::tls::{ListenerCerts, TlsErrors, Watcher};
 use crate::upstream::Dns;
@@ -177,6 +177,7 @@ pub(crate) fn build(
     if listeners.iter().any(|l| l.protocol.is_http()) {
         let proxy = Proxy::new(runtime.clone(), access_log.clone());
         let proxy = pingora::proxy::http_proxy(&server.configuration, proxy);
+        let proxy = HttpConnections::new(proxy, runtime.clone());
         let mut proxy = Service::new(
             "weir http".to_string(),
             Connections::new(proxy, listeners, IDLE_LINGER),

@@ -328,7 +328,7 @@ fn basic_auth_checks_hashes_htpasswd_makes() {
     // not, a password far longer than htpasswd takes.
     let encoded =
         |credentials: &[u8]| format!("Basic {}", openssl::base64::encode_block(credentials));
-    let long = format!("alice:{}", "x".repeat(16 * 1024));
+    let long = format!("alice:{}", "x".repeat(4 * 1024));
     for value in [
         "Basic !!!".to_string(),
         "Basic YWxpY2U=".to_string(),

@@ -29,33 +29,9 @@ fn config(backend: &RawBackend) -> String {
     )
 }
 
-/// Sends `request` on a new connection, then reads the answer until weir closes the
-/// connection or `wait` passes; what was read, as text. A reset after the answer (weir
-/// closes with request bytes unread) ends the read with what arrived before it.
-fn exchange(weir: &Weir, request: &[u8], wait: Duration) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", weir.port)).unwrap();
-    stream.set_read_timeout(Some(wait)).unwrap();
-    // weir may answer and close before all of it is written.
-    let _ = stream.write_all(request);
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = stream.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 /// A POST head to `path` with `headers` (each ending in CRLF).
 fn head(path: &str, headers: &str) -> Vec<u8> {
     format!("POST {path} HTTP/1.1\r\nHost: app\r\n{headers}\r\n").into_bytes()
-}
-
-/// The status of the first response in `answer`.
-fn status(answer: &str) -> Option<u16> {
-    answer.split(' ').nth(1)?.parse().ok()
 }
 
 fn assert_refused(answer: &str) {
@@ -80,7 +56,7 @@ fn a_declared_body_over_the_limit_never_reaches_the_instance() {
     let weir = Weir::start(&config(&backend));
     let wait = Duration::from_secs(5);
     // Only the head: weir answers without waiting for a body.
-    let answer = exchange(&weir, &head("/small", "Content-Length: 1025\r\n"), wait);
+    let answer = exchange(weir.port, &head("/small", "Content-Length: 1025\r\n"), wait);
     assert_refused(&answer);
     assert!(
         answer.to_ascii_lowercase().contains("connection: close"),
@@ -89,10 +65,10 @@ fn a_declared_body_over_the_limit_never_reaches_the_instance() {
     // The body sent along with the head changes nothing.
     let mut request = head("/small", "Content-Length: 2000\r\n");
     request.extend(std::iter::repeat_n(b'a', 2000));
-    assert_refused(&exchange(&weir, &request, wait));
+    assert_refused(&exchange(weir.port, &request, wait));
     // Expect: 100-continue gets the 413 and never a 100.
     let answer = exchange(
-        &weir,
+        weir.port,
         &head("/small", "Content-Length: 5000\r\nExpect: 100-continue\r\n"),
         wait,
     );
@@ -109,7 +85,7 @@ fn a_declared_body_over_the_limit_never_reaches_the_instance() {
         "Content-Length: 1024\r\nExpect: 100-continue\r\nConnection: close\r\n",
     );
     request.extend(std::iter::repeat_n(b'a', 1024));
-    let answer = exchange(&weir, &request, Duration::from_secs(2));
+    let answer = exchange(weir.port, &request, Duration::from_secs(2));
     assert!(answer.contains(" 200 OK"), "{answer}");
     let client = client();
     let r = client
@@ -162,7 +138,7 @@ fn a_chunked_body_crossing_the_limit_never_reaches_the_instance_whole() {
         request.extend(chunk(400));
     }
     request.extend_from_slice(b"0\r\n\r\n");
-    let answer = exchange(&weir, &request, Duration::from_secs(5));
+    let answer = exchange(weir.port, &request, Duration::from_secs(5));
     // 413 when weir could still answer; a closed connection is the other allowed end.
     if !answer.is_empty() {
         assert_refused(&answer);
@@ -196,7 +172,7 @@ fn a_chunked_body_crossing_the_limit_never_reaches_the_instance_whole() {
     );
     request.extend(chunk(1000));
     request.extend_from_slice(b"0\r\n\r\n");
-    let answer = exchange(&weir, &request, Duration::from_secs(2));
+    let answer = exchange(weir.port, &request, Duration::from_secs(2));
     assert!(answer.contains(" 200 OK"), "{answer}");
 }
 
@@ -215,7 +191,7 @@ fn hostile_content_lengths_are_refused_before_the_instance() {
         ("Content-Length: 0x10\r\n", 400),
     ];
     for (headers, expected) in cases {
-        let answer = exchange(&weir, &head("/small", headers), wait);
+        let answer = exchange(weir.port, &head("/small", headers), wait);
         assert_eq!(status(&answer), Some(expected), "{headers}: {answer}");
     }
     assert!(

@@ -354,9 +354,10 @@ const DEFAULT_MAX_KEYS: u64 = 100_000;
 fn a_flood_of_distinct_addresses_costs_no_more_than_the_documented_cap() {
     let inst = Instance::start("i1");
     // A listener's rule also counts requests no route matches, which weir answers itself:
-    // the flood costs no upstream round trips.
+    // the flood costs no upstream round trips. Each connection carries thousands of them.
     let weir = Weir::start(&format!(
-        "listeners:\n  - name: web\n    address: \"127.0.0.1:{{port}}\"\n    \
+        "limits: {{ max_requests_per_connection: 100000 }}\n\
+         listeners:\n  - name: web\n    address: \"127.0.0.1:{{port}}\"\n    \
          policies: {{ rate_limit: [{{ limit: 1000000, per: 1m, by: ip }}] }}\n\
          headers:\n  trusted_proxies: [127.0.0.1/32]\n\
          routes:\n  - {{ name: app, paths: [/app], upstream: app }}\n\

@@ -108,3 +108,21 @@ pub(crate) const DEFAULT_RATE_LIMIT_MAX_KEYS: usize = 100_000;
 pub(crate) const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 /// Multiplexed Redis connections when `rate_limits.redis.pool_size` is not set.
 pub(crate) const DEFAULT_REDIS_POOL_SIZE: usize = 4;
+/// `limits.max_header_size` when not set: nginx's four 8 KiB header buffers.
+pub(crate) const DEFAULT_MAX_HEADER_SIZE: usize = 32 * 1024;
+/// The largest `limits.max_header_size`: Pingora's parser refuses a longer head itself.
+pub(crate) const MAX_HEADER_SIZE: usize = 1024 * 1024 - 1;
+/// `limits.max_header_line` when not set: one of nginx's 8 KiB header buffers.
+pub(crate) const DEFAULT_MAX_HEADER_LINE: usize = 8 * 1024;
+/// `limits.max_headers` when not set: HAProxy's `tune.http.maxhdr` (101), rounded.
+pub(crate) const DEFAULT_MAX_HEADERS: usize = 100;
+/// The largest `limits.max_headers`: Pingora's parser refuses a request with more.
+pub(crate) const MAX_HEADERS: usize = 256;
+/// `limits.max_uri_length` when not set: nginx's request line buffer.
+pub(crate) const DEFAULT_MAX_URI_LENGTH: usize = 8 * 1024;
+/// `limits.header_timeout` when not set: nginx's `client_header_timeout`.
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// `limits.keepalive_timeout` when not set: nginx's `keepalive_timeout`.
+pub(crate) const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `limits.max_requests_per_connection` when not set: nginx's `keepalive_requests`.
+pub(crate) const DEFAULT_MAX_REQUESTS_PER_CONNECTION: u32 = 1000;

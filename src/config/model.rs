@@ -1,6 +1,7 @@
 //! The validated configuration: what the rest of weir reads, every field a real type
 //! (addresses, durations, header names, CIDRs, regexes), never a raw string.
 
+use super::defaults::*;
 use super::{
     Consumer, JwtIssuer, Locations, LogFormat, LogLevel, Policies, ProxyVersion, RateLimits,
     TargetAddr,
@@ -41,6 +42,8 @@ pub(crate) struct Config {
     pub jwt: Vec<JwtIssuer>,
     /// The stores rate limits count in.
     pub rate_limits: RateLimits,
+    /// The top-level `limits:`, for a request whose listener is not known.
+    pub limits: Limits,
 }
 
 /// A setting of the file, by its YAML path (`listeners[0].tls.certificates[1]`). It prints
@@ -201,6 +204,50 @@ pub(crate) struct Listener {
     pub protocol: Protocol,
     /// Who may call (HTTP listeners), checked before routing.
     pub policies: Policies,
+    /// What a request may look like (HTTP listeners): the top-level `limits:` with the
+    /// listener's own keys over them.
+    pub limits: Limits,
+}
+
+/// `limits:`, every key resolved: what a request head may hold, how long a connection
+/// may take to send one, and how its path is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Bytes of the whole request head; 431 above.
+    pub max_header_size: usize,
+    /// Bytes of one header field line (`name: value`); 431 above.
+    pub max_header_line: usize,
+    /// Header fields in a request; 431 above.
+    pub max_headers: usize,
+    /// Bytes of the request target; 414 above.
+    pub max_uri_length: usize,
+    /// The longest a request head may take to arrive; the connection is closed after it.
+    pub header_timeout: Duration,
+    /// The longest a connection waits idle for its next request, in whole seconds (the
+    /// unit Pingora keeps it in).
+    pub keepalive_timeout: Duration,
+    /// Requests one connection carries; the answer to the last says `Connection: close`.
+    pub max_requests_per_connection: u32,
+    /// `//` in a path is read as `/`.
+    pub merge_slashes: bool,
+    /// `%2F` may stand in a path (kept encoded, never a separator); refused with 400 if not.
+    pub allow_encoded_slashes: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_header_size: DEFAULT_MAX_HEADER_SIZE,
+            max_header_line: DEFAULT_MAX_HEADER_LINE,
+            max_headers: DEFAULT_MAX_HEADERS,
+            max_uri_length: DEFAULT_MAX_URI_LENGTH,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            max_requests_per_connection: DEFAULT_MAX_REQUESTS_PER_CONNECTION,
+            merge_slashes: true,
+            allow_encoded_slashes: false,
+        }
+    }
 }
 
 /// `redirect_https:` of a plain listener.

@@ -43,6 +43,7 @@ pub(super) struct Families {
     pub(super) tcp_bytes: IntCounterVec,
     pub(super) tcp_refused: IntCounterVec,
     pub(super) access_log_dropped: IntCounter,
+    pub(super) rejected: IntCounterVec,
     pub(super) auth_failures: IntCounterVec,
     pub(super) ratelimited: IntCounterVec,
     pub(super) ratelimit_store_errors: IntCounter,
@@ -133,6 +134,11 @@ pub(super) static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
             names::ACCESS_LOG_DROPPED,
             "Access log lines dropped because the writer was behind",
         )),
+        rejected: counter(
+            names::REJECTED,
+            "Requests refused before routing: a head over a limit, a bad Host, a slow head",
+            &["listener", "reason"],
+        ),
         auth_failures: counter(
             names::AUTH_FAILURES,
             "Requests refused by a policy: no or bad credentials, a group or an address rule",

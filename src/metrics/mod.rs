@@ -29,6 +29,11 @@ pub(crate) fn access_log_dropped() -> IntCounter {
     FAMILIES.access_log_dropped.clone()
 }
 
+/// The counter of requests `listener` refused before routing for `reason`.
+pub(crate) fn rejected(listener: &str, reason: &str) -> IntCounter {
+    FAMILIES.rejected.with_label_values(&[listener, reason])
+}
+
 /// Counts a rate-limit decision Redis failed to make.
 pub(crate) fn count_ratelimit_store_error() {
     FAMILIES.ratelimit_store_errors.inc();
@@ -68,6 +73,7 @@ pub(crate) fn registry(targets: Box<dyn LiveTargets>) -> Registry {
         Box::new(f.tcp_bytes.clone()),
         Box::new(f.tcp_refused.clone()),
         Box::new(f.access_log_dropped.clone()),
+        Box::new(f.rejected.clone()),
         Box::new(f.auth_failures.clone()),
         Box::new(f.ratelimited.clone()),
         Box::new(f.ratelimit_store_errors.clone()),

@@ -42,5 +42,8 @@ pub(crate) const AUTH_FAILURES: &str = "weir_auth_failures_total";
 pub(crate) const RATELIMITED: &str = "weir_ratelimited_total";
 /// Rate-limit decisions Redis failed to make (an error or no answer within the timeout).
 pub(crate) const RATELIMIT_STORE_ERRORS: &str = "weir_ratelimit_store_errors_total";
+/// Requests refused before routing (a head over a limit, a bad Host, a head too slow to
+/// arrive), by listener and reason.
+pub(crate) const REJECTED: &str = "weir_rejected_requests_total";
 /// Always 1, labelled with the version.
 pub(crate) const BUILD_INFO: &str = "weir_build_info";

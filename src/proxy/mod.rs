@@ -1,14 +1,19 @@
 //! The `ProxyHttp` implementation: the only code that sees a Pingora session. Each phase
 //! hands off to routing, upstream selection or header rules and keeps no logic of its own.
 
+mod connection;
 mod ctx;
 mod respond;
 
+pub(crate) use connection::HttpConnections;
 pub(crate) use ctx::RequestCtx;
 
 use crate::access_log::{AccessLog, Entry, Served};
+use crate::head::{self, Rejection};
 use crate::headers::EditHeaders;
+use crate::metrics;
 use crate::policy;
+use crate::routing;
 use crate::runtime::SharedRuntime;
 use crate::upstream::{deadline, hash_key, Deadline, InflightGuard};
 use async_trait::async_trait;
@@ -49,6 +54,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        connection::head_received();
         let rt = &ctx.runtime;
         let req = session.req_header();
         let peer = session
@@ -59,10 +65,14 @@ impl ProxyHttp for Proxy {
         ctx.client = Some(rt.headers.client(peer, req));
         let local = session.server_addr().and_then(|a| a.as_inet());
         ctx.listener = rt.listeners.find(local);
-        let host = req
-            .uri
-            .host()
-            .or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        if let Err(rejection) = head::check(req, rt.limits(ctx.listener)) {
+            return reject(session, ctx, rejection).await;
+        }
+        let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if let Err(rejection) = head::check_framing(req, raw.as_deref()) {
+            return reject(session, ctx, rejection).await;
+        }
+        let host = routing::request_host(req);
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let redirect = ctx
             .listener()
@@ -390,6 +400,20 @@ async fn refuse(
     Ok(true)
 }
 
+/// Answers a request head refused before routing, counts it, and closes the connection.
+async fn reject(session: &mut Session, ctx: &RequestCtx, rejection: Rejection) -> Result<bool> {
+    let rt = &ctx.runtime;
+    let listener = ctx.listener.and_then(|i| rt.config.listeners.get(i));
+    let listener = listener.map_or("", |l| l.name.as_str());
+    metrics::rejected(listener, rejection.reason.label()).inc();
+    let (status, message) = (rejection.status, rejection.message);
+    log::debug!("{:?} on `{listener}`: {status} {message}", ctx.request_id);
+    session.set_keepalive(None);
+    let name = rt.headers.request_id_header();
+    respond::json_error(session, status, message, &[], name, &ctx.request_id).await?;
+    Ok(true)
+}
+
 /// The access log line of a finished request.
 fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a> {
     let req = session.req_header();
@@ -399,7 +423,7 @@ fn entry<'a>(session: &'a Session, ctx: &'a RequestCtx, status: u16) -> Entry<'a
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
     };
-    let host = req.uri.host().unwrap_or(header(http::header::HOST));
+    let host = routing::request_host(req).unwrap_or_default();
     let chosen = ctx.upstream.as_ref();
     let rt = &ctx.runtime;
     let route = ctx.route.and_then(|m| rt.routes.get(m.route));

@@ -18,6 +18,7 @@ mod origin;
 mod ports;
 mod processes;
 mod raw_backend;
+mod raw_client;
 mod redis;
 mod tls;
 mod tools;
@@ -40,7 +41,8 @@ pub use processes::{
     poll_until, signal, spawn_listening, spawn_listening_on, succeed, weir_bin, Detached, Proc,
     Signal, START_DEADLINE,
 };
-pub use raw_backend::{Behaviour, RawBackend, Received};
+pub use raw_backend::{Behaviour, RawBackend, RawRequest, Received};
+pub use raw_client::{exchange, read_all, status, statuses};
 pub use redis::Redis;
 pub use tls::{cert_script, dev_certs, file_serial, s_client, served_serial, TestCa};
 pub use tools::require_tools;

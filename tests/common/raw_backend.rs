@@ -1,7 +1,8 @@
-//! A backend on a raw socket that records exactly the bytes each connection sent it and
-//! whether a whole request (its final chunk, or all of its `Content-Length`) ever arrived:
-//! what a test needs to show that weir never forwarded a body as if it were complete. It
-//! can also play instances that hang up without answering, or dribble their answer.
+//! A backend on a raw socket that records exactly the bytes each connection sent it,
+//! whether a whole request (its final chunk, or all of its `Content-Length`) ever arrived,
+//! and every whole request's head and body in the order they arrived: what a test needs to
+//! show that weir never forwarded a body as if it were complete, nor a request it was not
+//! sent. It can also play instances that hang up without answering, or dribble their answer.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +12,8 @@ use std::time::Duration;
 /// What the backend does with each whole request it reads.
 #[derive(Debug, Clone, Copy)]
 pub enum Behaviour {
-    /// Answers `200 ok` (and `100 Continue` first to `Expect: 100-continue`).
+    /// Answers `200 ok` with the request's target in `X-Target` (and `100 Continue` first to
+    /// `Expect: 100-continue`).
     Answer,
     /// Waits this long after the request's head, then closes without answering.
     HangUp(Duration),
@@ -32,10 +34,40 @@ pub struct Received {
     pub closed: bool,
 }
 
+/// One whole request as the backend read it.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    /// The head, from the request line to the blank line that ends it, as text.
+    pub head: String,
+    /// The body's bytes as framed on the wire (chunk sizes and all).
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    /// The request line (`GET /p HTTP/1.1`).
+    pub fn line(&self) -> &str {
+        self.head.lines().next().unwrap_or_default()
+    }
+
+    /// The request target (`/p`), as sent.
+    pub fn target(&self) -> &str {
+        self.line().split(' ').nth(1).unwrap_or_default()
+    }
+
+    /// The value of the head's first field named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
 /// A running raw backend; it stops with the test process.
 pub struct RawBackend {
     pub port: u16,
     connections: Arc<Mutex<Vec<Arc<Mutex<Received>>>>>,
+    requests: Arc<Mutex<Vec<RawRequest>>>,
 }
 
 impl RawBackend {
@@ -43,15 +75,21 @@ impl RawBackend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections: Arc<Mutex<Vec<Arc<Mutex<Received>>>>> = Arc::default();
-        let all = connections.clone();
+        let requests: Arc<Mutex<Vec<RawRequest>>> = Arc::default();
+        let (all, log) = (connections.clone(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
                 let record = Arc::new(Mutex::new(Received::default()));
                 all.lock().unwrap().push(record.clone());
-                std::thread::spawn(move || serve(stream, &record, behaviour));
+                let log = log.clone();
+                std::thread::spawn(move || serve(stream, &record, &log, behaviour));
             }
         });
-        Self { port, connections }
+        Self {
+            port,
+            connections,
+            requests,
+        }
     }
 
     /// `127.0.0.1:port`.
@@ -64,9 +102,24 @@ impl RawBackend {
         let all = self.connections.lock().unwrap();
         all.iter().map(|c| c.lock().unwrap().clone()).collect()
     }
+
+    /// Every whole request so far, over all connections, in the order each was complete.
+    pub fn requests(&self) -> Vec<RawRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// How many bytes all connections so far sent.
+    pub fn bytes_received(&self) -> usize {
+        self.connections().iter().map(|c| c.bytes.len()).sum()
+    }
 }
 
-fn serve(mut stream: TcpStream, record: &Mutex<Received>, behaviour: Behaviour) {
+fn serve(
+    mut stream: TcpStream,
+    record: &Mutex<Received>,
+    requests: &Mutex<Vec<RawRequest>>,
+    behaviour: Behaviour,
+) {
     let mut pending = Vec::new();
     let mut continued = false;
     let mut buf = [0u8; 16 * 1024];
@@ -94,13 +147,20 @@ fn serve(mut stream: TcpStream, record: &Mutex<Received>, behaviour: Behaviour) 
             let Some(end) = head.body_end(&pending) else {
                 break;
             };
-            pending.drain(..end);
+            let whole: Vec<u8> = pending.drain(..end).collect();
             continued = false;
             record.lock().unwrap().complete += 1;
+            let request = RawRequest {
+                head: String::from_utf8_lossy(&whole[..head.len]).into_owned(),
+                body: whole[head.len..].to_vec(),
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nX-Target: {}\r\nContent-Length: 2\r\n\r\nok",
+                request.target()
+            );
+            requests.lock().unwrap().push(request);
             let answered = match behaviour {
-                Behaviour::Answer => stream
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                    .is_ok(),
+                Behaviour::Answer => stream.write_all(answer.as_bytes()).is_ok(),
                 Behaviour::Dribble(gap) => dribble(&mut stream, gap),
                 Behaviour::HangUp(_) | Behaviour::Upgrade => false,
             };

@@ -111,6 +111,8 @@ pub(in crate::config) struct RawHttpListener {
     /// Who may call, before routing.
     #[serde(default)]
     pub policies: RawPolicies,
+    /// What a request may look like here, over the top-level `limits:`.
+    pub limits: Option<super::RawLimits>,
 }
 
 /// The keys of an `https` listener.
@@ -126,6 +128,8 @@ pub(in crate::config) struct RawHttpsListener {
     /// Who may call, before routing.
     #[serde(default)]
     pub policies: RawPolicies,
+    /// What a request may look like here, over the top-level `limits:`.
+    pub limits: Option<super::RawLimits>,
 }
 
 /// The keys of a `tcp` listener (and, with `tls`, of a `tls` one).

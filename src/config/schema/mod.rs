@@ -3,12 +3,14 @@
 //! strings here; `validate` turns them into real types and reports every problem.
 //! Every struct denies unknown keys, so a typo is an error, not a silently ignored line.
 
+mod limits;
 mod listener;
 mod policy;
 mod route;
 mod upstream;
 mod values;
 
+pub(in crate::config) use limits::*;
 pub(crate) use listener::*;
 pub(in crate::config) use policy::*;
 pub(in crate::config) use route::*;
@@ -47,6 +49,8 @@ pub(super) struct RawConfig {
     pub jwt: Vec<Option<RawJwtIssuer>>,
     /// The stores of rate limits; none when the section is missing.
     pub rate_limits: Option<RawRateLimits>,
+    /// What a request may look like, for every listener that does not say otherwise.
+    pub limits: RawLimits,
 }
 
 /// `access_log:`.

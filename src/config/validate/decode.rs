@@ -25,6 +25,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "consumers",
     "jwt",
     "rate_limits",
+    "limits",
 ];
 
 /// Decodes each section, list item and upstream on its own, so one bad element reports its
@@ -66,6 +67,7 @@ pub(crate) fn decode(value: Value, report: &mut Report) -> RawConfig {
             "consumers" => raw.consumers = list(value, key, report, one),
             "jwt" => raw.jwt = list(value, key, report, one),
             "rate_limits" => raw.rate_limits = Some(one(value, key, report).unwrap_or_default()),
+            "limits" => raw.limits = one(value, key, report).unwrap_or_default(),
             other => {
                 let message = unknown(other, "key", TOP_LEVEL_KEYS);
                 report.key(other, message);

@@ -5,6 +5,7 @@
 use super::super::report::{join_index, join_key, Report};
 use super::super::schema::*;
 use super::super::*;
+use super::limits::limits;
 use super::policy::{policies, Known};
 use super::routes::host_pattern;
 use super::values::{beside, duration};
@@ -16,6 +17,7 @@ pub(super) fn listeners(
     raw: Option<&[Option<RawListener>]>,
     upstreams: &[&str],
     known: &Known,
+    top: &Limits,
     report: &mut Report,
 ) -> Vec<Listener> {
     let Some(raw) = raw else {
@@ -70,18 +72,31 @@ pub(super) fn listeners(
                 format!("address {address} is already used by listener `{other}`"),
             );
         }
-        let policies = match &l.kind {
-            RawListenerKind::Http(RawHttpListener { policies: p, .. })
-            | RawListenerKind::Https(RawHttpsListener { policies: p, .. }) => {
-                policies(p, &path, known, report)
-            }
-            _ => Policies::default(),
+        let (policies, limits) = match &l.kind {
+            RawListenerKind::Http(RawHttpListener {
+                policies: p,
+                limits: own,
+                ..
+            })
+            | RawListenerKind::Https(RawHttpsListener {
+                policies: p,
+                limits: own,
+                ..
+            }) => (
+                policies(p, &path, known, report),
+                own.as_ref().map_or_else(
+                    || *top,
+                    |own| limits(own, top, &join_key(&path, "limits"), report),
+                ),
+            ),
+            _ => (Policies::default(), *top),
         };
         out.push(Listener {
             name: l.name.clone(),
             address,
             protocol,
             policies,
+            limits,
         });
     }
     out

@@ -6,6 +6,7 @@ mod compress;
 mod cors;
 mod decode;
 mod headers;
+mod limits;
 mod listener;
 mod messages;
 mod policy;
@@ -40,6 +41,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
     let upstream_names: Vec<&str> = raw.upstreams.keys().map(String::as_str).collect();
     let consumers = consumers(path, &raw.consumers, report);
     let jwt = issuers(path, &raw.jwt, report);
+    let limits = limits::limits(&raw.limits, &Limits::default(), "limits", report);
     let known = Known::new(&consumers, &jwt)
         .with_redis(raw.rate_limits.as_ref().is_some_and(|r| r.redis.is_some()));
     let listeners = listeners(
@@ -47,6 +49,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
         raw.listeners.as_deref(),
         &upstream_names,
         &known,
+        &limits,
         report,
     );
     let routes = routes(&raw.routes, &upstream_names, &known, report);
@@ -67,6 +70,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
         consumers,
         jwt,
         rate_limits: rate_limit::stores(raw.rate_limits.as_ref(), report),
+        limits,
     };
     stream_upstreams(
         &config,

@@ -420,6 +420,10 @@ const WORDS: &[&str] = &[
     "\u{0}",
 ];
 
+/// How lines may end, including the breaks YAML 1.1 readers also count (NEL, LS, PS),
+/// and none.
+const LINE_ENDS: &[&str] = &["\n", "\r\n", "\r", "\u{85}", "\u{2028}", "\u{2029}", ""];
+
 /// Any scalar: one of [`WORDS`], a number at the edges of its types, a boolean, null, or
 /// a short arbitrary string.
 fn scalar() -> BoxedStrategy<Value> {
@@ -608,13 +612,19 @@ proptest! {
     #[test]
     fn yaml_like_text_loads_or_fails_with_located_errors(
         lines in prop::collection::vec(
-            ("[ -]{0,4}", prop::sample::select(WORDS), "[:\\[\\]{}, #&*!|>'\"-]{0,3}", prop::sample::select(WORDS)),
+            (
+                "[ \t-]{0,4}",
+                prop::sample::select(WORDS),
+                "[:\\[\\]{}, #&*!|>'\"-]{0,3}",
+                prop::sample::select(WORDS),
+                prop::sample::select(LINE_ENDS),
+            ),
             0..12,
         )
     ) {
         let text: String = lines
             .iter()
-            .map(|(indent, key, punct, value)| format!("{indent}{key}{punct} {value}\n"))
+            .map(|(indent, key, punct, value, end)| format!("{indent}{key}{punct} {value}{end}"))
             .collect();
         check(&text)?;
     }

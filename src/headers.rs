@@ -120,15 +120,19 @@ impl HeaderPolicy {
     ) -> Result<()> {
         req.insert_header(&self.request_id, request_id)?;
         let peer = ip_value(client.peer);
-        let xff = match req.headers.get(&X_FORWARDED_FOR) {
-            Some(prior) if client.trusted => {
-                let mut joined = Vec::with_capacity(prior.len() + 2 + peer.len());
-                joined.extend_from_slice(prior.as_bytes());
+        // Every line a trusted peer sent, in order: a proxy may append its hop as a line of
+        // its own, and that hop is the one the instance most needs.
+        let prior = req.headers.get_all(&X_FORWARDED_FOR);
+        let xff = if client.trusted && prior.iter().next().is_some() {
+            let mut joined = Vec::new();
+            for line in prior {
+                joined.extend_from_slice(line.as_bytes());
                 joined.extend_from_slice(b", ");
-                joined.extend_from_slice(peer.as_bytes());
-                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
             }
-            _ => peer.clone(),
+            joined.extend_from_slice(peer.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
+        } else {
+            peer.clone()
         };
         req.insert_header(X_FORWARDED_FOR, xff)?;
         if !(client.trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {

@@ -2,7 +2,8 @@
 //! `X-Forwarded-For` lines a request carries, working out the client never panics, never
 //! names an address that is neither the peer nor one written in those lines, and agrees
 //! with a plain reading of the rule (the right-most entry that is not a trusted proxy, the
-//! walk stopping at anything that is not an address).
+//! walk stopping at anything that is not an address); the headers sent upstream end the
+//! chain with the peer and name that client.
 
 use super::*;
 use proptest::prelude::*;
@@ -120,6 +121,20 @@ proptest! {
             "{:?} is neither the peer nor in {:?}", client.ip, values
         );
         prop_assert_eq!(client.ip, reference(&policy, peer, &values), "lines {:?}", values);
+        // What goes upstream: every line received from a trusted peer, then the peer; and
+        // the client as worked out.
+        policy.forward(&mut req, &client, &HeaderValue::from_static("id"), "http")?;
+        let mut chain: Vec<&[u8]> = Vec::new();
+        if client.trusted {
+            chain.extend(values.iter().map(HeaderValue::as_bytes));
+        }
+        let peer_text = peer.to_string();
+        chain.push(peer_text.as_bytes());
+        let sent: Vec<&[u8]> = req.headers.get_all(X_FORWARDED_FOR).iter().map(HeaderValue::as_bytes).collect();
+        let expected = chain.join(&b", "[..]);
+        prop_assert_eq!(sent, vec![&expected[..]]);
+        let real_ip = req.headers.get(X_REAL_IP).and_then(|v| v.to_str().ok()?.parse().ok());
+        prop_assert_eq!(real_ip, Some(client.ip));
     }
 }
 
@@ -139,4 +154,28 @@ fn a_line_that_is_not_text_ends_the_walk() {
     }
     let peer: IpAddr = "10.0.0.1".parse().unwrap();
     assert_eq!(policy.client(peer, &req).ip, peer);
+}
+
+/// Found by the property above: from a trusted peer, only the first `X-Forwarded-For` line
+/// went upstream, so a client's forged `6.6.6.6` reached the instance and the hop the proxy
+/// appended as a line of its own (the real client) did not.
+#[test]
+fn every_forwarded_line_goes_upstream() {
+    let policy = HeaderPolicy {
+        request_id: HeaderName::from_static("x-request-id"),
+        instance_header: None,
+        trusted: vec!["10.0.0.0/8".parse().unwrap()],
+    };
+    let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+    req.append_header(X_FORWARDED_FOR, "6.6.6.6").unwrap();
+    req.append_header(X_FORWARDED_FOR, "203.0.113.9").unwrap();
+    let client = policy.client("10.0.0.1".parse().unwrap(), &req);
+    assert_eq!(client.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+    policy
+        .forward(&mut req, &client, &HeaderValue::from_static("id"), "http")
+        .unwrap();
+    assert_eq!(
+        req.headers.get(X_FORWARDED_FOR).unwrap(),
+        "6.6.6.6, 203.0.113.9, 10.0.0.1"
+    );
 }

@@ -76,7 +76,15 @@ fn testssl_rates_nothing_high_or_critical() {
     let refused: Vec<String> = findings
         .iter()
         .filter(|f| REFUSED.iter().any(|s| f["severity"] == *s))
-        .map(|f| format!("{} {}: {}", f["severity"], f["id"], f["finding"]))
+        .map(|f| {
+            let field = |name: &str| f[name].as_str().unwrap_or("?").to_string();
+            format!(
+                "{} {}: {}",
+                field("severity"),
+                field("id"),
+                field("finding")
+            )
+        })
         .collect();
     assert!(
         refused.is_empty(),

@@ -1,7 +1,7 @@
 //! Property tests of the loader: any text, any YAML shaped like a weir configuration (its
 //! real keys, with values of every kind where they go and where they do not), and the
-//! shipped configurations with random parts replaced, all either load or fail with errors
-//! that each point at a line and column of the file. None may panic.
+//! shipped configurations with keys added and parts replaced at random, all either load or
+//! fail with errors that each point at a line and column of the file. None may panic.
 
 use super::parse;
 use proptest::prelude::*;
@@ -539,30 +539,24 @@ fn count(value: &Value) -> usize {
     }
 }
 
-/// The `n`th node of `value` in depth-first order.
-fn nth(value: &mut Value, n: usize) -> &mut Value {
-    let mut n = n;
-    let mut node = value;
-    'down: loop {
-        if n == 0 {
-            return node;
+/// The `n`th node of `value` in depth-first order, if it has that many.
+fn nth(value: &mut Value, n: usize) -> Option<&mut Value> {
+    let Some(mut n) = n.checked_sub(1) else {
+        return Some(value);
+    };
+    let children: Vec<&mut Value> = match value {
+        Value::Sequence(items) => items.iter_mut().collect(),
+        Value::Mapping(map) => map.values_mut().collect(),
+        _ => Vec::new(),
+    };
+    for child in children {
+        let size = count(child);
+        if n < size {
+            return nth(child, n);
         }
-        n -= 1;
-        let children: Vec<&mut Value> = match node {
-            Value::Sequence(items) => items.iter_mut().collect(),
-            Value::Mapping(map) => map.values_mut().collect(),
-            _ => Vec::new(),
-        };
-        for child in children {
-            let size = count(child);
-            if n < size {
-                node = child;
-                continue 'down;
-            }
-            n -= size;
-        }
-        unreachable!("node {n} past the end of the tree");
+        n -= size;
     }
+    None
 }
 
 /// Loads `text`; every error must be located inside the file.
@@ -636,14 +630,24 @@ proptest! {
     }
 
     #[test]
-    fn shipped_configurations_with_parts_replaced_fail_with_located_errors(
+    fn shipped_configurations_changed_load_or_fail_with_located_errors(
         config in prop::sample::select(shipped()),
-        changes in prop::collection::vec((any::<Index>(), any_value()), 1..4),
+        changes in prop::collection::vec(
+            (any::<Index>(), prop::option::of(any_key()), any_value()),
+            1..4,
+        ),
     ) {
         let mut value = config;
-        for (at, replacement) in changes {
+        for (at, key, new) in changes {
             let n = at.index(count(&value));
-            *nth(&mut value, n) = replacement;
+            // A key added to a mapping, or the node replaced.
+            match (nth(&mut value, n), key) {
+                (Some(Value::Mapping(map)), Some(key)) => {
+                    map.insert(key, new);
+                }
+                (Some(node), _) => *node = new,
+                (None, _) => {}
+            }
         }
         let text = serde_yaml::to_string(&value).map_err(|e| TestCaseError::reject(e.to_string()))?;
         check(&text)?;

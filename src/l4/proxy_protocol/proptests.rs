@@ -10,7 +10,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::ReadBuf;
 
-/// A connection that hands its bytes over in pieces of the given sizes, then ends.
+/// A connection that hands its bytes over in pieces of the given sizes, then the rest at
+/// once, then ends.
 struct Trickle {
     data: Vec<u8>,
     pieces: Vec<usize>,
@@ -22,9 +23,10 @@ impl AsyncRead for Trickle {
         _: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let piece = match self.pieces.is_empty() {
-            true => usize::MAX,
-            false => self.pieces.remove(0).max(1),
+        let piece = if self.pieces.is_empty() {
+            usize::MAX
+        } else {
+            self.pieces.remove(0).max(1)
         };
         let n = piece.min(buf.remaining()).min(self.data.len());
         let rest = self.data.split_off(n);
@@ -34,7 +36,7 @@ impl AsyncRead for Trickle {
     }
 }
 
-/// Reads a header from `data` delivered in `pieces` (then all at once); also says how many bytes were read
+/// Reads a header from `data` delivered in `pieces`; also says how many bytes were read
 /// from the connection.
 fn read_all(data: &[u8], pieces: Vec<usize>) -> (Result<Received, HeaderError>, usize) {
     let mut stream = Trickle {

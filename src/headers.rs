@@ -71,23 +71,19 @@ impl HeaderPolicy {
         let trusted = self.is_trusted(peer);
         let mut ip = peer;
         if trusted {
-            // Right to left without collecting: header lines last-first, entries last-first.
-            let entries = req
-                .headers
-                .get_all(&X_FORWARDED_FOR)
-                .iter()
-                .rev()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.rsplit(','));
-            for entry in entries {
-                match entry.trim().parse::<IpAddr>() {
-                    Ok(addr) => {
-                        ip = addr;
-                        if !self.is_trusted(addr) {
-                            break;
-                        }
+            // Right to left: header lines last-first, entries last-first. Whatever is not an
+            // address (a malformed entry, a line that is not text) ends the walk: nothing to
+            // its left can be vouched for.
+            'lines: for line in req.headers.get_all(&X_FORWARDED_FOR).iter().rev() {
+                let Ok(text) = line.to_str() else { break };
+                for entry in text.rsplit(',') {
+                    let Ok(addr) = entry.trim().parse::<IpAddr>() else {
+                        break 'lines;
+                    };
+                    ip = addr;
+                    if !self.is_trusted(addr) {
+                        break 'lines;
                     }
-                    Err(_) => break,
                 }
             }
         }
@@ -124,15 +120,19 @@ impl HeaderPolicy {
     ) -> Result<()> {
         req.insert_header(&self.request_id, request_id)?;
         let peer = ip_value(client.peer);
-        let xff = match req.headers.get(&X_FORWARDED_FOR) {
-            Some(prior) if client.trusted => {
-                let mut joined = Vec::with_capacity(prior.len() + 2 + peer.len());
-                joined.extend_from_slice(prior.as_bytes());
+        // Every line a trusted peer sent, in order: a proxy may append its hop as a line of
+        // its own, and that hop is the one the instance most needs.
+        let prior = req.headers.get_all(&X_FORWARDED_FOR);
+        let xff = if client.trusted && prior.iter().next().is_some() {
+            let mut joined = Vec::new();
+            for line in prior {
+                joined.extend_from_slice(line.as_bytes());
                 joined.extend_from_slice(b", ");
-                joined.extend_from_slice(peer.as_bytes());
-                HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
             }
-            _ => peer.clone(),
+            joined.extend_from_slice(peer.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer.clone())
+        } else {
+            peer.clone()
         };
         req.insert_header(X_FORWARDED_FOR, xff)?;
         if !(client.trusted && req.headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -211,3 +211,6 @@ macro_rules! impl_edit_headers {
 }
 
 impl_edit_headers!(RequestHeader, ResponseHeader);
+
+#[cfg(test)]
+mod proptests;

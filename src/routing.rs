@@ -167,6 +167,9 @@ fn normalize_host(raw: &str) -> std::borrow::Cow<'_, str> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::HeaderRules;

@@ -11,6 +11,8 @@ mod defaults;
 mod error;
 mod model;
 mod policy;
+#[cfg(test)]
+mod proptests;
 mod report;
 mod schema;
 mod source;

@@ -10,6 +10,9 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// The longest header accepted: v1's 107 bytes, or v2's 16 plus addresses and TLVs.
 const MAX_HEADER: usize = 4096;
 
+/// The longest v1 header, its line end included.
+const MAX_V1_HEADER: usize = 107;
+
 /// Why a connection's header was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum HeaderError {
@@ -83,7 +86,7 @@ pub(super) async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Receive
         }
         buf.extend_from_slice(&chunk[..n]);
         let parsed = HeaderResult::parse(&buf);
-        if parsed.is_incomplete() && buf.len() < MAX_HEADER {
+        if (parsed.is_incomplete() || v1_unfinished(&buf)) && buf.len() < MAX_HEADER {
             continue;
         }
         let (addresses, length) = match parsed {
@@ -104,6 +107,14 @@ pub(super) async fn read<S: AsyncRead + Unpin>(stream: &mut S) -> Result<Receive
             rest: buf.split_off(length),
         });
     }
+}
+
+/// Whether `buf` is the start of a v1 header whose line has not ended yet. ppp reads some
+/// such starts as wrong rather than incomplete (`PROXY TCP4 … 51000 `, cut after the
+/// source port, has an empty destination port), so a v1 header is parsed only once its
+/// line end has arrived.
+fn v1_unfinished(buf: &[u8]) -> bool {
+    buf.starts_with(b"PROXY ") && buf.len() < MAX_V1_HEADER && !buf.contains(&b'\r')
 }
 
 fn v1_addresses(addresses: &ppp::v1::Addresses) -> Option<(SocketAddr, SocketAddr)> {
@@ -133,6 +144,9 @@ fn v2_addresses(addresses: &v2::Addresses) -> Option<(SocketAddr, SocketAddr)> {
         v2::Addresses::Unspecified | v2::Addresses::Unix(_) => None,
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
-use pingora::tls::ssl::{NameType, SslRef, SslSessionCacheMode, SslVersion};
+use pingora::tls::ssl::{NameType, SslOptions, SslRef, SslSessionCacheMode, SslVersion};
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -139,7 +139,8 @@ impl ListenerCerts {
     }
 
     /// OpenSSL settings for the listener: TLS 1.2 or 1.3 and up, Mozilla's intermediate
-    /// ciphers, a server-side session cache and tickets for resumption, HTTP/2 by ALPN.
+    /// ciphers in the server's order of preference, a server-side session cache and tickets
+    /// for resumption, HTTP/2 by ALPN.
     pub(crate) fn settings(self: &Arc<Self>) -> Result<TlsSettings, TlsError> {
         let spec = self.spec.load();
         let at = spec
@@ -156,6 +157,9 @@ impl ListenerCerts {
         settings
             .set_min_proto_version(Some(min))
             .map_err(|e| fail(&e))?;
+        // The server's order (strongest first), so a client offering a weak cipher first still
+        // gets a strong one; ChaCha20 first for clients that prefer it (no AES hardware).
+        settings.set_options(SslOptions::CIPHER_SERVER_PREFERENCE | SslOptions::PRIORITIZE_CHACHA);
         settings.set_session_cache_mode(SslSessionCacheMode::SERVER);
         // At most 32 bytes, OpenSSL's limit.
         let context = self.listener.as_bytes();

@@ -38,7 +38,12 @@ fn parse_with(
         }]));
     }
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        // From the byte offset: the YAML parser's own lines also end at NEL, LS and PS
+        // (YAML 1.1), which editors and the position table do not count, and it places an
+        // error at the end of a file without a final newline on a line past the last.
+        let Pos { line, column } = e
+            .location()
+            .map_or(Pos::START, |l| position_of(text, l.index()));
         ConfigErrors(vec![ConfigError {
             file: file.to_path_buf(),
             line,
@@ -62,7 +67,7 @@ const MAX_FLOW_DEPTH: usize = 64;
 /// file that deep in them is refused either way).
 fn too_deep(text: &str) -> Option<Pos> {
     let mut depth = 0usize;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines(text).into_iter().enumerate() {
         let mut quote: Option<char> = None;
         let mut escaped = false;
         for (column, c) in line.chars().enumerate() {
@@ -93,6 +98,27 @@ fn too_deep(text: &str) -> Option<Pos> {
     None
 }
 
+/// The lines of `text` as YAML counts them: a line ends at `\n`, `\r\n` or a lone `\r`.
+pub(super) fn lines(text: &str) -> Vec<&str> {
+    text.split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
+        .collect()
+}
+
+/// The position of byte `at` of `text` as an editor shows it: lines as [`lines`] counts
+/// them, columns in characters.
+fn position_of(text: &str, at: usize) -> Pos {
+    let at = (0..=at.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let lines = lines(&text[..at]);
+    Pos {
+        line: lines.len(),
+        column: lines.last().map_or(0, |l| l.chars().count()) + 1,
+    }
+}
+
 /// serde_yaml appends " at line X column Y" to its messages; the location is printed in
 /// front instead.
 fn strip_location(message: &str) -> &str {
@@ -120,6 +146,22 @@ mod tests {
             "[".repeat(100)
         );
         assert!(too_deep(&quoted).is_none());
+    }
+
+    #[test]
+    fn syntax_errors_are_placed_where_an_editor_shows_them() {
+        // Found by the loader's property tests: the end of a file without a final newline
+        // was placed on a line past the last, and a NEL (U+0085) counted as a line break.
+        let at = |text: &str| {
+            let Err(errors) = parse_with(Path::new("f.yaml"), text, &|_| None) else {
+                panic!("{text:?} is not YAML");
+            };
+            (errors.0[0].line, errors.0[0].column)
+        };
+        assert_eq!(at("{"), (1, 2));
+        assert_eq!(at("app app\u{85}app: app\n").0, 1);
+        assert_eq!(at("a\rb: c: d"), (2, 2));
+        assert_eq!(at("é: [\n"), (2, 1));
     }
 
     #[test]

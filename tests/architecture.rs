@@ -29,7 +29,8 @@ fn code_graph() -> Graph {
                 texts.push(without_test_modules(&text));
             }
         }
-        files.insert(name, texts);
+        // `x.rs` and its folder `x/` are one module.
+        files.entry(name).or_default().extend(texts);
     }
     let modules: BTreeSet<String> = files.keys().cloned().collect();
     files

@@ -114,46 +114,23 @@ fn log_lines(file: &Path, n: usize) -> Vec<Value> {
 /// and `svc` (`/svc`, prefix stripped), each to a demo instance named after it that echoes
 /// the path it received; `listener` is added to the listener's mapping, and the access log
 /// goes to `access.log` as JSON.
-struct Routes {
-    weir: Weir,
-    _instances: Vec<Instance>,
-}
+struct Routes(RouteTable);
 
 impl Routes {
     fn start(listener: &str) -> Self {
         let routes = [
-            ("public", "[]", "/public", false),
-            ("admin", "[]", "/admin", false),
-            ("pinned", "[pinned.test]", "/admin", false),
-            ("svc", "[]", "/svc", true),
+            ("public", "[]", "[/public]", false),
+            ("admin", "[]", "[/admin]", false),
+            ("pinned", "[pinned.test]", "[/admin]", false),
+            ("svc", "[]", "[/svc]", true),
         ];
-        let mut yaml = format!(
-            "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\"{listener} }}\n\
-             access_log: {{ format: json, path: access.log }}\nroutes:\n"
-        );
-        let mut upstreams = String::from("upstreams:\n");
-        let mut instances = Vec::new();
-        for (name, hosts, path, strip) in routes {
-            let instance = Instance::start(name);
-            yaml.push_str(&format!(
-                "  - {{ name: {name}, hosts: {hosts}, paths: [\"{path}\"], upstream: {name}, strip_prefix: {strip} }}\n"
-            ));
-            upstreams.push_str(&format!(
-                "  {name}:\n    targets: [{{ address: \"{}\", name: {name} }}]\n",
-                instance.address()
-            ));
-            instances.push(instance);
-        }
-        yaml.push_str(&upstreams);
-        Self {
-            weir: Weir::start(&yaml),
-            _instances: instances,
-        }
+        let top = "access_log: { format: json, path: access.log }\n";
+        Self(RouteTable::start(listener, top, &routes))
     }
 
     /// Asserts that `target` is served by `route`'s instance, which received `upstream`.
     fn assert_served(&self, target: &str, host: &str, route: &str, upstream: &str) {
-        let answer = get(self.weir.port, target, host);
+        let answer = get(self.0.weir.port, target, host);
         assert_eq!(answer.status, 200, "{target}: {}", answer.body);
         assert_eq!(answer.header("x-upstream-instance"), route, "{target}");
         assert_eq!(answer.json()["path"], upstream, "{target}");
@@ -192,14 +169,14 @@ fn routing_and_the_upstream_see_the_normalized_path() {
     let absolute = "http://pinned.test/public/../admin/x?q=1";
     routes.assert_served(absolute, "pinned.test", "pinned", "/admin/x?q=1");
     let without_host = send(
-        routes.weir.port,
+        routes.0.weir.port,
         &format!("GET {absolute} HTTP/1.0\r\n\r\n"),
     );
     assert_eq!(without_host.status, 200, "{}", without_host.body);
     assert_eq!(without_host.header("x-upstream-instance"), "pinned");
     assert_eq!(without_host.json()["path"], "/admin/x?q=1");
     // A way out of `/public` that leads nowhere is no route, never `public`.
-    let nowhere = get(routes.weir.port, "/public/../secret", "test");
+    let nowhere = get(routes.0.weir.port, "/public/../secret", "test");
     assert_eq!(nowhere.status, 404, "{}", nowhere.body);
 }
 
@@ -257,23 +234,23 @@ fn a_listener_may_allow_encoded_slashes_and_keep_double_slashes() {
     ] {
         routes.assert_served(target, "test", "admin", upstream);
     }
-    let unmerged = get(routes.weir.port, "//admin", "test");
+    let unmerged = get(routes.0.weir.port, "//admin", "test");
     assert_eq!(unmerged.status, 404, "`//admin` is not `/admin` unmerged");
-    let climbing = get(routes.weir.port, "/admin/../../x", "test");
+    let climbing = get(routes.0.weir.port, "/admin/../../x", "test");
     assert_eq!(climbing.status, 400, "{}", climbing.body);
 }
 
 #[test]
 fn the_access_log_shows_the_normalized_path() {
     let routes = Routes::start("");
-    let log = routes.weir.dir.path().join("access.log");
+    let log = routes.0.weir.dir.path().join("access.log");
     routes.assert_served(
         "/public/../admin/%61?x=%2e",
         "test",
         "admin",
         "/admin/a?x=%2e",
     );
-    let refused = get(routes.weir.port, "/../etc/passwd", "test");
+    let refused = get(routes.0.weir.port, "/../etc/passwd", "test");
     assert_eq!(refused.status, 400);
     let lines = log_lines(&log, 2);
     let logged: Vec<(&str, u64)> = lines

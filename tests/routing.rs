@@ -7,33 +7,9 @@ mod common;
 
 use common::*;
 
-struct Setup {
-    weir: Weir,
-    _instances: Vec<Instance>,
-}
-
 /// `(route name, hosts, paths, strip_prefix)`; each route gets an instance named after it.
-fn start(routes: &[(&str, &str, &str, bool)]) -> Setup {
-    let mut yaml =
-        String::from("listeners:\n  - { name: web, address: \"127.0.0.1:{port}\" }\nroutes:\n");
-    let mut upstreams = String::from("upstreams:\n");
-    let mut instances = Vec::new();
-    for (name, hosts, paths, strip) in routes {
-        let inst = Instance::start(name);
-        yaml.push_str(&format!(
-            "  - {{ name: {name}, hosts: {hosts}, paths: {paths}, upstream: {name}, strip_prefix: {strip} }}\n"
-        ));
-        upstreams.push_str(&format!(
-            "  {name}:\n    targets: [{{ address: \"{}\", name: {name} }}]\n",
-            inst.address()
-        ));
-        instances.push(inst);
-    }
-    yaml.push_str(&upstreams);
-    Setup {
-        weir: Weir::start(&yaml),
-        _instances: instances,
-    }
+fn start(routes: &[(&str, &str, &str, bool)]) -> RouteTable {
+    RouteTable::start("", "", routes)
 }
 
 #[test]

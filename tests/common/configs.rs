@@ -3,6 +3,7 @@
 
 use super::instance::Instance;
 use super::processes::weir_bin;
+use super::weir::Weir;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -84,4 +85,38 @@ pub fn write_config(yaml: &str) -> (tempfile::TempDir, PathBuf) {
     let mut f = std::fs::File::create(&path).unwrap();
     f.write_all(yaml.as_bytes()).unwrap();
     (dir, path)
+}
+
+/// A weir whose `routes` are `(route name, hosts, paths, strip_prefix)` (hosts and paths as
+/// YAML lists), each to a demo instance named after it; `top` goes before `routes:` (a
+/// listener with `listener` added to its mapping, access log settings…).
+pub struct RouteTable {
+    pub weir: Weir,
+    _instances: Vec<Instance>,
+}
+
+impl RouteTable {
+    pub fn start(listener: &str, top: &str, routes: &[(&str, &str, &str, bool)]) -> Self {
+        let mut yaml = format!(
+            "listeners:\n  - {{ name: web, address: \"127.0.0.1:{{port}}\"{listener} }}\n{top}routes:\n"
+        );
+        let mut upstreams = String::from("upstreams:\n");
+        let mut instances = Vec::new();
+        for (name, hosts, paths, strip) in routes {
+            let instance = Instance::start(name);
+            yaml.push_str(&format!(
+                "  - {{ name: {name}, hosts: {hosts}, paths: {paths}, upstream: {name}, strip_prefix: {strip} }}\n"
+            ));
+            upstreams.push_str(&format!(
+                "  {name}:\n    targets: [{{ address: \"{}\", name: {name} }}]\n",
+                instance.address()
+            ));
+            instances.push(instance);
+        }
+        yaml.push_str(&upstreams);
+        Self {
+            weir: Weir::start(&yaml),
+            _instances: instances,
+        }
+    }
 }

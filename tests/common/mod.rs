@@ -27,7 +27,9 @@ mod weir;
 pub use admin::AdminApi;
 pub use backend::Backend;
 pub use browser::{Browser, BROWSER_TOOLS};
-pub use configs::{gateway, policy_route, single_upstream, slow_route, weir_test, write_config};
+pub use configs::{
+    gateway, policy_route, single_upstream, slow_route, weir_test, write_config, RouteTable,
+};
 pub use http::{client, served_by, serving};
 pub use instance::Instance;
 pub use load::{Load, Tally};

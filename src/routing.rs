@@ -174,7 +174,8 @@ mod tests {
     use super::*;
     use crate::config::HeaderRules;
 
-    fn route(name: &str, hosts: &[&str], paths: &[&str]) -> Route {
+    /// A route to upstream `u`; `*` starts a wildcard host, `exact:` and `regex:` a path.
+    pub(super) fn route(name: &str, hosts: &[&str], paths: &[&str]) -> Route {
         Route {
             name: name.into(),
             hosts: hosts

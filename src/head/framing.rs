@@ -9,10 +9,14 @@ use super::{Reason, Rejection};
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use pingora::http::RequestHeader;
 
-/// `Err` when `req`, whose head arrived as `raw` (HTTP/1; `None` for HTTP/2, which has no
-/// `Transfer-Encoding`), gives its body's length two ways: 400, and the connection closed.
-/// Costs nothing for a request without `Transfer-Encoding`.
-pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Result<(), Rejection> {
+/// `Err` when `req` gives its body's length two ways: 400, and the connection closed. `raw`
+/// gives the head as it arrived (HTTP/1; `None` for HTTP/2, which has no
+/// `Transfer-Encoding`), and is called only for a request with `Transfer-Encoding`, so the
+/// check costs nothing for the others.
+pub(crate) fn check<B: AsRef<[u8]>>(
+    req: &RequestHeader,
+    raw: impl FnOnce() -> Option<B>,
+) -> Result<(), Rejection> {
     let encodings = req.headers.get_all(TRANSFER_ENCODING);
     if encodings.iter().next().is_none() {
         return Ok(());
@@ -29,7 +33,9 @@ pub(crate) fn check(req: &RequestHeader, raw: Option<&[u8]>) -> Result<(), Rejec
     }
     // Pingora drops Content-Length from the parsed head when Transfer-Encoding is there
     // too: the raw head still shows it.
-    if req.headers.contains_key(CONTENT_LENGTH) || raw.is_some_and(has_content_length) {
+    if req.headers.contains_key(CONTENT_LENGTH)
+        || raw().is_some_and(|r| has_content_length(r.as_ref()))
+    {
         return Err(refused(
             "a request may not carry both Content-Length and Transfer-Encoding",
         ));
@@ -61,7 +67,7 @@ mod tests {
     use super::*;
 
     fn refused(req: &RequestHeader, raw: Option<&[u8]>) -> Option<&'static str> {
-        check(req, raw).err().map(|r| r.message)
+        check(req, || raw).err().map(|r| r.message)
     }
 
     fn head(fields: &[(&str, &str)]) -> RequestHeader {

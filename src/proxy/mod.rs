@@ -72,8 +72,8 @@ impl ProxyHttp for Proxy {
         if let Err(rejection) = head::check(req, limits) {
             return reject(session, ctx, rejection).await;
         }
-        let raw = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
-        if let Err(rejection) = head::check_framing(req, raw.as_deref()) {
+        let raw = || session.as_http1().map(|h1| h1.get_headers_raw_bytes());
+        if let Err(rejection) = head::check_framing(req, raw) {
             return reject(session, ctx, rejection).await;
         }
         // Everything after this sees the normalized path, the upstream included.

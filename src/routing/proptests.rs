@@ -2,8 +2,8 @@
 //! table picks what a plain linear reading of the documented precedence picks
 //! (docs/configuration.md, "Routing").
 
+use super::tests::route;
 use super::*;
-use crate::config::HeaderRules;
 use proptest::prelude::*;
 
 /// Host patterns as routes write them; several overlap.
@@ -82,37 +82,6 @@ fn request_path() -> impl Strategy<Value = String> {
     ]
 }
 
-fn route(i: usize, hosts: &[&str], paths: &[&str]) -> Route {
-    Route {
-        name: format!("r{i}"),
-        hosts: hosts
-            .iter()
-            .map(|h| match h.strip_prefix('*') {
-                Some(suffix) => HostPattern::Wildcard(suffix.to_string()),
-                None => HostPattern::Exact(h.to_string()),
-            })
-            .collect(),
-        paths: paths
-            .iter()
-            .filter_map(|p| {
-                Some(if let Some(e) = p.strip_prefix("exact:") {
-                    PathPattern::Exact(e.to_string())
-                } else if let Some(r) = p.strip_prefix("regex:") {
-                    PathPattern::Regex(Regex::new(r).ok()?)
-                } else {
-                    PathPattern::Prefix(p.to_string())
-                })
-            })
-            .collect(),
-        upstream: "u".into(),
-        strip_prefix: false,
-        headers: HeaderRules::default(),
-        access_log: true,
-        policies: Default::default(),
-        timeouts: Default::default(),
-    }
-}
-
 fn routes() -> impl Strategy<Value = Vec<Route>> {
     let one = (
         prop::collection::vec(prop::sample::select(HOSTS), 0..3),
@@ -121,7 +90,7 @@ fn routes() -> impl Strategy<Value = Vec<Route>> {
     prop::collection::vec(one, 1..8).prop_map(|rs| {
         rs.iter()
             .enumerate()
-            .map(|(i, (hosts, paths))| route(i, hosts, paths))
+            .map(|(i, (hosts, paths))| route(&format!("r{i}"), hosts, paths))
             .collect()
     })
 }

@@ -423,6 +423,58 @@ fn ip_gateway(inst: &Instance, extra: &str) -> String {
 }
 
 #[test]
+fn basic_auth_reads_the_users_line_of_an_htpasswd_file_at_start_and_at_every_reload() {
+    let test = "basic_auth_reads_the_users_line_of_an_htpasswd_file_at_start_and_at_every_reload";
+    if !require_tools(test, &["htpasswd"]) {
+        return;
+    }
+    let outside = tempfile::tempdir().unwrap();
+    let file = outside.path().join("users.htpasswd");
+    let htpasswd_file = |args: &[&str]| {
+        succeed(Command::new("htpasswd").args(args));
+    };
+    let path = file.to_str().unwrap();
+    htpasswd_file(&["-cbB", path, "alice", "first pw"]);
+    htpasswd_file(&["-bm", path, "bob", "bob pw"]);
+    let inst = Instance::start("i1");
+    let yaml = gateway(
+        &inst,
+        &format!(
+            "  - {{ name: web-team, basic: {{ user: alice, htpasswd_file: \"{path}\" }} }}\n  \
+             - {{ name: legacy, basic: {{ user: bob, htpasswd_file: \"{path}\" }} }}\n"
+        ),
+        &policy_route("basic", "{ auth: { methods: [basic] } }"),
+        "",
+    );
+    let weir = Weir::start(&yaml);
+    let c = client();
+    let url = weir.url("/basic");
+    let consumer = |user: &str, password: &str| {
+        let h = seen_headers(c.get(&url).basic_auth(user, Some(password)).send().unwrap());
+        h["x-consumer-username"].as_str().unwrap().to_string()
+    };
+    assert_eq!(consumer("alice", "first pw"), "web-team");
+    assert_eq!(consumer("bob", "bob pw"), "legacy");
+    refused(c.get(&url).basic_auth("alice", Some("bob pw")), 401);
+
+    // `htpasswd` changes alice's password; the reload reads the file again.
+    htpasswd_file(&["-bB", path, "alice", "second pw"]);
+    reload(&weir, &yaml);
+    refused(c.get(&url).basic_auth("alice", Some("first pw")), 401);
+    assert_eq!(consumer("alice", "second pw"), "web-team");
+
+    // A file without bob's line fails the reload, and the running configuration stays.
+    htpasswd_file(&["-D", path, "bob"]);
+    assert!(!reloaded(&weir, &yaml), "{}", weir.log());
+    assert!(
+        weir.log().contains("has no line for user `bob`"),
+        "{}",
+        weir.log()
+    );
+    assert_eq!(consumer("bob", "bob pw"), "legacy");
+    assert_eq!(consumer("alice", "second pw"), "web-team");
+}
+#[test]
 fn ip_rules_decide_on_the_client_address_a_spoofed_header_cannot_change() {
     let inst = Instance::start("i1");
     let weir = Weir::start(&ip_gateway(&inst, ""));
@@ -622,9 +674,9 @@ fn reload_counts(weir: &Weir) -> (f64, f64) {
     (count("success"), count("failure"))
 }
 
-/// Rewrites the file, sends SIGHUP and returns once weir has counted the reload a success
-/// (so the new configuration answers every request from then on).
-fn reload(weir: &Weir, yaml: &str) {
+/// Rewrites the file, sends SIGHUP and returns whether weir counted the reload a success
+/// (then the new configuration answers every request from then on) or a failure.
+fn reloaded(weir: &Weir, yaml: &str) -> bool {
     let (ok, failed) = reload_counts(weir);
     weir.rewrite(yaml);
     weir.signal(Signal::SIGHUP);
@@ -632,12 +684,12 @@ fn reload(weir: &Weir, yaml: &str) {
         let (now_ok, now_failed) = reload_counts(weir);
         (now_ok > ok || now_failed > failed).then_some(now_ok > ok)
     });
-    assert_eq!(
-        outcome,
-        Some(true),
-        "the reload failed or never came:\n{}",
-        weir.log()
-    );
+    outcome.unwrap_or_else(|| panic!("the reload never came:\n{}", weir.log()))
+}
+
+/// [`reloaded`], which must succeed.
+fn reload(weir: &Weir, yaml: &str) {
+    assert!(reloaded(weir, yaml), "the reload failed:\n{}", weir.log());
 }
 
 #[test]

@@ -60,10 +60,21 @@ pub(crate) struct KeysFile {
 pub(crate) struct BasicUser {
     /// The user name clients send.
     pub user: String,
-    /// Its htpasswd hash, of a supported kind.
-    pub hash: String,
-    /// `consumers[i].basic.password`, for a hash that does not parse.
+    /// Where its htpasswd hash is.
+    pub hash: BasicHash,
+    /// `consumers[i].basic.password` or `.htpasswd_file`, for a hash that does not parse
+    /// or a file that cannot be read.
     pub at: Setting,
+}
+
+/// Where a basic-auth user's hash is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BasicHash {
+    /// In the configuration (or its variables).
+    Written(String),
+    /// On the user's line of an htpasswd file, read each time the configuration is
+    /// compiled, relative paths resolved against the config file.
+    File(PathBuf),
 }
 
 /// A JWT signature algorithm weir verifies. `none` is not one.

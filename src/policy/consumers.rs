@@ -3,7 +3,7 @@
 //! up, so neither memory nor timing says more about a key than its digest does.
 
 use super::password::{HashError, PasswordHash};
-use crate::config::{ApiKey, Consumer, Setting, ANONYMOUS_CONSUMER};
+use crate::config::{ApiKey, BasicHash, BasicUser, Consumer, Setting, ANONYMOUS_CONSUMER};
 use http::HeaderValue;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -39,6 +39,38 @@ pub(crate) enum ConsumerError {
     Hash {
         /// Where it is configured.
         at: Setting,
+        /// Why.
+        source: HashError,
+    },
+    /// An `htpasswd_file` that cannot be read.
+    #[error("{at}: cannot read the htpasswd file {path}: {source}")]
+    HtpasswdFile {
+        /// Where it is configured.
+        at: Setting,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An `htpasswd_file` without the user's line.
+    #[error("{at}: {path} has no line for user `{user}` (add one with `htpasswd {path} {user}`)")]
+    HtpasswdUser {
+        /// Where it is configured.
+        at: Setting,
+        /// The file.
+        path: String,
+        /// The user.
+        user: String,
+    },
+    /// The hash on a user's line of an `htpasswd_file` that does not parse.
+    #[error("{at}: the line of user `{user}` in {path}: {source}")]
+    HtpasswdHash {
+        /// Where it is configured.
+        at: Setting,
+        /// The file.
+        path: String,
+        /// The user.
+        user: String,
         /// Why.
         source: HashError,
     },
@@ -114,12 +146,9 @@ impl Registry {
                 };
             }
             if let Some(basic) = &consumer.basic {
-                let hash =
-                    PasswordHash::parse(&basic.hash).map_err(|source| ConsumerError::Hash {
-                        at: basic.at.clone(),
-                        source,
-                    })?;
-                registry.users.insert(basic.user.clone(), (c, hash));
+                registry
+                    .users
+                    .insert(basic.user.clone(), (c, password_hash(basic)?));
             }
         }
         for (c, consumer) in consumers.iter().enumerate() {
@@ -247,6 +276,43 @@ pub(crate) fn digest(key: &[u8]) -> [u8; 32] {
 /// too few to matter to anyone guessing the key.
 pub(crate) fn fingerprint(digest: &[u8; 32]) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of `basic`, written in the configuration or read from its user's line of an
+/// htpasswd file (`user:hash`; the first such line counts, as in Apache).
+fn password_hash(basic: &BasicUser) -> Result<PasswordHash, ConsumerError> {
+    let path = match &basic.hash {
+        BasicHash::Written(hash) => {
+            return PasswordHash::parse(hash).map_err(|source| ConsumerError::Hash {
+                at: basic.at.clone(),
+                source,
+            })
+        }
+        BasicHash::File(path) => path,
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConsumerError::HtpasswdFile {
+        at: basic.at.clone(),
+        path: shown.clone(),
+        source,
+    })?;
+    let hash = text
+        .lines()
+        .filter_map(|line| line.trim_end().split_once(':'))
+        .find_map(|(user, hash)| (user == basic.user).then_some(hash));
+    let Some(hash) = hash else {
+        return Err(ConsumerError::HtpasswdUser {
+            at: basic.at.clone(),
+            path: shown,
+            user: basic.user.clone(),
+        });
+    };
+    PasswordHash::parse(hash).map_err(|source| ConsumerError::HtpasswdHash {
+        at: basic.at.clone(),
+        path: shown,
+        user: basic.user.clone(),
+        source,
+    })
 }
 
 #[cfg(test)]

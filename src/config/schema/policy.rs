@@ -67,7 +67,9 @@ pub(in crate::config) struct RawBasic {
     /// The user name clients send.
     pub user: String,
     /// The hash `htpasswd` writes (bcrypt, `$apr1$`, `$5$`, `$6$`), never plain text.
-    pub password: String,
+    pub password: Option<String>,
+    /// An htpasswd file holding the user's line, so that the hash stays out of the YAML.
+    pub htpasswd_file: Option<String>,
 }
 
 /// One entry of `jwt:`: an issuer whose tokens weir trusts.

@@ -84,7 +84,7 @@ pub(super) fn consumers(
         }
         let basic = c.basic.as_ref().and_then(|b| {
             let basic_path = join_key(&path, "basic");
-            let user = basic_user(b, &basic_path, report)?;
+            let user = basic_user(file, b, &basic_path, report)?;
             if let Some(other) = users.insert(&b.user, &c.name) {
                 report.value(
                     &join_key(&basic_path, "user"),
@@ -181,30 +181,44 @@ fn api_key(raw: &RawKey, path: &str, report: &mut Report) -> Option<ApiKey> {
     }
 }
 
-fn basic_user(raw: &RawBasic, path: &str, report: &mut Report) -> Option<BasicUser> {
+fn basic_user(file: &Path, raw: &RawBasic, path: &str, report: &mut Report) -> Option<BasicUser> {
     if raw.user.is_empty() || raw.user.contains(':') {
         report.value(
             &join_key(path, "user"),
             "a basic-auth user must be non-empty and without `:`",
         );
     }
-    let password_path = join_key(path, "password");
+    let (key, hash) = match (&raw.password, &raw.htpasswd_file) {
+        (Some(password), None) => ("password", BasicHash::Written(password.clone())),
+        (None, Some(htpasswd)) => ("htpasswd_file", BasicHash::File(beside(file, htpasswd))),
+        _ => {
+            report.value(
+                path,
+                "takes one of `password` (a hash) and `htpasswd_file` (a file with the user's \
+                 line)",
+            );
+            return None;
+        }
+    };
+    let at = join_key(path, key);
     // Which hashes weir verifies, and whether this one is well formed, is the password
     // module's to say when the configuration is compiled (`weir --test` included); text
     // that is no hash of any kind is refused here, with the other mistakes of the file.
-    if !(raw.password.starts_with('$') || raw.password.starts_with('{')) {
-        report.value(
-            &password_path,
-            "must be a hash as htpasswd writes it, e.g. the part after `user:` of \
-             `htpasswd -nbB user PASSWORD` (bcrypt; $apr1$, $5$ and $6$ hashes work too); \
-             plain text is refused",
-        );
-        return None;
+    if let BasicHash::Written(password) = &hash {
+        if !(password.starts_with('$') || password.starts_with('{')) {
+            report.value(
+                &at,
+                "must be a hash as htpasswd writes it, e.g. the part after `user:` of \
+                 `htpasswd -nbB user PASSWORD` (bcrypt; $apr1$, $5$ and $6$ hashes work too); \
+                 plain text is refused",
+            );
+            return None;
+        }
     }
     Some(BasicUser {
         user: raw.user.clone(),
-        hash: raw.password.clone(),
-        at: Setting::new(password_path, report.locations().clone()),
+        hash,
+        at: Setting::new(at, report.locations().clone()),
     })
 }
 

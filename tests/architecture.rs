@@ -1,6 +1,7 @@
 //! docs/architecture.md stays true: the table of which module uses which is the one the
 //! code has (from every `crate::` path in src/, tests left out), and no module uses itself
-//! back through others.
+//! back through others; and the layer picture draws each module once, above every module it
+//! uses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
@@ -178,6 +179,59 @@ fn no_module_uses_itself_through_others() {
             if seen.insert(next) {
                 pending.extend(code.get(next).into_iter().flatten());
             }
+        }
+    }
+}
+
+/// The rows of docs/architecture.md's "Layers" picture, top first: the module names that
+/// start each unindented line of its first code block.
+fn documented_layers(modules: &Graph) -> Vec<Vec<String>> {
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md");
+    let text = std::fs::read_to_string(doc).unwrap();
+    let section = text
+        .split("## Layers")
+        .nth(1)
+        .expect("docs/architecture.md has a Layers section");
+    let picture = section
+        .split("```")
+        .nth(1)
+        .expect("the Layers section draws its picture in a code block");
+    picture
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .map(|line| {
+            line.split_whitespace()
+                .map(|w| w.trim_end_matches('/'))
+                .take_while(|w| modules.contains_key(*w))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|row| !row.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_layer_picture_holds_every_module_once_above_all_it_uses() {
+    let code = code_graph();
+    let rows = documented_layers(&code);
+    let mut row_of = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        for module in row {
+            assert!(
+                row_of.insert(module.clone(), i).is_none(),
+                "docs/architecture.md draws `{module}` in two rows"
+            );
+        }
+    }
+    for (module, uses) in &code {
+        let Some(&row) = row_of.get(module) else {
+            panic!("docs/architecture.md's layer picture lacks `{module}`");
+        };
+        for used in uses {
+            assert!(
+                row_of.get(used).is_some_and(|&below| below > row),
+                "docs/architecture.md draws `{module}` at or below `{used}`, which it uses"
+            );
         }
     }
 }

@@ -435,7 +435,8 @@ fn basic_auth_reads_the_users_line_of_an_htpasswd_file_at_start_and_at_every_rel
     };
     let path = file.to_str().unwrap();
     htpasswd_file(&["-cbB", path, "alice", "first pw"]);
-    htpasswd_file(&["-bm", path, "bob", "bob pw"]);
+    // SHA-512 crypt (`$6$`); the changed password below is SHA-256 crypt (`$5$`).
+    htpasswd_file(&["-b5", path, "bob", "bob pw"]);
     let inst = Instance::start("i1");
     let yaml = gateway(
         &inst,
@@ -457,8 +458,10 @@ fn basic_auth_reads_the_users_line_of_an_htpasswd_file_at_start_and_at_every_rel
     assert_eq!(consumer("bob", "bob pw"), "legacy");
     refused(c.get(&url).basic_auth("alice", Some("bob pw")), 401);
 
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("bob:$6$"), "{text}");
     // `htpasswd` changes alice's password; the reload reads the file again.
-    htpasswd_file(&["-bB", path, "alice", "second pw"]);
+    htpasswd_file(&["-b2", path, "alice", "second pw"]);
     reload(&weir, &yaml);
     refused(c.get(&url).basic_auth("alice", Some("first pw")), 401);
     assert_eq!(consumer("alice", "second pw"), "web-team");

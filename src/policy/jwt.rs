@@ -625,6 +625,7 @@ pub(crate) mod tests {
     async fn tokens_of_each_key_type_verify_with_a_jwks_file() {
         for alg in [
             JwtAlgorithm::RS256,
+            JwtAlgorithm::RS384,
             JwtAlgorithm::RS512,
             JwtAlgorithm::PS256,
             JwtAlgorithm::ES256,
@@ -669,6 +670,28 @@ pub(crate) mod tests {
             issuers.verify(&token).await,
             Err(JwtError::AlgorithmNotAllowed)
         );
+    }
+
+    #[tokio::test]
+    async fn each_hmac_algorithm_verifies_only_where_listed() {
+        use jsonwebtoken::Algorithm as A;
+        let secret = EncodingKey::from_secret(b"the issuer's own secret");
+        for (alg, listed) in [
+            (A::HS256, JwtAlgorithm::HS256),
+            (A::HS384, JwtAlgorithm::HS384),
+            (A::HS512, JwtAlgorithm::HS512),
+        ] {
+            let issuers = Issuers::build(&[settings(&[listed], None)], None).unwrap();
+            for other in [A::HS256, A::HS384, A::HS512] {
+                let token = jsonwebtoken::encode(&Header::new(other), &claims(), &secret).unwrap();
+                let expected = if other == alg {
+                    verified()
+                } else {
+                    Err(JwtError::AlgorithmNotAllowed)
+                };
+                assert_eq!(issuers.verify(&token).await, expected, "{alg:?} {other:?}");
+            }
+        }
     }
 
     #[tokio::test]

@@ -26,14 +26,15 @@ pub(crate) enum StoreError {
     Timeout(Duration),
     /// The runtime of the connections could not be started.
     #[error("cannot start the Redis connections' runtime: {0}")]
-    Runtime(String),
+    Runtime(Arc<std::io::Error>),
     /// The decision's task ended without an answer.
     #[error("the decision was cancelled")]
     Cancelled,
 }
 
 /// The runtime every Redis connection of the process runs on.
-static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+/// Kept with the error of a failed start, which every later decision reports.
+static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, Arc<std::io::Error>>> = OnceLock::new();
 
 fn runtime() -> Result<&'static tokio::runtime::Runtime, StoreError> {
     RUNTIME
@@ -43,10 +44,10 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, StoreError> {
                 .thread_name("weir-redis")
                 .enable_all()
                 .build()
-                .map_err(|e| e.to_string())
+                .map_err(Arc::new)
         })
         .as_ref()
-        .map_err(|e| StoreError::Runtime(e.clone()))
+        .map_err(|e| StoreError::Runtime(Arc::clone(e)))
 }
 
 /// `rate_limits.redis`: its connections and whether it is failing.

@@ -2,7 +2,8 @@
 //! every relative link in README.md and docs/*.md reaches a file (and a heading, when it
 //! names one), every `weir …` command in their code blocks is one the binary's parser
 //! accepts, every metric they name is one weir defines, and the README's example
-//! configuration passes `weir --test`.
+//! configuration passes `weir --test`. And .config/nextest.toml shows what every test that
+//! can skip prints, so that a skip is seen.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
@@ -303,5 +304,35 @@ fn the_readme_example_configuration_is_valid() {
         out.status.success(),
         "the README's example fails `weir --test`:\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn nextest_shows_the_output_of_every_test_that_can_skip() {
+    let config = std::fs::read_to_string(root().join(".config/nextest.toml")).unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root().join("tests")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut test = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("fn ") {
+                test = rest.split('(').next();
+            }
+            let call = line.trim_start();
+            if call.starts_with("if require_tools(") || call.starts_with("if !require_tools(") {
+                let name = test.unwrap_or("?");
+                if !config.contains(&format!("test(={name})")) {
+                    missing.push(format!("{}: {name}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        ".config/nextest.toml lacks these tests that can skip: {missing:?}"
     );
 }

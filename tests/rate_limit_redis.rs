@@ -1,6 +1,7 @@
 //! Rate limits shared through a real redis-server: two weir processes counting one limit,
 //! Redis stopped under `on_store_error: allow` and `deny`, and Redis back on the same port
-//! with the limits applying again, neither weir restarted.
+//! with the limits applying again, neither weir restarted; a Redis that is up but answers
+//! nothing costs a request its `timeout`, not Redis's delay.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test helper that cannot go on should fail the test loudly
 
@@ -114,6 +115,42 @@ fn two_weirs_share_one_limit_and_follow_redis_down_and_back() {
     }
     // The restarted Redis holds no counts: alice starts afresh, and is limited again.
     assert_eq!(alternate(&c, [&allow, &deny], ALICE, 25), (20, 5));
+}
+
+#[test]
+fn a_slow_redis_holds_a_request_no_longer_than_the_timeout() {
+    if !require_tools("rate_limit_redis", &["redis-server", "redis-cli"]) {
+        return;
+    }
+    let redis = Redis::start();
+    let inst = Instance::start("i1");
+    let allow = start(&inst, redis.port, "allow");
+    let deny = start(&inst, redis.port, "deny");
+    let c = client();
+    for weir in [&allow, &deny] {
+        assert_eq!(get(&c, weir, ALICE).status(), 200, "connected and counting");
+    }
+    // Redis answers nothing for 5 s; both weirs answer long before it does (their timeout is
+    // 200 ms), each as its `on_store_error` says.
+    let pause = Duration::from_secs(5);
+    let paused = std::time::Instant::now();
+    redis.pause(pause);
+    let refused = get(&c, &deny, BOB);
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let through = get(&c, &allow, BOB);
+    assert_eq!(through.status(), 200);
+    assert!(!through.headers().contains_key("ratelimit-remaining"));
+    let waited = paused.elapsed();
+    assert!(waited < pause, "the requests waited for Redis: {waited:?}");
+    for weir in [&allow, &deny] {
+        let errors = sample(
+            &scrape(weir.port2),
+            "weir_ratelimit_store_errors_total",
+            &[],
+        );
+        assert!(errors >= Some(1.0), "{errors:?}");
+    }
 }
 
 #[test]

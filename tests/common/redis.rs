@@ -41,6 +41,20 @@ impl Redis {
         self.proc = Some(proc);
     }
 
+    /// Makes the server hold every client's commands for `pause` (`CLIENT PAUSE … ALL`):
+    /// a Redis that is up but slow.
+    pub fn pause(&self, pause: std::time::Duration) {
+        let ms = pause.as_millis().to_string();
+        succeed(Command::new("redis-cli").args([
+            "-p",
+            &self.port.to_string(),
+            "CLIENT",
+            "PAUSE",
+            &ms,
+            "ALL",
+        ]));
+    }
+
     /// A field of `INFO stats`, as a number.
     pub fn stat(&self, field: &str) -> u64 {
         let out = succeed(Command::new("redis-cli").args([

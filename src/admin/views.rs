@@ -260,7 +260,8 @@ mod tests {
     fn config_hides_credentials() {
         let yaml = "consumers:\n  - name: app\n    keys:\n      - \"${APP_KEY}\"\n      - plain-key\n      \
                     - { id: 7f0c, sha256: e3b0c442 }\n    keys_file: secrets/app.keys\n    \
-                    basic: { user: app, password: \"$2y$10$abc\" }\n\
+                    basic: { user: app, password: \"$2y$10$abc\" }\n  \
+                    - { name: ops, basic: { user: ops, htpasswd_file: secrets/users } }\n\
                     jwt:\n  - { name: idp, issuer: https://idp/, algorithms: [HS256], secret: s }\n";
         let shown = config(&serde_yaml::from_str(yaml).unwrap());
         let consumer = &shown["consumers"][0];
@@ -271,6 +272,11 @@ mod tests {
         assert_eq!(consumer["keys_file"], "secrets/app.keys");
         assert_eq!(consumer["basic"]["user"], "app");
         assert_eq!(consumer["basic"]["password"], "<redacted>");
+        let filed = &shown["consumers"][1]["basic"];
+        assert_eq!(
+            filed["htpasswd_file"], "secrets/users",
+            "a path is no secret"
+        );
         assert_eq!(shown["jwt"][0]["secret"], "<redacted>");
         assert_eq!(shown["jwt"][0]["issuer"], "https://idp/");
         assert!(!shown.to_string().contains("plain-key"), "{shown}");

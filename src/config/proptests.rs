@@ -254,7 +254,14 @@ const CONFIG: Shape = Map(&[
             ("groups", List(&Scalar)),
             ("keys", List(&Map(&[("id", Scalar), ("sha256", Scalar)]))),
             ("keys_file", Scalar),
-            ("basic", Map(&[("user", Scalar), ("password", Scalar)])),
+            (
+                "basic",
+                Map(&[
+                    ("user", Scalar),
+                    ("password", Scalar),
+                    ("htpasswd_file", Scalar),
+                ]),
+            ),
         ])),
     ),
     (

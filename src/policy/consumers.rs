@@ -7,16 +7,19 @@ use crate::config::{ApiKey, BasicHash, BasicUser, Consumer, Setting, ANONYMOUS_C
 use http::HeaderValue;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 /// Why the consumers of a configuration could not be compiled.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConsumerError {
-    /// A `keys_file` that cannot be read.
-    #[error("{at}: cannot read the keys file {path}: {source}")]
-    KeysFile {
+    /// A `keys_file` or `htpasswd_file` that cannot be read.
+    #[error("{at}: cannot read the {what} {path}: {source}")]
+    File {
         /// Where it is configured.
         at: Setting,
+        /// "keys file" or "htpasswd file".
+        what: &'static str,
         /// The file.
         path: String,
         /// Why.
@@ -42,18 +45,10 @@ pub(crate) enum ConsumerError {
         /// Why.
         source: HashError,
     },
-    /// An `htpasswd_file` that cannot be read.
-    #[error("{at}: cannot read the htpasswd file {path}: {source}")]
-    HtpasswdFile {
-        /// Where it is configured.
-        at: Setting,
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
     /// An `htpasswd_file` without the user's line.
-    #[error("{at}: {path} has no line for user `{user}` (add one with `htpasswd {path} {user}`)")]
+    #[error(
+        "{at}: {path} has no line for user `{user}` (add one with `htpasswd -B {path} {user}`)"
+    )]
     HtpasswdUser {
         /// Where it is configured.
         at: Setting,
@@ -156,12 +151,7 @@ impl Registry {
                 continue;
             };
             let path = file.path.display().to_string();
-            let text =
-                std::fs::read_to_string(&file.path).map_err(|source| ConsumerError::KeysFile {
-                    at: file.at.clone(),
-                    path: path.clone(),
-                    source,
-                })?;
+            let text = read(&file.path, &file.at, "keys file")?;
             for (i, line) in text.lines().enumerate() {
                 let key = line.trim();
                 if key.is_empty() || key.starts_with('#') {
@@ -278,8 +268,30 @@ pub(crate) fn fingerprint(digest: &[u8; 32]) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The text of a file the configuration names at `at`.
+fn read(path: &Path, at: &Setting, what: &'static str) -> Result<String, ConsumerError> {
+    std::fs::read_to_string(path).map_err(|source| ConsumerError::File {
+        at: at.clone(),
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The hash of `user` in the text of an htpasswd file, read as Apache and nginx read one:
+/// `user:hash[:comment]` lines, blank and `#` lines skipped, the first line of the user
+/// counting.
+fn htpasswd_hash<'a>(text: &'a str, user: &str) -> Option<&'a str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| *name == user)
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(rest))
+}
+
 /// The hash of `basic`, written in the configuration or read from its user's line of an
-/// htpasswd file (`user:hash`; the first such line counts, as in Apache).
+/// htpasswd file.
 fn password_hash(basic: &BasicUser) -> Result<PasswordHash, ConsumerError> {
     let path = match &basic.hash {
         BasicHash::Written(hash) => {
@@ -290,17 +302,9 @@ fn password_hash(basic: &BasicUser) -> Result<PasswordHash, ConsumerError> {
         }
         BasicHash::File(path) => path,
     };
+    let text = read(path, &basic.at, "htpasswd file")?;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConsumerError::HtpasswdFile {
-        at: basic.at.clone(),
-        path: shown.clone(),
-        source,
-    })?;
-    let hash = text
-        .lines()
-        .filter_map(|line| line.trim_end().split_once(':'))
-        .find_map(|(user, hash)| (user == basic.user).then_some(hash));
-    let Some(hash) = hash else {
+    let Some(hash) = htpasswd_hash(&text, &basic.user) else {
         return Err(ConsumerError::HtpasswdUser {
             at: basic.at.clone(),
             path: shown,
@@ -340,6 +344,18 @@ mod tests {
         assert!(registry.by_key(b"k3").is_none());
         assert!(registry.by_key(b"").is_none());
         assert_eq!(&*registry.labels(), ["a", "b", "anonymous"]);
+    }
+
+    #[test]
+    fn an_htpasswd_file_is_read_as_apache_and_nginx_read_it() {
+        let text = "# admins\r\nalice2:$2y$two\r\n\r\n  alice:$2y$one:a comment\r\n\
+                    alice:$2y$later\n#bob:$2y$hidden\n";
+        assert_eq!(htpasswd_hash(text, "alice"), Some("$2y$one"));
+        assert_eq!(htpasswd_hash(text, "alice2"), Some("$2y$two"));
+        assert_eq!(htpasswd_hash(text, "alic"), None);
+        assert_eq!(htpasswd_hash(text, "bob"), None);
+        assert_eq!(htpasswd_hash(text, "#bob"), None);
+        assert_eq!(htpasswd_hash("carol:\n", "carol"), Some(""));
     }
 
     #[test]

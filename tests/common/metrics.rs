@@ -7,8 +7,10 @@ use std::collections::HashMap;
 pub fn scrape(port: u16) -> String {
     let url = format!("http://127.0.0.1:{port}/metrics");
     let response = client().get(url).send().unwrap();
-    assert_eq!(response.status(), 200);
-    response.text().unwrap()
+    let status = response.status();
+    let text = response.text().unwrap();
+    assert_eq!(status, 200, "/metrics on port {port}: {text}");
+    text
 }
 
 /// The value of the first `name` sample in `text` whose labels include `labels`.

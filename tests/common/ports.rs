@@ -23,6 +23,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` ports that were free a moment ago, as [`free_port`], and distinct: each is held until
+/// all are chosen, so that one server is never given the same port twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
 /// The inodes of the sockets process `pid` holds open.
 fn socket_inodes(pid: u32) -> HashSet<u64> {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {

@@ -1,7 +1,7 @@
 //! Processes a test starts: the binary under test, children killed when dropped, signals,
 //! commands that must succeed, servers started on a fresh port, and polling with a deadline.
 
-use super::ports::{free_port, listens};
+use super::ports::{free_ports, listens};
 pub use nix::sys::signal::Signal;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ pub fn spawn_listening_on(
     mut command: impl FnMut(&[u16]) -> Command,
 ) -> (Proc, Vec<u16>) {
     for _ in 0..PORT_ATTEMPTS {
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let ports = free_ports(n);
         let mut command = command(&ports);
         let mut child = Proc(command.spawn().unwrap());
         let pid = child.0.id();

@@ -1,7 +1,7 @@
 //! A running weir: its configuration file in a temporary folder, its ports, its log, and the
 //! signals a test sends it.
 
-use super::ports::{free_port, listens};
+use super::ports::{free_ports, listens};
 use super::processes::{poll_until, signal, weir_bin, Proc, Signal, START_DEADLINE};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ impl Weir {
     fn launch(binary: &Path, yaml: &str, level: &str, env: &[(&str, &str)]) -> Self {
         let mut log = String::new();
         for _ in 0..START_ATTEMPTS {
-            let ports = [free_port(), free_port(), free_port()];
+            let ports: [u16; 3] = free_ports(3).try_into().unwrap();
             let dir = tempfile::tempdir().unwrap();
             let mut weir = Self::spawn(binary, yaml, level, env, ports, dir);
             let awaited: Vec<u16> = ["{port}", "{port2}", "{port3}"]

@@ -77,7 +77,29 @@ pub(super) fn validate(path: &Path, raw: RawConfig, report: &mut Report) -> Conf
         raw.listeners.as_deref().unwrap_or_default(),
         report,
     );
+    admin_apart(&config, report);
     config
+}
+
+/// Reports an admin listener on a listener's port: both would accept on one socket, each
+/// taking connections meant for the other.
+fn admin_apart(config: &Config, report: &mut Report) {
+    let Some(admin) = &config.admin else { return };
+    let overlaps = |l: &&Listener| {
+        l.address.port() == admin.address.port()
+            && (l.address.ip() == admin.address.ip()
+                || l.address.ip().is_unspecified()
+                || admin.address.ip().is_unspecified())
+    };
+    if let Some(l) = config.listeners.iter().find(overlaps) {
+        report.value(
+            "admin.address",
+            format!(
+                "{} is already used by listener `{}` ({})",
+                admin.address, l.name, l.address
+            ),
+        );
+    }
 }
 
 /// Reports what `tcp` and `tls` listeners need from the rest of the file: upstreams that

@@ -120,15 +120,19 @@ fn group_heads(group: &str) -> Vec<&str> {
     heads
 }
 
-/// The table in docs/architecture.md's "Dependencies" block: `module  uses a b c` lines.
-fn documented_graph() -> Graph {
+/// docs/architecture.md after `marker`, which it must hold.
+fn architecture_after(marker: &str) -> String {
     let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md");
     let text = std::fs::read_to_string(doc).unwrap();
-    let block = text
-        .split("<!-- dependencies -->")
-        .nth(1)
-        .expect("docs/architecture.md has a <!-- dependencies --> block");
-    block
+    let (_, after) = text
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("docs/architecture.md has no `{marker}`"));
+    after.to_string()
+}
+
+/// The table in docs/architecture.md's "Dependencies" block: `module  uses a b c` lines.
+fn documented_graph() -> Graph {
+    architecture_after("<!-- dependencies -->")
         .lines()
         .filter(|l| !l.starts_with("```") && !l.trim().is_empty())
         .take_while(|l| !l.starts_with("<!--"))
@@ -186,12 +190,7 @@ fn no_module_uses_itself_through_others() {
 /// The rows of docs/architecture.md's "Layers" picture, top first: the words of each
 /// unindented line of its first code block (descriptions are indented), `main.rs` left out.
 fn documented_layers() -> Vec<Vec<String>> {
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md");
-    let text = std::fs::read_to_string(doc).unwrap();
-    let section = text
-        .split("## Layers")
-        .nth(1)
-        .expect("docs/architecture.md has a Layers section");
+    let section = architecture_after("## Layers");
     let picture = section
         .split("```")
         .nth(1)
